@@ -1,1 +1,9 @@
+//! The Dapr-compatible sidecar: the `daprd` runtime as a library, so tests drive the
+//! same code the binary runs. Requests flow one way: `api` (HTTP and gRPC front doors) →
+//! `blocks` (building blocks) → `components` (backends). Nothing here knows about
+//! Kubernetes or the control plane; those arrive through `resources`.
 
+pub mod blocks;
+pub mod components;
+pub mod errors;
+pub mod resources;

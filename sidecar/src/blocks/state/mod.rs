@@ -1,0 +1,353 @@
+//! The state management building block: resolves the store, applies the key scheme and
+//! request options, calls the component, and turns its failures into Dapr's errors.
+
+pub mod errors;
+mod keys;
+mod timefmt;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+
+use crate::components::Properties;
+use crate::components::state::{
+    Concurrency, Consistency, DeleteRequest, GetRequest, Operation, Query, SetRequest, StateError,
+    StateStore, parse_ttl,
+};
+use crate::errors::DaprError;
+
+pub use keys::{SEPARATOR, original_key, prefix_for};
+pub use timefmt::rfc3339;
+
+/// A loaded state store with the prefix its keys are stored under.
+pub struct StoreEntry {
+    pub store: Arc<dyn StateStore>,
+    prefix: Option<String>,
+}
+
+impl StoreEntry {
+    pub fn new(store: Arc<dyn StateStore>, prefix: Option<String>) -> Self {
+        Self { store, prefix }
+    }
+
+    fn stored_key(&self, key: &str) -> Result<String, DaprError> {
+        if key.contains(SEPARATOR) {
+            return Err(errors::illegal_key(key));
+        }
+        Ok(match &self.prefix {
+            Some(p) => {
+                let mut k = String::with_capacity(p.len() + key.len());
+                k.push_str(p);
+                k.push_str(key);
+                k
+            }
+            None => key.to_string(),
+        })
+    }
+}
+
+/// `concurrency` and `consistency` as callers send them (`first-write`, `strong`, ...).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub concurrency: Concurrency,
+    pub consistency: Consistency,
+}
+
+impl Options {
+    /// Parses Dapr's option strings; empty means the default.
+    pub fn parse(concurrency: &str, consistency: &str) -> Result<Self, DaprError> {
+        let concurrency = match concurrency {
+            "" | "last-write" => Concurrency::LastWrite,
+            "first-write" => Concurrency::FirstWrite,
+            other => {
+                return Err(DaprError::malformed(format!("unrecognized concurrency model '{other}'")));
+            }
+        };
+        let consistency = match consistency {
+            "" | "eventual" => Consistency::Eventual,
+            "strong" => Consistency::Strong,
+            other => {
+                return Err(DaprError::malformed(format!("unrecognized consistency model '{other}'")));
+            }
+        };
+        Ok(Self { concurrency, consistency })
+    }
+}
+
+/// One value to save.
+#[derive(Debug, Clone, Default)]
+pub struct SaveItem {
+    pub key: String,
+    pub value: Bytes,
+    pub etag: Option<String>,
+    pub options: Options,
+    pub metadata: HashMap<String, String>,
+}
+
+/// One key to delete.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteItem {
+    pub key: String,
+    pub etag: Option<String>,
+    pub options: Options,
+    pub metadata: HashMap<String, String>,
+}
+
+/// A transaction step as the API names it.
+#[derive(Debug, Clone)]
+pub enum TxOp {
+    Upsert(SaveItem),
+    Delete(DeleteItem),
+}
+
+/// A value read back, with the response metadata Dapr adds (`ttlExpireTime`).
+#[derive(Debug, Clone)]
+pub struct StateValue {
+    pub data: Bytes,
+    pub etag: Option<String>,
+    pub metadata: HashMap<String, String>,
+}
+
+/// One entry of a bulk get: a value, nothing (missing key), or a per-key error.
+#[derive(Debug, Clone)]
+pub struct BulkItem {
+    pub key: String,
+    pub value: Option<StateValue>,
+    pub error: Option<String>,
+}
+
+/// A query result with keys given back in the caller's form.
+#[derive(Debug, Clone)]
+pub struct QueryItem {
+    pub key: String,
+    pub data: Bytes,
+    pub etag: Option<String>,
+}
+
+pub struct StateBlock {
+    app_id: String,
+    stores: HashMap<String, StoreEntry>,
+}
+
+/// A bad etag in one item reads better than a generic failure, and empty strings mean
+/// "no etag" in Dapr.
+fn etag_of(etag: Option<String>) -> Option<String> {
+    etag.filter(|e| !e.is_empty())
+}
+
+fn ttl_for(metadata: &HashMap<String, String>) -> Result<Option<std::time::Duration>, DaprError> {
+    parse_ttl(metadata).map_err(|e| DaprError::malformed(e.to_string()))
+}
+
+impl StateBlock {
+    pub fn new(app_id: String, stores: HashMap<String, StoreEntry>) -> Self {
+        Self { app_id, stores }
+    }
+
+    /// Builds the prefix for a store from its component metadata.
+    pub fn prefix(props: &Properties, store: &str, app_id: &str) -> Result<Option<String>, String> {
+        let namespace = std::env::var("NAMESPACE").ok();
+        prefix_for(props, store, app_id, namespace.as_deref())
+    }
+
+    pub fn store_names(&self) -> impl Iterator<Item = &str> {
+        self.stores.keys().map(String::as_str)
+    }
+
+    fn entry(&self, name: &str) -> Result<&StoreEntry, DaprError> {
+        if self.stores.is_empty() {
+            return Err(errors::not_configured(name, &self.app_id));
+        }
+        self.stores.get(name).ok_or_else(|| errors::not_found(name, &self.app_id))
+    }
+
+    /// Fails early on an unknown store, before any body is parsed, as Dapr does.
+    pub fn check_store(&self, name: &str) -> Result<(), DaprError> {
+        self.entry(name).map(|_| ())
+    }
+
+    pub async fn get(
+        &self,
+        store: &str,
+        key: &str,
+        consistency: Consistency,
+        metadata: HashMap<String, String>,
+    ) -> Result<Option<StateValue>, DaprError> {
+        let entry = self.entry(store)?;
+        let stored = entry.stored_key(key)?;
+        read_one(entry, stored, consistency, metadata).await.map_err(|e| {
+            errors::store_failure("ERR_STATE_GET", format!("fail to get {key} from state store {store}"), e)
+        })
+    }
+
+    pub async fn bulk_get(
+        &self,
+        store: &str,
+        keys: Vec<String>,
+        parallelism: usize,
+        metadata: HashMap<String, String>,
+    ) -> Result<Vec<BulkItem>, DaprError> {
+        let entry = self.entry(store)?;
+        let stored: Vec<String> = keys.iter().map(|k| entry.stored_key(k)).collect::<Result<_, _>>()?;
+        let limit = if parallelism == 0 { 100 } else { parallelism };
+        let results: Vec<BulkItem> = stream::iter(keys.into_iter().zip(stored))
+            .map(|(key, stored)| {
+                let metadata = metadata.clone();
+                async move {
+                    match read_one(entry, stored, Consistency::Eventual, metadata).await {
+                        Ok(value) => BulkItem { key, value, error: None },
+                        Err(e) => BulkItem { key, value: None, error: Some(e.to_string()) },
+                    }
+                }
+            })
+            .buffered(limit)
+            .collect()
+            .await;
+        Ok(results)
+    }
+
+    pub async fn save(&self, store: &str, items: Vec<SaveItem>) -> Result<(), DaprError> {
+        let entry = self.entry(store)?;
+        let mut reqs = Vec::with_capacity(items.len());
+        for item in items {
+            reqs.push(set_request(entry, item)?);
+        }
+        let context = || format!("failed saving state in state store {store}");
+        if reqs.len() == 1 {
+            return entry
+                .store
+                .set(&reqs[0])
+                .await
+                .map_err(|e| errors::store_failure("ERR_STATE_SAVE", context(), e));
+        }
+        let outcomes: Vec<Result<(), StateError>> =
+            stream::iter(reqs.iter()).map(|r| entry.store.set(r)).buffer_unordered(32).collect().await;
+        first_failure(outcomes).map_err(|e| errors::store_failure("ERR_STATE_SAVE", context(), e))
+    }
+
+    pub async fn delete(&self, store: &str, item: DeleteItem) -> Result<(), DaprError> {
+        let entry = self.entry(store)?;
+        let key = item.key.clone();
+        let req = delete_request(entry, item)?;
+        entry.store.delete(&req).await.map_err(|e| {
+            errors::store_failure("ERR_STATE_DELETE", format!("failed deleting state with key {key}"), e)
+        })
+    }
+
+    pub async fn delete_bulk(&self, store: &str, items: Vec<DeleteItem>) -> Result<(), DaprError> {
+        let entry = self.entry(store)?;
+        let reqs: Vec<DeleteRequest> =
+            items.into_iter().map(|i| delete_request(entry, i)).collect::<Result<_, _>>()?;
+        let outcomes: Vec<Result<(), StateError>> =
+            stream::iter(reqs.iter()).map(|r| entry.store.delete(r)).buffer_unordered(32).collect().await;
+        first_failure(outcomes).map_err(|e| {
+            errors::store_failure("ERR_STATE_BULK_DELETE", format!("failed deleting state in state store {store}"), e)
+        })
+    }
+
+    /// Runs all operations atomically, or none. Stores without transactions are refused
+    /// before anything is written.
+    pub async fn transact(&self, store: &str, ops: Vec<TxOp>) -> Result<(), DaprError> {
+        let entry = self.entry(store)?;
+        if !entry.store.features().transactional {
+            return Err(errors::transactions_not_supported(store));
+        }
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut prepared = Vec::with_capacity(ops.len());
+        for op in ops {
+            prepared.push(match op {
+                TxOp::Upsert(item) => Operation::Set(set_request(entry, item)?),
+                TxOp::Delete(item) => Operation::Delete(delete_request(entry, item)?),
+            });
+        }
+        entry.store.transact(&prepared).await.map_err(errors::transaction_failed)
+    }
+
+    /// Whether `store` exists and supports transactions, checked before a body is parsed.
+    pub fn check_transactional(&self, store: &str) -> Result<(), DaprError> {
+        let entry = self.entry(store)?;
+        if entry.store.features().transactional {
+            Ok(())
+        } else {
+            Err(errors::transactions_not_supported(store))
+        }
+    }
+
+    /// Runs a query over this app's keys. Unlike Dapr's Go runtime (which queries the whole
+    /// table, every app's rows included), results are limited to the keys under this
+    /// store's prefix, so one app never reads another's state through a query.
+    pub async fn query(&self, store: &str, raw: &[u8]) -> Result<(Vec<QueryItem>, String), DaprError> {
+        let entry = self.entry(store)?;
+        if !entry.store.features().query {
+            return Err(errors::query_not_supported());
+        }
+        let query = Query::parse(raw).map_err(|e| errors::query_failed(store, e))?;
+        let prefix = entry.prefix.as_deref().unwrap_or("");
+        let resp = entry.store.query(prefix, &query).await.map_err(|e| match e {
+            StateError::NotSupported(_) => errors::query_not_supported(),
+            other => errors::query_failed(store, other),
+        })?;
+        let items = resp
+            .results
+            .into_iter()
+            .map(|r| QueryItem {
+                key: r.key.strip_prefix(prefix).map(str::to_string).unwrap_or(r.key),
+                data: r.data,
+                etag: r.etag,
+            })
+            .collect();
+        Ok((items, resp.token))
+    }
+}
+
+fn first_failure(outcomes: Vec<Result<(), StateError>>) -> Result<(), StateError> {
+    outcomes.into_iter().collect()
+}
+
+async fn read_one(
+    entry: &StoreEntry,
+    key: String,
+    consistency: Consistency,
+    metadata: HashMap<String, String>,
+) -> Result<Option<StateValue>, StateError> {
+    let req = GetRequest { key, consistency, metadata };
+    Ok(entry.store.get(&req).await?.map(|item| {
+        let mut metadata = HashMap::new();
+        if let Some(at) = item.expires_at {
+            metadata.insert("ttlExpireTime".to_string(), rfc3339(at));
+        }
+        StateValue { data: item.data, etag: item.etag, metadata }
+    }))
+}
+
+fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, DaprError> {
+    if item.key.is_empty() {
+        return Err(errors::empty_key());
+    }
+    Ok(SetRequest {
+        key: entry.stored_key(&item.key)?,
+        ttl: ttl_for(&item.metadata)?,
+        value: item.value,
+        etag: etag_of(item.etag),
+        concurrency: item.options.concurrency,
+        consistency: item.options.consistency,
+        metadata: item.metadata,
+    })
+}
+
+fn delete_request(entry: &StoreEntry, item: DeleteItem) -> Result<DeleteRequest, DaprError> {
+    if item.key.is_empty() {
+        return Err(errors::empty_key());
+    }
+    Ok(DeleteRequest {
+        key: entry.stored_key(&item.key)?,
+        etag: etag_of(item.etag),
+        concurrency: item.options.concurrency,
+        consistency: item.options.consistency,
+        metadata: item.metadata,
+    })
+}

@@ -1,0 +1,10 @@
+//! Dapr resource documents (Component, Configuration, ...) and the standalone loader that
+//! reads them from `--resources-path` folders.
+
+mod component;
+mod configuration;
+mod loader;
+
+pub use component::{Component, ComponentSpec, MetadataItem, SecretKeyRef};
+pub use configuration::Configuration;
+pub use loader::{LoadError, Loaded, load_configuration, load_resources};

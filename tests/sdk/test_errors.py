@@ -1,0 +1,232 @@
+"""Error surfaces: gRPC status codes and rich details as the SDK exposes them, HTTP error JSON.
+
+Upstream reference (dapr/dapr pkg/api/errors/state.go, pkg/api/grpc/grpc.go, pkg/api/http/http.go):
+  * unknown store: gRPC INVALID_ARGUMENT "state store <name> is not found", ErrorInfo
+    reason DAPR_STATE_NOT_FOUND / domain dapr.io; HTTP 400 errorCode ERR_STATE_STORE_NOT_FOUND
+  * etag mismatch: gRPC ABORTED with ErrorInfo reason ERR_STATE_SAVE / ERR_STATE_DELETE;
+    HTTP 409 with errorCode ERR_STATE_SAVE / ERR_STATE_DELETE
+  * failed transaction: gRPC INTERNAL, ErrorInfo reason ERR_STATE_TRANSACTION
+  * undecodable HTTP body: 400 ERR_MALFORMED_REQUEST
+"""
+
+import grpc
+import pytest
+from dapr.clients.grpc._request import TransactionalStateOperation
+from dapr.clients.grpc._state import StateItem
+
+from _compat import expect_grpc_error
+
+UNKNOWN = "no-such-store"
+
+SDK_CALLS_ON_UNKNOWN_STORE = {
+    "get_state": lambda c: c.get_state(UNKNOWN, "k"),
+    "save_state": lambda c: c.save_state(UNKNOWN, "k", "v"),
+    "delete_state": lambda c: c.delete_state(UNKNOWN, "k"),
+    "get_bulk_state": lambda c: c.get_bulk_state(UNKNOWN, ["k1", "k2"]),
+    "save_bulk_state": lambda c: c.save_bulk_state(UNKNOWN, [StateItem(key="k", value="v")]),
+    "execute_state_transaction": lambda c: c.execute_state_transaction(
+        UNKNOWN, [TransactionalStateOperation(key="k", data="v")]
+    ),
+    "query_state": lambda c: c.query_state(UNKNOWN, '{"filter": {"EQ": {"a": "b"}}}'),
+}
+
+
+def _error_info(err):
+    info = err.status_details().error_info
+    assert info is not None, f"no google.rpc.ErrorInfo in the status details of: {err.details()!r}"
+    return info
+
+
+# ---- unknown store --------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("call", SDK_CALLS_ON_UNKNOWN_STORE, ids=str)
+def test_unknown_store_is_invalid_argument(client, call):
+    with pytest.raises(Exception) as excinfo:
+        SDK_CALLS_ON_UNKNOWN_STORE[call](client)
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.INVALID_ARGUMENT)
+    assert UNKNOWN in err.details(), err.details()
+    assert "not found" in err.details(), err.details()
+
+
+def test_unknown_store_error_info(client):
+    with pytest.raises(Exception) as excinfo:
+        client.get_state(UNKNOWN, "k")
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.INVALID_ARGUMENT)
+    assert err.details() == f"state store {UNKNOWN} is not found"
+    assert err.error_code() == "DAPR_STATE_NOT_FOUND"
+    assert _error_info(err).get("domain") == "dapr.io"
+
+
+def test_http_get_on_unknown_store(http):
+    r = http.get(f"/v1.0/state/{UNKNOWN}/k")
+
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["errorCode"] == "ERR_STATE_STORE_NOT_FOUND"
+    assert UNKNOWN in body["message"]
+
+
+@pytest.mark.parametrize(
+    "method, path, payload",
+    [
+        ("POST", f"/v1.0/state/{UNKNOWN}", [{"key": "k", "value": 1}]),
+        ("DELETE", f"/v1.0/state/{UNKNOWN}/k", None),
+        ("POST", f"/v1.0/state/{UNKNOWN}/bulk", {"keys": ["k"]}),
+        ("POST", f"/v1.0/state/{UNKNOWN}/transaction", {"operations": []}),
+    ],
+    ids=["save", "delete", "bulk", "transaction"],
+)
+def test_http_other_verbs_on_unknown_store(http, method, path, payload):
+    r = http.request(method, path, json=payload)
+
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_STATE_STORE_NOT_FOUND"
+
+
+# ---- malformed requests ---------------------------------------------------------------------
+
+
+def test_http_malformed_json_body(http):
+    r = http.post(
+        "/v1.0/state/mem-store",
+        data=b'[{"key": "k", "value": ',
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_MALFORMED_REQUEST"
+
+
+def test_http_save_body_that_is_not_a_list(http):
+    r = http.post("/v1.0/state/mem-store", json={"key": "k", "value": "v"})
+
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_MALFORMED_REQUEST"
+
+
+def test_http_save_without_key(http):
+    r = http.post("/v1.0/state/mem-store", json=[{"value": "v"}])
+
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_MALFORMED_REQUEST"
+
+
+def test_http_bulk_get_malformed_body(http):
+    r = http.post("/v1.0/state/mem-store/bulk", data=b"{not json", headers={"Content-Type": "application/json"})
+
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_MALFORMED_REQUEST"
+
+
+def test_grpc_save_with_empty_key(client):
+    with pytest.raises(Exception) as excinfo:
+        client.save_state("mem-store", "", "v")
+
+    expect_grpc_error(excinfo, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+# ---- etag errors ----------------------------------------------------------------------------
+
+
+def _stale_etag(client, store, key):
+    """Leaves `key` = "v2" and returns an etag that was valid for "v1"."""
+    client.save_state(store, key, "v1")
+    stale = client.get_state(store, key).etag
+    client.save_state(store, key, "v2")
+    return stale
+
+
+def test_grpc_stale_etag_save_error_details(client, store, kp):
+    key = f"{kp}-k"
+    stale = _stale_etag(client, store, key)
+
+    with pytest.raises(Exception) as excinfo:
+        client.save_state(store, key, "v3", etag=stale)
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.ABORTED)
+    assert err.error_code() == "ERR_STATE_SAVE"
+    assert store in err.details(), err.details()
+
+
+def test_grpc_stale_etag_delete_error_details(client, store, kp):
+    key = f"{kp}-k"
+    stale = _stale_etag(client, store, key)
+
+    with pytest.raises(Exception) as excinfo:
+        client.delete_state(store, key, etag=stale)
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.ABORTED)
+    assert err.error_code() == "ERR_STATE_DELETE"
+
+
+def test_grpc_failed_transaction_error_details(client, store, kp):
+    key = f"{kp}-k"
+    stale = _stale_etag(client, store, key)
+
+    with pytest.raises(Exception) as excinfo:
+        client.execute_state_transaction(
+            store, [TransactionalStateOperation(key=key, data="v3", etag=stale)]
+        )
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.INTERNAL)
+    assert err.error_code() == "ERR_STATE_TRANSACTION"
+
+
+def test_http_save_with_stale_etag_is_409(client, http, store, kp):
+    key = f"{kp}-k"
+    stale = _stale_etag(client, store, key)
+
+    r = http.post(f"/v1.0/state/{store}", json=[{"key": key, "value": "v3", "etag": stale}])
+
+    assert r.status_code == 409, r.text
+    assert r.json()["errorCode"] == "ERR_STATE_SAVE"
+    assert client.get_state(store, key).data == b"v2"
+
+
+def test_http_delete_with_stale_if_match_is_409(client, http, store, kp):
+    key = f"{kp}-k"
+    stale = _stale_etag(client, store, key)
+
+    r = http.delete(f"/v1.0/state/{store}/{key}", headers={"If-Match": stale})
+
+    assert r.status_code == 409, r.text
+    assert r.json()["errorCode"] == "ERR_STATE_DELETE"
+    assert client.get_state(store, key).data == b"v2"
+
+
+def test_http_delete_with_current_if_match(client, http, store, kp):
+    key = f"{kp}-k"
+    client.save_state(store, key, "v1")
+    etag = client.get_state(store, key).etag
+
+    r = http.delete(f"/v1.0/state/{store}/{key}", headers={"If-Match": etag})
+
+    assert r.status_code == 204, r.text
+    assert client.get_state(store, key).data == b""
+
+
+def test_http_get_has_etag_header_matching_grpc(client, http, store, kp):
+    key = f"{kp}-k"
+    client.save_state(store, key, "v1")
+
+    r = http.get(f"/v1.0/state/{store}/{key}")
+
+    assert r.status_code == 200, r.text
+    assert r.content == b"v1"
+    assert r.headers.get("ETag"), f"no ETag header; headers: {dict(r.headers)}"
+    assert r.headers["ETag"] == client.get_state(store, key).etag
+
+
+def test_http_save_with_current_etag_succeeds(client, http, store, kp):
+    key = f"{kp}-k"
+    client.save_state(store, key, "v1")
+    etag = http.get(f"/v1.0/state/{store}/{key}").headers["ETag"]
+
+    r = http.post(f"/v1.0/state/{store}", json=[{"key": key, "value": {"n": 2}, "etag": etag}])
+
+    assert r.status_code == 204, r.text
+    assert client.get_state(store, key).json() == {"n": 2}
