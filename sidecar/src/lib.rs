@@ -3,7 +3,10 @@
 //! `blocks` (building blocks) → `components` (backends). Nothing here knows about
 //! Kubernetes or the control plane; those arrive through `resources`.
 
+pub mod api;
 pub mod blocks;
 pub mod components;
+pub mod config;
 pub mod errors;
 pub mod resources;
+pub mod runtime;

@@ -8,7 +8,7 @@ as uint32, redis ETags as integers).
 
 import grpc
 import pytest
-from dapr.clients.grpc._state import Concurrency, StateOptions
+from dapr.clients.grpc._state import Concurrency, StateItem, StateOptions
 
 from _compat import expect_grpc_error
 
@@ -57,8 +57,6 @@ def test_save_with_stale_etag_is_aborted(client, store, kp):
 def test_save_with_stale_etag_in_bulk_is_aborted(client, store, kp):
     # SaveState with one state item vs. several items goes through different code paths
     # upstream (Set vs BulkSet); the stale item must be rejected either way.
-    from dapr.clients.grpc._state import StateItem
-
     key, other = f"{kp}-k", f"{kp}-other"
     client.save_state(store, key, "v1")
     stale = client.get_state(store, key).etag

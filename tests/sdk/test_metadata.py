@@ -96,10 +96,7 @@ def test_http_and_grpc_metadata_agree(http, client):
     http_comps = {(c["name"], c["type"], c["version"]) for c in doc["components"]}
     grpc_comps = {(c.name, c.type, c.version) for c in md.registered_components}
     assert http_comps == grpc_comps
-    assert doc.get("extended", {}).get("daprRuntimeVersion") == md.extended_metadata.get(
-        "daprRuntimeVersion"
-    )
-    assert doc["runtimeVersion"] == md.extended_metadata.get("daprRuntimeVersion", doc["runtimeVersion"])
+    assert doc.get("extended", {}) == md.extended_metadata
 
 
 def test_grpc_set_metadata_visible_over_http(client, http, kp):

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 
 use crate::components::Properties;
@@ -222,8 +223,7 @@ impl StateBlock {
                 .await
                 .map_err(|e| errors::store_failure("ERR_STATE_SAVE", context(), e));
         }
-        let outcomes: Vec<Result<(), StateError>> =
-            stream::iter(reqs.iter()).map(|r| entry.store.set(r)).buffer_unordered(32).collect().await;
+        let outcomes = join_all(reqs.iter().map(|r| entry.store.set(r))).await;
         first_failure(outcomes).map_err(|e| errors::store_failure("ERR_STATE_SAVE", context(), e))
     }
 
@@ -240,8 +240,7 @@ impl StateBlock {
         let entry = self.entry(store)?;
         let reqs: Vec<DeleteRequest> =
             items.into_iter().map(|i| delete_request(entry, i)).collect::<Result<_, _>>()?;
-        let outcomes: Vec<Result<(), StateError>> =
-            stream::iter(reqs.iter()).map(|r| entry.store.delete(r)).buffer_unordered(32).collect().await;
+        let outcomes = join_all(reqs.iter().map(|r| entry.store.delete(r))).await;
         first_failure(outcomes).map_err(|e| {
             errors::store_failure("ERR_STATE_BULK_DELETE", format!("failed deleting state in state store {store}"), e)
         })

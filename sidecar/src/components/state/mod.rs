@@ -53,7 +53,10 @@ impl Features {
         if self.query {
             out.push("QUERY_API");
         }
-        if actor_state_store && self.transactional && self.etag {
+        // Dapr lists ACTOR for every store that could hold actor state, whether or not
+        // it is the configured actor store.
+        let _ = actor_state_store;
+        if self.transactional && self.etag {
             out.push("ACTOR");
         }
         out

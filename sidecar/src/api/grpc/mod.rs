@@ -1,0 +1,35 @@
+//! Dapr's gRPC API (`dapr.proto.runtime.v1.Dapr`) on `--dapr-grpc-port`, using the
+//! message and service types of the official `dapr` crate so every SDK's stubs match.
+
+mod metadata;
+mod service;
+mod state;
+mod status;
+
+use std::sync::Arc;
+
+use dapr::dapr::proto::runtime::v1::dapr_server::DaprServer;
+use tonic::service::interceptor::InterceptedService;
+use tonic::{Request, Status};
+
+use crate::api::Api;
+pub use status::to_status;
+
+/// The service implementation handed to tonic.
+pub struct DaprGrpc {
+    api: Arc<Api>,
+}
+
+/// Builds the Dapr gRPC service with `DAPR_API_TOKEN` enforcement and the message-size
+/// limit from `--max-body-size`.
+pub fn service(
+    api: Arc<Api>,
+) -> InterceptedService<DaprServer<DaprGrpc>, impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone>
+{
+    let limit = api.max_body_size;
+    let token = api.api_token.clone();
+    let server = DaprServer::new(DaprGrpc { api })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    InterceptedService::new(server, move |req: Request<()>| status::check_token(token.as_deref(), req))
+}

@@ -1,0 +1,34 @@
+//! The front doors: Dapr's HTTP API (axum) and gRPC API (tonic). Both parse requests,
+//! call the same building blocks, and encode the same results and errors.
+
+pub mod grpc;
+pub mod http;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::blocks::health::Health;
+use crate::blocks::metadata::MetadataBlock;
+use crate::blocks::state::StateBlock;
+
+/// What both front doors share: the building blocks and the sidecar's lifecycle.
+pub struct Api {
+    pub state: StateBlock,
+    pub metadata: MetadataBlock,
+    pub health: Arc<Health>,
+    /// `DAPR_API_TOKEN`: when set, every API but healthz requires it.
+    pub api_token: Option<String>,
+    /// `--max-body-size` in bytes.
+    pub max_body_size: usize,
+    /// `--enable-api-logging`.
+    pub log_requests: bool,
+    /// Flipped to `true` to ask the runtime for a graceful shutdown.
+    pub shutdown: watch::Sender<bool>,
+}
+
+impl Api {
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}

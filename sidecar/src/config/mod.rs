@@ -1,0 +1,12 @@
+//! The sidecar's command line: Dapr's `daprd` flags with Dapr's names and defaults.
+
+mod flags;
+mod quantity;
+
+pub use flags::{Flags, parse_args};
+pub use quantity::parse_quantity;
+
+/// The Dapr release whose APIs and flags this sidecar implements. Reported by
+/// `daprd --version` and the metadata API, because the Dapr CLI picks the flags it passes
+/// by comparing this version.
+pub const DAPR_COMPAT_VERSION: &str = "1.16.0";

@@ -1,0 +1,185 @@
+//! Turning loaded Component documents into live components, as Dapr does at startup:
+//! scopes filter, metadata is resolved, each init has a timeout, and a failure stops
+//! startup unless the component says `ignoreErrors: true`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use crate::blocks::metadata::ComponentInfo;
+use crate::blocks::state::{StateBlock, StoreEntry};
+use crate::components::properties::parse_duration;
+use crate::components::state::{MemoryStore, StateStore};
+use crate::components::{Properties, create_state_store};
+use crate::config::Flags;
+use crate::resources::{Component, load_resources};
+
+/// Dapr's default `initTimeout`.
+const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dapr component categories other than state; recognised, but not built yet.
+const LATER_CATEGORIES: &[&str] = &[
+    "bindings", "pubsub", "secretstores", "workflow", "workflowbackend", "middleware",
+    "configuration", "crypto", "lock", "nameresolution", "conversation",
+];
+
+pub struct Loaded {
+    pub stores: HashMap<String, StoreEntry>,
+    pub infos: Vec<ComponentInfo>,
+}
+
+/// Environment variables a component may not read through `envRef`, as in Dapr.
+fn env_ref_allowed(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains(' ')
+        && name != "APP_API_TOKEN"
+        && !name.to_ascii_uppercase().starts_with("DAPR_")
+}
+
+/// Resolves `spec.metadata`. `None` means the component must wait for a secret store
+/// (Dapr parks it rather than failing).
+fn resolve_metadata(c: &Component) -> Option<Properties> {
+    let mut pairs = Vec::with_capacity(c.spec.metadata.len());
+    for item in &c.spec.metadata {
+        if item.secret_key_ref.is_some() {
+            return None;
+        }
+        let value = match (item.literal(), &item.env_ref) {
+            (Some(v), _) => v,
+            (None, Some(var)) if env_ref_allowed(var) => std::env::var(var).unwrap_or_default(),
+            (None, Some(var)) => {
+                tracing::warn!(component = %c.name(), "envRef {var:?} is not allowed; value left empty");
+                String::new()
+            }
+            (None, None) => String::new(),
+        };
+        pairs.push((item.name.clone(), value));
+    }
+    Some(Properties::new(pairs))
+}
+
+fn log_name(c: &Component) -> String {
+    if c.spec.version.is_empty() {
+        format!("{} ({})", c.name(), c.spec.kind)
+    } else {
+        format!("{} ({}/{})", c.name(), c.spec.kind, c.spec.version)
+    }
+}
+
+async fn init_state_store(c: &Component, props: &Properties) -> Result<Arc<dyn StateStore>> {
+    let timeout = c
+        .spec
+        .init_timeout
+        .as_deref()
+        .and_then(parse_duration)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(DEFAULT_INIT_TIMEOUT);
+    let created = tokio::time::timeout(timeout, create_state_store(&c.spec.kind, &c.spec.version, props)).await;
+    match created {
+        Err(_) => bail!("init timeout after {}s", timeout.as_secs_f64()),
+        Ok(Err(e)) => bail!("{e}"),
+        Ok(Ok(store)) => Ok(store),
+    }
+}
+
+/// The embedded default for a sidecar started without resource folders.
+fn embedded_default(app_id: &str) -> Loaded {
+    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let props = Properties::default();
+    let prefix = StateBlock::prefix(&props, "statestore", app_id).unwrap_or(None);
+    let info = ComponentInfo {
+        name: "statestore".into(),
+        kind: "state.in-memory".into(),
+        version: "v1".into(),
+        capabilities: store.features().names(false).into_iter().map(String::from).collect(),
+    };
+    tracing::info!("no resources path given: using the embedded in-memory state store 'statestore'");
+    Loaded { stores: HashMap::from([("statestore".to_string(), StoreEntry::new(store, prefix))]), infos: vec![info] }
+}
+
+pub async fn load(flags: &Flags) -> Result<Loaded> {
+    let dirs = flags.resource_dirs();
+    if dirs.is_empty() {
+        return Ok(embedded_default(&flags.app_id));
+    }
+    let resources = load_resources(&dirs)?;
+    for problem in &resources.problems {
+        tracing::warn!("skipping resource: {problem}");
+    }
+    let mut loaded = Loaded { stores: HashMap::new(), infos: Vec::new() };
+    let mut seen = std::collections::HashSet::new();
+    for c in &resources.components {
+        if !seen.insert(c.name().to_string()) {
+            bail!("duplicate definition of Component name {}", c.name());
+        }
+        if !c.in_scope(&flags.app_id) {
+            tracing::debug!(component = %c.name(), "not in scope for this app; skipped");
+            continue;
+        }
+        let category = c.spec.kind.split('.').next().unwrap_or("");
+        if category != "state" {
+            if LATER_CATEGORIES.contains(&category) {
+                tracing::warn!("component {} is of a type this sidecar does not support yet; skipped", log_name(c));
+                continue;
+            }
+            let err = format!("incorrect type {}", c.spec.kind);
+            if c.spec.ignore_errors {
+                tracing::warn!("Ignoring error processing component: {}: {err}", log_name(c));
+                continue;
+            }
+            bail!("Error processing component {}: {err}", log_name(c));
+        }
+        let Some(props) = resolve_metadata(c) else {
+            tracing::warn!(
+                "Component {} references a secret store that isn't loaded: {:?}; it will not be initialised",
+                c.name(),
+                c.auth.as_ref().map(|a| a.secret_store.as_str()).unwrap_or("")
+            );
+            continue;
+        };
+        let prefix = match StateBlock::prefix(&props, c.name(), &flags.app_id) {
+            Ok(p) => p,
+            Err(e) if c.spec.ignore_errors => {
+                tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
+                continue;
+            }
+            Err(e) => bail!("Error processing component {}: {e}", log_name(c)),
+        };
+        match init_state_store(c, &props).await {
+            Ok(store) => {
+                let actor = props.flag("actorStateStore");
+                loaded.infos.push(ComponentInfo {
+                    name: c.name().to_string(),
+                    kind: c.spec.kind.clone(),
+                    version: if c.spec.version.is_empty() { "v1".into() } else { c.spec.version.clone() },
+                    capabilities: store.features().names(actor).into_iter().map(String::from).collect(),
+                });
+                loaded.stores.insert(c.name().to_string(), StoreEntry::new(store, prefix));
+                tracing::info!("Component loaded: {}", log_name(c));
+            }
+            Err(e) if c.spec.ignore_errors => {
+                tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
+            }
+            Err(e) => bail!(
+                "Error processing component, daprd will exit gracefully: initialization error occurred for {}: {e}",
+                log_name(c)
+            ),
+        }
+    }
+    Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_refs_cannot_read_dapr_secrets() {
+        assert!(env_ref_allowed("REDIS_HOST"));
+        for denied in ["", "DAPR_API_TOKEN", "dapr_x", "APP_API_TOKEN", "A B"] {
+            assert!(!env_ref_allowed(denied), "{denied}");
+        }
+    }
+}

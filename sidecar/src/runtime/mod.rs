@@ -1,0 +1,112 @@
+//! Starting and stopping the sidecar: load resources, initialise components, open the API
+//! servers, report ready, and shut down gracefully on SIGTERM or `POST /v1.0/shutdown`.
+
+mod components;
+mod servers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::watch;
+
+use crate::api::Api;
+use crate::blocks::health::Health;
+use crate::blocks::metadata::{AppConnection, AppHealth, MetadataBlock};
+use crate::blocks::state::StateBlock;
+use crate::config::{DAPR_COMPAT_VERSION, Flags};
+use crate::resources::{Configuration, load_configuration};
+
+pub use servers::Listening;
+
+/// A sidecar that has finished starting: its bound addresses and the means to stop it.
+pub struct Running {
+    pub listening: Listening,
+    api: Arc<Api>,
+    servers: servers::Servers,
+    grace: Duration,
+}
+
+fn load_config(flags: &Flags) -> Result<Configuration> {
+    let Some(path) = flags.config.first() else {
+        return Ok(Configuration::default());
+    };
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "configuration file not found; using the default configuration");
+        return Ok(Configuration::default());
+    }
+    load_configuration(path).with_context(|| format!("loading configuration {}", path.display()))
+}
+
+fn app_connection(flags: &Flags) -> Result<AppConnection> {
+    Ok(AppConnection {
+        port: flags.app_port().map_err(anyhow::Error::msg)?.unwrap_or(0),
+        protocol: flags.app_protocol.to_ascii_lowercase(),
+        channel_address: flags.app_channel_address.clone(),
+        max_concurrency: u32::try_from(flags.app_max_concurrency).unwrap_or(0),
+        health: flags.enable_app_health_check.then(|| AppHealth {
+            check_path: flags.app_health_check_path.clone(),
+            probe_interval: format!("{}s", flags.app_health_probe_interval.max(1)),
+            probe_timeout: format!("{}ms", flags.app_health_probe_timeout.max(1)),
+            threshold: u32::try_from(flags.app_health_threshold).unwrap_or(3),
+        }),
+    })
+}
+
+/// Starts everything `flags` describe and returns once the sidecar is ready.
+pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
+    flags.validate().map_err(anyhow::Error::msg)?;
+    for flag in flags.not_yet_honoured() {
+        tracing::warn!("{flag} is accepted but not supported by this sidecar yet");
+    }
+    let config = load_config(flags)?;
+    let loaded = components::load(flags).await?;
+    let (shutdown_tx, _) = watch::channel(false);
+    let health = Arc::new(Health::default());
+    let api = Arc::new(Api {
+        state: StateBlock::new(flags.app_id.clone(), loaded.stores),
+        metadata: MetadataBlock::new(
+            flags.app_id.clone(),
+            DAPR_COMPAT_VERSION.to_string(),
+            config.enabled_features(),
+            loaded.infos,
+            app_connection(flags)?,
+        ),
+        health: health.clone(),
+        api_token: std::env::var("DAPR_API_TOKEN").ok().filter(|t| !t.is_empty()),
+        max_body_size: flags.max_body_bytes().map_err(anyhow::Error::msg)?,
+        log_requests: flags.enable_api_logging,
+        shutdown: shutdown_tx,
+    });
+    tracing::info!("The request body size parameter is: {} bytes", api.max_body_size);
+    let servers = servers::Servers::start(flags, api.clone()).await?;
+    health.set_outbound_ready();
+    health.set_ready(true);
+    tracing::info!(
+        "dapr initialized. Status: Running. Init Elapsed {}ms",
+        started.elapsed().as_millis()
+    );
+    Ok(Running { listening: servers.listening.clone(), api, servers, grace: flags.graceful_shutdown() })
+}
+
+impl Running {
+    /// Resolves when a shutdown was requested through the API.
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.api.shutdown.subscribe();
+        // An error means the sender is gone, which only happens on shutdown anyway.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Stops accepting new work, lets in-flight calls finish within the grace period,
+    /// then closes the servers.
+    pub async fn stop(self) -> Result<()> {
+        tracing::info!("Dapr shutting down");
+        self.api.health.set_ready(false);
+        self.api.request_shutdown();
+        if tokio::time::timeout(self.grace, self.servers.wait()).await.is_err() {
+            bail!("API servers did not stop within {}s", self.grace.as_secs());
+        }
+        tracing::info!("Dapr runtime stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,104 @@
+//! Binding and serving the HTTP and gRPC API ports.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, Api};
+use crate::config::Flags;
+
+/// The addresses actually bound (useful when a port of 0 was asked for).
+#[derive(Debug, Clone, Default)]
+pub struct Listening {
+    pub http: Vec<SocketAddr>,
+    pub grpc: Vec<SocketAddr>,
+    pub public: Option<SocketAddr>,
+}
+
+pub struct Servers {
+    pub listening: Listening,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind(host: &str, port: u16) -> Result<TcpListener> {
+    let addr = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))
+}
+
+impl Servers {
+    pub async fn start(flags: &Flags, api: Arc<Api>) -> Result<Self> {
+        let mut listening = Listening::default();
+        let mut tasks = Vec::new();
+        let http_port = flags.http_port().map_err(anyhow::Error::msg)?.unwrap_or(3500);
+        let grpc_port = flags.grpc_port().map_err(anyhow::Error::msg)?.unwrap_or(50001);
+        for host in flags.listen_addresses() {
+            let listener = bind(&host, http_port).await?;
+            listening.http.push(listener.local_addr()?);
+            tasks.push(serve_http(listener, api::http::router(api.clone()), &api));
+            let listener = bind(&host, grpc_port).await?;
+            listening.grpc.push(listener.local_addr()?);
+            tasks.push(serve_grpc(listener, api.clone()));
+        }
+        if let Some(port) = flags.public_port().map_err(anyhow::Error::msg)? {
+            let host = if flags.dapr_public_listen_address.is_empty() {
+                "0.0.0.0"
+            } else {
+                flags.dapr_public_listen_address.as_str()
+            };
+            let listener = bind(host, port).await?;
+            listening.public = Some(listener.local_addr()?);
+            tasks.push(serve_http(listener, api::http::public_router(api.clone()), &api));
+        }
+        for addr in &listening.http {
+            tracing::info!("HTTP server listening on {addr}");
+        }
+        for addr in &listening.grpc {
+            tracing::info!("gRPC API server listening on {addr}");
+        }
+        Ok(Self { listening, tasks })
+    }
+
+    /// Waits for every server to finish draining.
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> JoinHandle<()> {
+    let mut stop = api.shutdown.subscribe();
+    tokio::spawn(async move {
+        let result = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("HTTP server failed: {e}");
+        }
+    })
+}
+
+fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
+    let mut stop = api.shutdown.subscribe();
+    tokio::spawn(async move {
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let result = tonic::transport::Server::builder()
+            .add_service(api::grpc::service(api))
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("gRPC server failed: {e}");
+        }
+    })
+}
