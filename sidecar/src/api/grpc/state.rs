@@ -8,6 +8,7 @@ use tonic::Status;
 use super::DaprGrpc;
 use crate::blocks::state::{DeleteItem, Options, SaveItem, TxOp, errors};
 use crate::components::state::{Concurrency, Consistency};
+use crate::errors::DaprError;
 
 fn options(opts: Option<&StateOptions>) -> Options {
     let Some(o) = opts else {
@@ -36,14 +37,25 @@ fn consistency(value: i32) -> Consistency {
     }
 }
 
-fn save_item(item: StateItem) -> SaveItem {
-    SaveItem {
+/// gRPC values are opaque bytes unless the caller marks them `contentType:
+/// application/json`, in which case they must parse as JSON, as in Dapr.
+fn save_item(item: StateItem) -> Result<SaveItem, Status> {
+    let is_json = item.metadata.get("contentType").is_some_and(|c| c == "application/json");
+    if is_json && serde_json::from_slice::<serde::de::IgnoredAny>(&item.value).is_err() {
+        return Err(DaprError::malformed(format!(
+            "value of key {} is not valid JSON but contentType is application/json",
+            item.key
+        ))
+        .into());
+    }
+    Ok(SaveItem {
+        is_json,
         options: options(item.options.as_ref()),
         key: item.key,
         value: Bytes::from(item.value),
         etag: item.etag.map(|e| e.value),
         metadata: item.metadata,
-    }
+    })
 }
 
 fn delete_item(item: StateItem) -> DeleteItem {
@@ -93,7 +105,7 @@ impl DaprGrpc {
         if req.states.is_empty() {
             return Ok(());
         }
-        let items = req.states.into_iter().map(save_item).collect();
+        let items = req.states.into_iter().map(save_item).collect::<Result<_, _>>()?;
         Ok(self.api.state.save(&req.store_name, items).await?)
     }
 
@@ -121,7 +133,7 @@ impl DaprGrpc {
         for op in req.operations {
             let item = op.request.unwrap_or_default();
             ops.push(match op.operation_type.as_str() {
-                "upsert" => TxOp::Upsert(save_item(item)),
+                "upsert" => TxOp::Upsert(save_item(item)?),
                 "delete" => TxOp::Delete(delete_item(item)),
                 other => return Err(errors::unsupported_operation(other).into()),
             });

@@ -47,6 +47,7 @@ impl SaveJson {
         Ok(SaveItem {
             key: self.key,
             value: self.value.map(|v| Bytes::from(String::from(Box::<str>::from(v)))).unwrap_or_default(),
+            is_json: true,
             etag: self.etag,
             options: Options::parse(&opts.concurrency, &opts.consistency)?,
             metadata,

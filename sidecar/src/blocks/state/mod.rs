@@ -82,6 +82,8 @@ impl Options {
 pub struct SaveItem {
     pub key: String,
     pub value: Bytes,
+    /// See [`SetRequest::is_json`].
+    pub is_json: bool,
     pub etag: Option<String>,
     pub options: Options,
     pub metadata: HashMap<String, String>,
@@ -331,6 +333,7 @@ fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, DaprErr
         key: entry.stored_key(&item.key)?,
         ttl: ttl_for(&item.metadata)?,
         value: item.value,
+        is_json: item.is_json,
         etag: etag_of(item.etag),
         concurrency: item.options.concurrency,
         consistency: item.options.consistency,

@@ -13,6 +13,10 @@ fn set(key: &str, value: &[u8]) -> SetRequest {
     SetRequest { key: key.into(), value: Bytes::copy_from_slice(value), ..Default::default() }
 }
 
+fn set_json(key: &str, value: &[u8]) -> SetRequest {
+    SetRequest { is_json: true, ..set(key, value) }
+}
+
 fn del(key: &str, etag: Option<String>) -> DeleteRequest {
     DeleteRequest { key: key.into(), etag, ..Default::default() }
 }
@@ -66,13 +70,25 @@ async fn basic_crud(store: &dyn StateStore, p: &str) {
 }
 
 async fn values_round_trip(store: &dyn StateStore, p: &str) {
-    let cases: [&[u8]; 5] =
-        [b"plain text", b"\x00\x01\xfe\xff binary", br#""a json string""#, b"42", b"[1,2,{\"x\":null}]"];
+    let cases: [&[u8]; 6] = [
+        b"plain text",
+        b"\x00\x01\xfe\xff binary",
+        br#""a json string""#,
+        b"42",
+        b"[1,2,{\"x\":null}]",
+        br#"{"b": 2,   "a": 1}"#,
+    ];
     for (i, value) in cases.into_iter().enumerate() {
+        // Opaque values come back byte for byte, whatever they look like.
         let key = format!("{p}value-{i}");
         store.set(&set(&key, value)).await.expect("set value");
         let got = get(store, &key).await.expect("value present");
-        assert!(same_value(&got.data, value), "value {i} changed: {:?}", got.data);
+        assert_eq!(got.data.as_ref(), value, "opaque value {i} changed");
+        // JSON documents come back as the same JSON (jsonb may re-serialise them).
+        let key = format!("{p}json-{i}");
+        store.set(&set_json(&key, value)).await.expect("set json value");
+        let got = get(store, &key).await.expect("json value present");
+        assert!(same_value(&got.data, value), "json value {i} changed: {:?}", got.data);
     }
 }
 
@@ -195,9 +211,9 @@ async fn query(store: &dyn StateStore, p: &str) {
         ("4", r#"{"state":"CA","person":{"org":"Ops"}}"#),
     ];
     for (k, v) in docs {
-        store.set(&set(&format!("{qp}{k}"), v.as_bytes())).await.expect("seed query doc");
+        store.set(&set_json(&format!("{qp}{k}"), v.as_bytes())).await.expect("seed query doc");
     }
-    store.set(&set(&format!("{p}outside"), br#"{"state":"CA"}"#)).await.expect("seed");
+    store.set(&set_json(&format!("{p}outside"), br#"{"state":"CA"}"#)).await.expect("seed");
     let page1 = store.query(&qp, &q).await.expect("query page 1");
     let keys: Vec<_> = page1.results.iter().map(|r| r.key.trim_start_matches(&qp)).collect();
     assert_eq!(keys, ["3", "1"], "filter+sort+limit");

@@ -101,6 +101,10 @@ pub struct GetRequest {
 pub struct SetRequest {
     pub key: String,
     pub value: Bytes,
+    /// The value is a JSON document (HTTP saves, or `contentType: application/json`).
+    /// JSON-native stores keep such values queryable; any other value is opaque bytes and
+    /// must round-trip exactly.
+    pub is_json: bool,
     pub etag: Option<String>,
     pub concurrency: Concurrency,
     pub consistency: Consistency,

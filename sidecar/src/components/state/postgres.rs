@@ -116,9 +116,13 @@ fn parse_connection_string(raw: &str) -> Result<tokio_postgres::Config, Componen
         .map_err(|e| ComponentError::Metadata(format!("invalid connectionString: {e}")))
 }
 
-fn encode_value(value: &[u8]) -> (String, bool) {
+/// JSON documents go into `value` as jsonb; other values are base64 in a JSON string with
+/// `isbinary` set, exactly as Dapr's Go store writes `[]byte` values.
+fn encode_value(value: &[u8], is_json: bool) -> (String, bool) {
     match std::str::from_utf8(value) {
-        Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => (text.to_string(), false),
+        Ok(text) if is_json && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            (text.to_string(), false)
+        }
         _ => (format!("\"{}\"", B64.encode(value)), true),
     }
 }
@@ -216,7 +220,7 @@ fn check_etag(etag: Option<&str>) -> Result<Option<&str>, StateError> {
 
 async fn do_set<C: GenericClient>(c: &C, sql: &Statements, req: &SetRequest) -> Result<(), StateError> {
     let etag = check_etag(req.etag.as_deref())?;
-    let (value, is_binary) = encode_value(&req.value);
+    let (value, is_binary) = encode_value(&req.value, req.is_json);
     let ttl = ttl_secs(req.ttl);
     let params: [&(dyn ToSql + Sync); 4] = [&req.key, &value, &is_binary, &ttl];
     let rows = match etag {
@@ -450,8 +454,13 @@ mod tests {
     #[test]
     fn binary_values_round_trip_through_encoding() {
         for v in [&b"{\"a\":1}"[..], b"plain", b"\xff\x00", b"\"s\""] {
-            let (text, bin) = encode_value(v);
-            assert_eq!(decode_value(text, bin).expect("decodes").as_ref(), v);
+            for is_json in [true, false] {
+                let (text, bin) = encode_value(v, is_json);
+                assert_eq!(decode_value(text, bin).expect("decodes").as_ref(), v);
+            }
         }
+        assert!(!encode_value(b"{}", true).1, "JSON documents are stored as jsonb");
+        assert!(encode_value(b"{}", false).1, "opaque bytes are stored as binary");
+        assert!(encode_value(b"not json", true).1);
     }
 }

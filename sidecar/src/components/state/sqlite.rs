@@ -80,15 +80,19 @@ fn db_err(e: impl std::fmt::Display) -> StateError {
     StateError::Backend(format!("sqlite: {e}"))
 }
 
-fn encode_value(value: &[u8]) -> (String, bool) {
+/// JSON documents are stored as text; other values base64-encoded with `is_binary`, as
+/// Dapr's Go store writes `[]byte` values.
+fn encode_value(value: &[u8], is_json: bool) -> (String, bool) {
     match std::str::from_utf8(value) {
-        Ok(text) if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => (text.to_string(), false),
+        Ok(text) if is_json && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => {
+            (text.to_string(), false)
+        }
         _ => (B64.encode(value), true),
     }
 }
 
 fn do_set(c: &Connection, sql: &Statements, req: &SetRequest) -> Result<(), StateError> {
-    let (value, is_binary) = encode_value(&req.value);
+    let (value, is_binary) = encode_value(&req.value, req.is_json);
     let etag = uuid::Uuid::new_v4().to_string();
     let ttl = req.ttl.map_or(0, |d| d.as_secs().max(1) as i64);
     let rows = match (&req.etag, req.concurrency) {
