@@ -33,3 +33,17 @@ pub fn service(
         .max_encoding_message_size(limit);
     InterceptedService::new(server, move |req: Request<()>| status::check_token(token.as_deref(), req))
 }
+
+/// tonic reports a request over the size limit as `OUT_OF_RANGE`; grpc-go, and so Dapr,
+/// as `RESOURCE_EXHAUSTED`. Clients branch on the code, so the one status is rewritten.
+pub fn dapr_size_limit_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let headers = resp.headers_mut();
+    let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
+        && headers
+            .get("grpc-message")
+            .is_some_and(|m| m.to_str().is_ok_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large")));
+    if too_large {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+    }
+    resp
+}

@@ -1,0 +1,166 @@
+//! Starts the real `daprd` binary on free loopback ports and talks to it over sockets.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub struct Sidecar {
+    child: Option<Child>,
+    pub http: u16,
+    pub grpc: u16,
+    pub app_id: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Builder {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    app_id: String,
+}
+
+pub fn daprd() -> Builder {
+    Builder { args: Vec::new(), env: Vec::new(), app_id: format!("app{}", free_port()) }
+}
+
+impl Builder {
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn app_id(mut self, id: &str) -> Self {
+        self.app_id = id.into();
+        self
+    }
+
+    pub fn resources(self, dir: &Path) -> Self {
+        self.arg("--resources-path").arg(dir.display().to_string())
+    }
+
+    /// Spawns the sidecar without waiting for it.
+    pub fn spawn(self) -> Sidecar {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("daprd.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let (http, grpc) = (free_port(), free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_daprd"))
+            .args(["--app-id", &self.app_id])
+            .args(["--dapr-http-port", &http.to_string(), "--dapr-grpc-port", &grpc.to_string()])
+            .args(["--dapr-listen-addresses", "127.0.0.1"])
+            .args(&self.args)
+            .env_remove("DAPR_API_TOKEN")
+            .envs(self.env)
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn daprd");
+        Sidecar { child: Some(child), http, grpc, app_id: self.app_id, log, _dir: dir }
+    }
+
+    /// Spawns the sidecar and waits until `/v1.0/healthz` answers 204.
+    pub async fn start(self) -> Sidecar {
+        let mut sidecar = self.spawn();
+        sidecar.wait_healthy().await;
+        sidecar
+    }
+}
+
+impl Sidecar {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.http, path)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    pub async fn wait_healthy(&mut self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.try_exit() {
+                panic!("daprd exited early with {status}; log:\n{}", self.log());
+            }
+            if let Ok(r) = client.get(self.url("/v1.0/healthz")).send().await
+                && r.status() == 204
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "daprd never became healthy; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.try_exit() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "daprd did not exit; log:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Writes a resources folder from `(file name, yaml)` pairs.
+pub fn resources(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).expect("write resource");
+    }
+    dir
+}
+
+pub fn component(name: &str, kind: &str, metadata: &[(&str, &str)]) -> String {
+    let mut yaml = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\nspec:\n  type: {kind}\n  version: v1\n  metadata:\n"
+    );
+    for (k, v) in metadata {
+        yaml.push_str(&format!("  - name: {k}\n    value: \"{v}\"\n"));
+    }
+    if metadata.is_empty() {
+        yaml = yaml.replace("  metadata:\n", "  metadata: []\n");
+    }
+    yaml
+}
