@@ -32,8 +32,20 @@ impl fmt::Display for DaprError {
 impl std::error::Error for DaprError {}
 
 impl DaprError {
-    pub fn new(code: &'static str, message: impl Into<String>, http: StatusCode, grpc: Code) -> Self {
-        Self { code, message: message.into(), http, grpc, reason: None, metadata: Vec::new() }
+    pub fn new(
+        code: &'static str,
+        message: impl Into<String>,
+        http: StatusCode,
+        grpc: Code,
+    ) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            http,
+            grpc,
+            reason: None,
+            metadata: Vec::new(),
+        }
     }
 
     pub fn with_reason(mut self, reason: &'static str) -> Self {
@@ -47,8 +59,13 @@ impl DaprError {
     }
 
     pub fn malformed(message: impl Into<String>) -> Self {
-        Self::new("ERR_MALFORMED_REQUEST", message, StatusCode::BAD_REQUEST, Code::InvalidArgument)
-            .with_reason("DAPR_MALFORMED_REQUEST")
+        Self::new(
+            "ERR_MALFORMED_REQUEST",
+            message,
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+        )
+        .with_reason("DAPR_MALFORMED_REQUEST")
     }
 
     pub fn body_too_large(limit: usize) -> Self {
@@ -79,6 +96,11 @@ impl DaprError {
     }
 
     pub fn metadata_key_invalid(message: impl Into<String>) -> Self {
-        Self::new("ERR_MALFORMED_REQUEST", message, StatusCode::BAD_REQUEST, Code::InvalidArgument)
+        Self::new(
+            "ERR_MALFORMED_REQUEST",
+            message,
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+        )
     }
 }

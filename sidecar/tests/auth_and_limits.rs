@@ -11,24 +11,48 @@ use dapr::dapr::proto::runtime::v1::{GetMetadataRequest, GetStateRequest, SaveSt
 async fn api_token_guards_everything_but_healthz() {
     let d = daprd().env("DAPR_API_TOKEN", "s3cret").start().await;
     let client = reqwest::Client::new();
-    let r = client.get(d.url("/v1.0/metadata")).send().await.expect("metadata");
+    let r = client
+        .get(d.url("/v1.0/metadata"))
+        .send()
+        .await
+        .expect("metadata");
     assert_eq!(r.status(), 401);
     assert_eq!(r.text().await.expect("body"), "invalid api token\n");
-    let r = client.get(d.url("/v1.0/metadata")).header("dapr-api-token", "wrong").send().await.expect("m");
+    let r = client
+        .get(d.url("/v1.0/metadata"))
+        .header("dapr-api-token", "wrong")
+        .send()
+        .await
+        .expect("m");
     assert_eq!(r.status(), 401);
-    let r = client.get(d.url("/v1.0/metadata")).header("dapr-api-token", "s3cret").send().await.expect("m");
+    let r = client
+        .get(d.url("/v1.0/metadata"))
+        .header("dapr-api-token", "s3cret")
+        .send()
+        .await
+        .expect("m");
     assert_eq!(r.status(), 200);
     for path in ["/v1.0/healthz", "/v1.0/healthz/outbound"] {
         let r = client.get(d.url(path)).send().await.expect("healthz");
         assert_eq!(r.status(), 204, "{path} is exempt");
     }
 
-    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc)).await.expect("connect");
-    let err = grpc.get_metadata(GetMetadataRequest {}).await.expect_err("no token");
+    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc))
+        .await
+        .expect("connect");
+    let err = grpc
+        .get_metadata(GetMetadataRequest {})
+        .await
+        .expect_err("no token");
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
     let mut req = tonic::Request::new(GetMetadataRequest {});
-    req.metadata_mut().insert("dapr-api-token", "s3cret".parse().expect("ascii"));
-    let meta = grpc.get_metadata(req).await.expect("with token").into_inner();
+    req.metadata_mut()
+        .insert("dapr-api-token", "s3cret".parse().expect("ascii"));
+    let meta = grpc
+        .get_metadata(req)
+        .await
+        .expect("with token")
+        .into_inner();
     assert_eq!(meta.id, d.app_id);
 }
 
@@ -46,19 +70,39 @@ async fn oversized_bodies_are_refused_and_nothing_is_written() {
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_MALFORMED_REQUEST");
-    assert!(body["message"].as_str().unwrap_or("").contains("too large"), "{body}");
-    let r = client.get(d.url("/v1.0/state/statestore/big")).send().await.expect("get");
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("too large"),
+        "{body}"
+    );
+    let r = client
+        .get(d.url("/v1.0/state/statestore/big"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 204, "nothing was written");
 
-    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc)).await.expect("connect");
-    let item = StateItem { key: "big".into(), value: big.into_bytes(), ..Default::default() };
+    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc))
+        .await
+        .expect("connect");
+    let item = StateItem {
+        key: "big".into(),
+        value: big.into_bytes(),
+        ..Default::default()
+    };
     let err = grpc
-        .save_state(SaveStateRequest { store_name: "statestore".into(), states: vec![item] })
+        .save_state(SaveStateRequest {
+            store_name: "statestore".into(),
+            states: vec![item],
+        })
         .await
         .expect_err("too large");
     assert_eq!(err.code(), tonic::Code::ResourceExhausted);
     let got = grpc
-        .get_state(GetStateRequest { store_name: "statestore".into(), key: "big".into(), ..Default::default() })
+        .get_state(GetStateRequest {
+            store_name: "statestore".into(),
+            key: "big".into(),
+            ..Default::default()
+        })
         .await
         .expect("get")
         .into_inner();

@@ -7,7 +7,11 @@ use common::daprd;
 use serde_json::{Value, json};
 
 async fn post(c: &reqwest::Client, url: String, body: &str) -> reqwest::Response {
-    c.post(url).body(body.to_string()).send().await.expect("post")
+    c.post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post")
 }
 
 async fn error_code(r: reqwest::Response) -> String {
@@ -20,29 +24,84 @@ async fn etags_options_and_errors() {
     let d = daprd().start().await;
     let c = reqwest::Client::new();
     let save = d.url("/v1.0/state/statestore");
-    assert_eq!(post(&c, save.clone(), r#"[{"key":"a","value":{"n":1}}]"#).await.status(), 204);
-    let r = c.get(d.url("/v1.0/state/statestore/a")).send().await.expect("get");
+    assert_eq!(
+        post(&c, save.clone(), r#"[{"key":"a","value":{"n":1}}]"#)
+            .await
+            .status(),
+        204
+    );
+    let r = c
+        .get(d.url("/v1.0/state/statestore/a"))
+        .send()
+        .await
+        .expect("get");
     let etag = r.headers()["etag"].to_str().expect("etag").to_string();
     assert_eq!(r.text().await.expect("body"), r#"{"n":1}"#);
 
-    let stale = post(&c, save.clone(), &format!(r#"[{{"key":"a","value":2,"etag":"{etag}"}}]"#)).await;
+    let stale = post(
+        &c,
+        save.clone(),
+        &format!(r#"[{{"key":"a","value":2,"etag":"{etag}"}}]"#),
+    )
+    .await;
     assert_eq!(stale.status(), 204);
-    let r = post(&c, save.clone(), &format!(r#"[{{"key":"a","value":3,"etag":"{etag}"}}]"#)).await;
+    let r = post(
+        &c,
+        save.clone(),
+        &format!(r#"[{{"key":"a","value":3,"etag":"{etag}"}}]"#),
+    )
+    .await;
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "ERR_STATE_SAVE");
-    let r = post(&c, save.clone(), r#"[{"key":"a","value":3,"etag":"not-a-number"}]"#).await;
+    let r = post(
+        &c,
+        save.clone(),
+        r#"[{"key":"a","value":3,"etag":"not-a-number"}]"#,
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = post(&c, save.clone(), r#"[{"key":"a","value":3,"options":{"concurrency":"first-write"}}]"#).await;
-    assert_eq!(r.status(), 409, "first-write without etag on an existing key");
-    let r = post(&c, save.clone(), r#"[{"key":"a","value":3,"options":{"concurrency":"sometimes"}}]"#).await;
+    let r = post(
+        &c,
+        save.clone(),
+        r#"[{"key":"a","value":3,"options":{"concurrency":"first-write"}}]"#,
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        409,
+        "first-write without etag on an existing key"
+    );
+    let r = post(
+        &c,
+        save.clone(),
+        r#"[{"key":"a","value":3,"options":{"concurrency":"sometimes"}}]"#,
+    )
+    .await;
     assert_eq!(r.status(), 400);
 
-    let r = c.delete(d.url("/v1.0/state/statestore/a")).header("If-Match", etag.as_str()).send().await.expect("del");
+    let r = c
+        .delete(d.url("/v1.0/state/statestore/a"))
+        .header("If-Match", etag.as_str())
+        .send()
+        .await
+        .expect("del");
     assert_eq!(r.status(), 409);
     assert_eq!(error_code(r).await, "ERR_STATE_DELETE");
-    assert_eq!(c.get(d.url("/v1.0/state/statestore/a")).send().await.expect("get").status(), 200);
+    assert_eq!(
+        c.get(d.url("/v1.0/state/statestore/a"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
 
-    for bad in ["not json", "{\"key\":\"x\"}", r#"[{"value":1}]"#, r#"[{"key":"a||b","value":1}]"#] {
+    for bad in [
+        "not json",
+        "{\"key\":\"x\"}",
+        r#"[{"value":1}]"#,
+        r#"[{"key":"a||b","value":1}]"#,
+    ] {
         let r = post(&c, save.clone(), bad).await;
         assert_eq!(r.status(), 400, "{bad}");
         assert_eq!(error_code(r).await, "ERR_MALFORMED_REQUEST", "{bad}");
@@ -56,14 +115,37 @@ async fn etags_options_and_errors() {
 async fn ttl_metadata_and_query_parameters() {
     let d = daprd().start().await;
     let c = reqwest::Client::new();
-    let r = post(&c, d.url("/v1.0/state/statestore?metadata.ttlInSeconds=100"), r#"[{"key":"t","value":1}]"#).await;
+    let r = post(
+        &c,
+        d.url("/v1.0/state/statestore?metadata.ttlInSeconds=100"),
+        r#"[{"key":"t","value":1}]"#,
+    )
+    .await;
     assert_eq!(r.status(), 204);
-    let r = c.get(d.url("/v1.0/state/statestore/t")).send().await.expect("get");
-    let expiry = r.headers().get("metadata.ttlExpireTime").expect("ttl header").to_str().expect("text");
+    let r = c
+        .get(d.url("/v1.0/state/statestore/t"))
+        .send()
+        .await
+        .expect("get");
+    let expiry = r
+        .headers()
+        .get("metadata.ttlExpireTime")
+        .expect("ttl header")
+        .to_str()
+        .expect("text");
     assert!(expiry.ends_with('Z') && expiry.len() == 20, "{expiry}");
-    let r = post(&c, d.url("/v1.0/state/statestore"), r#"[{"key":"t","value":1,"metadata":{"ttlInSeconds":"x"}}]"#).await;
+    let r = post(
+        &c,
+        d.url("/v1.0/state/statestore"),
+        r#"[{"key":"t","value":1,"metadata":{"ttlInSeconds":"x"}}]"#,
+    )
+    .await;
     assert_eq!(r.status(), 400);
-    let r = c.get(d.url("/v1.0/state/statestore/t?consistency=strong")).send().await.expect("get");
+    let r = c
+        .get(d.url("/v1.0/state/statestore/t?consistency=strong"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 200);
 }
 
@@ -72,9 +154,19 @@ async fn bulk_transactions_and_query() {
     let d = daprd().start().await;
     let c = reqwest::Client::new();
     let docs = r#"[{"key":"p1","value":{"city":"Oslo","n":1}},{"key":"p2","value":{"city":"Rome","n":2}},{"key":"p3","value":{"city":"Oslo","n":3}}]"#;
-    assert_eq!(post(&c, d.url("/v1.0/state/statestore"), docs).await.status(), 204);
+    assert_eq!(
+        post(&c, d.url("/v1.0/state/statestore"), docs)
+            .await
+            .status(),
+        204
+    );
 
-    let r = post(&c, d.url("/v1.0/state/statestore/bulk"), r#"{"keys":["p1","missing","p3"],"parallelism":2}"#).await;
+    let r = post(
+        &c,
+        d.url("/v1.0/state/statestore/bulk"),
+        r#"{"keys":["p1","missing","p3"],"parallelism":2}"#,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let items: Value = r.json().await.expect("json");
     assert_eq!(items[0]["key"], "p1");
@@ -83,39 +175,109 @@ async fn bulk_transactions_and_query() {
     assert_eq!(items[1], json!({"key":"missing"}));
     assert_eq!(items[2]["data"]["n"], 3);
 
-    let r = post(&c, d.url("/v1.0-alpha1/state/statestore/query"), r#"{"filter":{"EQ":{"city":"Oslo"}},"sort":[{"key":"n","order":"DESC"}]}"#).await;
+    let r = post(
+        &c,
+        d.url("/v1.0-alpha1/state/statestore/query"),
+        r#"{"filter":{"EQ":{"city":"Oslo"}},"sort":[{"key":"n","order":"DESC"}]}"#,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let q: Value = r.json().await.expect("json");
-    let keys: Vec<&str> = q["results"].as_array().expect("results").iter().filter_map(|i| i["key"].as_str()).collect();
+    let keys: Vec<&str> = q["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .filter_map(|i| i["key"].as_str())
+        .collect();
     assert_eq!(keys, ["p3", "p1"]);
-    let r = post(&c, d.url("/v1.0-alpha1/state/statestore/query"), r#"{"filter":{"EQ":{"city":"Paris"}}}"#).await;
+    let r = post(
+        &c,
+        d.url("/v1.0-alpha1/state/statestore/query"),
+        r#"{"filter":{"EQ":{"city":"Paris"}}}"#,
+    )
+    .await;
     assert_eq!(r.status(), 204);
 
     // A transaction with a stale etag writes nothing.
-    let etag = c.get(d.url("/v1.0/state/statestore/p1")).send().await.expect("get").headers()["etag"]
+    let etag = c
+        .get(d.url("/v1.0/state/statestore/p1"))
+        .send()
+        .await
+        .expect("get")
+        .headers()["etag"]
         .to_str()
         .expect("etag")
         .to_string();
-    assert_eq!(post(&c, d.url("/v1.0/state/statestore"), r#"[{"key":"p1","value":"bumped"}]"#).await.status(), 204);
+    assert_eq!(
+        post(
+            &c,
+            d.url("/v1.0/state/statestore"),
+            r#"[{"key":"p1","value":"bumped"}]"#
+        )
+        .await
+        .status(),
+        204
+    );
     let tx = format!(
         r#"{{"operations":[{{"operation":"upsert","request":{{"key":"p2","value":"changed"}}}},{{"operation":"delete","request":{{"key":"p3"}}}},{{"operation":"upsert","request":{{"key":"p1","value":"x","etag":"{etag}"}}}}]}}"#
     );
     let r = post(&c, d.url("/v1.0/state/statestore/transaction"), &tx).await;
     assert_eq!(r.status(), 500);
     assert_eq!(error_code(r).await, "ERR_STATE_TRANSACTION");
-    let p2 = c.get(d.url("/v1.0/state/statestore/p2")).send().await.expect("get").text().await.expect("body");
+    let p2 = c
+        .get(d.url("/v1.0/state/statestore/p2"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
     assert_eq!(p2, r#"{"city":"Rome","n":2}"#);
-    assert_eq!(c.get(d.url("/v1.0/state/statestore/p3")).send().await.expect("get").status(), 200);
+    assert_eq!(
+        c.get(d.url("/v1.0/state/statestore/p3"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        200
+    );
 
-    let r = post(&c, d.url("/v1.0/state/statestore/transaction"), r#"{"operations":[{"operation":"merge","request":{"key":"a"}}]}"#).await;
+    let r = post(
+        &c,
+        d.url("/v1.0/state/statestore/transaction"),
+        r#"{"operations":[{"operation":"merge","request":{"key":"a"}}]}"#,
+    )
+    .await;
     assert_eq!(r.status(), 400);
     assert_eq!(error_code(r).await, "ERR_NOT_SUPPORTED_STATE_OPERATION");
     let ok = r#"{"operations":[{"operation":"upsert","request":{"key":"p2","value":"changed"}},{"operation":"delete","request":{"key":"p3"}}]}"#;
-    assert_eq!(post(&c, d.url("/v1.0/state/statestore/transaction"), ok).await.status(), 204);
-    assert_eq!(c.get(d.url("/v1.0/state/statestore/p3")).send().await.expect("get").status(), 204);
+    assert_eq!(
+        post(&c, d.url("/v1.0/state/statestore/transaction"), ok)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        c.get(d.url("/v1.0/state/statestore/p3"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        204
+    );
 
-    let r = c.put(d.url("/v1.0/metadata/owner")).body("team-a").send().await.expect("put");
+    let r = c
+        .put(d.url("/v1.0/metadata/owner"))
+        .body("team-a")
+        .send()
+        .await
+        .expect("put");
     assert_eq!(r.status(), 204);
-    let meta: Value = reqwest::get(d.url("/v1.0/metadata")).await.expect("get").json().await.expect("json");
+    let meta: Value = reqwest::get(d.url("/v1.0/metadata"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(meta["extended"]["owner"], "team-a");
 }

@@ -10,22 +10,36 @@ use common::{daprd, free_port};
 
 #[test]
 fn version_is_bare_semver() {
-    let out = Command::new(env!("CARGO_BIN_EXE_daprd")).arg("--version").output().expect("run daprd");
+    let out = Command::new(env!("CARGO_BIN_EXE_daprd"))
+        .arg("--version")
+        .output()
+        .expect("run daprd");
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).expect("utf8");
     let v = text.trim_end();
     assert_eq!(text, format!("{v}\n"));
     let parts: Vec<&str> = v.split('.').collect();
     assert_eq!(parts.len(), 3, "{v}");
-    assert!(parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())), "{v}");
+    assert!(
+        parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())),
+        "{v}"
+    );
 }
 
 #[test]
 fn bad_flags_and_missing_app_id_are_refused() {
     let bin = env!("CARGO_BIN_EXE_daprd");
-    let out = Command::new(bin).args(["--app-id", "a", "--not-a-flag"]).output().expect("run");
+    let out = Command::new(bin)
+        .args(["--app-id", "a", "--not-a-flag"])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
-    let out = Command::new(bin).args(["--dapr-http-port", &free_port().to_string()]).output().expect("run");
+    let out = Command::new(bin)
+        .args(["--dapr-http-port", &free_port().to_string()])
+        .output()
+        .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("app-id cannot be empty"));
 }
@@ -34,13 +48,28 @@ fn bad_flags_and_missing_app_id_are_refused() {
 async fn embedded_default_logs_ready_and_stops_on_sigterm() {
     let mut d = daprd().start().await;
     let log = d.log();
-    assert!(log.contains("dapr initialized. Status: Running. Init Elapsed"), "{log}");
+    assert!(
+        log.contains("dapr initialized. Status: Running. Init Elapsed"),
+        "{log}"
+    );
     let client = reqwest::Client::new();
-    let r = client.get(d.url("/v1.0/healthz/outbound")).send().await.expect("outbound");
+    let r = client
+        .get(d.url("/v1.0/healthz/outbound"))
+        .send()
+        .await
+        .expect("outbound");
     assert_eq!(r.status(), 204);
-    let r = client.get(d.url(&format!("/v1.0/healthz?appid={}", d.app_id))).send().await.expect("healthz");
+    let r = client
+        .get(d.url(&format!("/v1.0/healthz?appid={}", d.app_id)))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(r.status(), 204);
-    let r = client.get(d.url("/v1.0/healthz?appid=other")).send().await.expect("healthz");
+    let r = client
+        .get(d.url("/v1.0/healthz?appid=other"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(r.status(), 500);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_HEALTH_APPID_NOT_MATCH");
@@ -53,7 +82,11 @@ async fn embedded_default_logs_ready_and_stops_on_sigterm() {
         .await
         .expect("save");
     assert_eq!(r.status(), 204);
-    let r = client.get(d.url("/v1.0/state/statestore/k")).send().await.expect("get");
+    let r = client
+        .get(d.url("/v1.0/state/statestore/k"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.text().await.expect("body"), "\"v\"");
 
     d.sigterm();
@@ -65,7 +98,11 @@ async fn embedded_default_logs_ready_and_stops_on_sigterm() {
 #[tokio::test]
 async fn shutdown_api_stops_the_process() {
     let mut d = daprd().start().await;
-    let r = reqwest::Client::new().post(d.url("/v1.0/shutdown")).send().await.expect("shutdown");
+    let r = reqwest::Client::new()
+        .post(d.url("/v1.0/shutdown"))
+        .send()
+        .await
+        .expect("shutdown");
     assert_eq!(r.status(), 204);
     let status = d.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "exit {status}");
@@ -75,8 +112,13 @@ async fn shutdown_api_stops_the_process() {
 async fn grpc_shutdown_stops_the_process() {
     use dapr::dapr::proto::runtime::v1::{ShutdownRequest, dapr_client::DaprClient};
     let mut d = daprd().start().await;
-    let mut client = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc)).await.expect("connect");
-    client.shutdown(ShutdownRequest {}).await.expect("shutdown rpc");
+    let mut client = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc))
+        .await
+        .expect("connect");
+    client
+        .shutdown(ShutdownRequest {})
+        .await
+        .expect("shutdown rpc");
     let status = d.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "exit {status}");
 }
@@ -94,20 +136,36 @@ async fn public_port_serves_health_and_metadata_only() {
         .await;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{public}");
-    let r = client.get(format!("{base}/v1.0/healthz")).send().await.expect("healthz");
+    let r = client
+        .get(format!("{base}/v1.0/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(r.status(), 204);
-    let r = client.get(format!("{base}/v1.0/metadata")).send().await.expect("metadata");
+    let r = client
+        .get(format!("{base}/v1.0/metadata"))
+        .send()
+        .await
+        .expect("metadata");
     assert_eq!(r.status(), 200, "public metadata needs no token");
     let meta: serde_json::Value = r.json().await.expect("json");
     assert_eq!(meta["id"], d.app_id.as_str());
-    let r = client.get(format!("{base}/v1.0/state/statestore/k")).send().await.expect("state");
+    let r = client
+        .get(format!("{base}/v1.0/state/statestore/k"))
+        .send()
+        .await
+        .expect("state");
     assert_eq!(r.status(), 404, "the public port serves no building blocks");
 }
 
 #[tokio::test]
 async fn unknown_routes_fall_through_to_invocation_errors() {
     let d = daprd().start().await;
-    let r = reqwest::Client::new().get(d.url("/v1.0/nothing/here")).send().await.expect("get");
+    let r = reqwest::Client::new()
+        .get(d.url("/v1.0/nothing/here"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status(), 404);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");

@@ -8,13 +8,22 @@ use std::time::Duration;
 use common::{component, daprd, free_port, resources};
 
 async fn metadata(d: &common::Sidecar) -> serde_json::Value {
-    reqwest::get(d.url("/v1.0/metadata")).await.expect("metadata").json().await.expect("json")
+    reqwest::get(d.url("/v1.0/metadata"))
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("json")
 }
 
 fn names(meta: &serde_json::Value) -> Vec<String> {
     let mut n: Vec<String> = meta["components"]
         .as_array()
-        .map(|a| a.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     n.sort();
     n
@@ -27,7 +36,10 @@ async fn loads_documents_and_skips_bad_ones() {
         component("one", "state.in-memory", &[]),
         component("two", "state.in-memory", &[("keyPrefix", "none")])
     );
-    let scoped = format!("{}scopes:\n- someone-else\n", component("scoped", "state.in-memory", &[]));
+    let scoped = format!(
+        "{}scopes:\n- someone-else\n",
+        component("scoped", "state.in-memory", &[])
+    );
     let dir = resources(&[
         ("multi.yaml", &multi),
         ("scoped.yaml", &scoped),
@@ -38,9 +50,16 @@ async fn loads_documents_and_skips_bad_ones() {
     let meta = metadata(&d).await;
     assert_eq!(names(&meta), ["one", "two"]);
     let log = d.log();
-    assert!(log.contains("broken.yaml") && log.contains("invalid YAML"), "{log}");
+    assert!(
+        log.contains("broken.yaml") && log.contains("invalid YAML"),
+        "{log}"
+    );
     let caps = &meta["components"][0]["capabilities"];
-    assert!(caps.as_array().is_some_and(|c| c.iter().any(|v| v == "ETAG")), "{meta}");
+    assert!(
+        caps.as_array()
+            .is_some_and(|c| c.iter().any(|v| v == "ETAG")),
+        "{meta}"
+    );
 }
 
 #[tokio::test]
@@ -49,11 +68,23 @@ async fn env_ref_values_reach_the_component() {
     let dir = resources(&[("lite.yaml", yaml)]);
     let db = tempfile::tempdir().expect("tempdir");
     let path = db.path().join("state.db");
-    let d = daprd().resources(dir.path()).env("TEST_SQLITE_PATH", &path.display().to_string()).start().await;
+    let d = daprd()
+        .resources(dir.path())
+        .env("TEST_SQLITE_PATH", &path.display().to_string())
+        .start()
+        .await;
     let client = reqwest::Client::new();
-    let r = client.post(d.url("/v1.0/state/lite")).body(r#"[{"key":"k","value":1}]"#).send().await.expect("save");
+    let r = client
+        .post(d.url("/v1.0/state/lite"))
+        .body(r#"[{"key":"k","value":1}]"#)
+        .send()
+        .await
+        .expect("save");
     assert_eq!(r.status(), 204);
-    assert!(path.exists(), "the sqlite file named by the env var was created");
+    assert!(
+        path.exists(),
+        "the sqlite file named by the env var was created"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +92,11 @@ async fn failing_component_stops_startup() {
     let closed = free_port();
     let yaml = format!(
         "{}  initTimeout: 2s\n",
-        component("down", "state.redis", &[("redisHost", &format!("127.0.0.1:{closed}"))])
+        component(
+            "down",
+            "state.redis",
+            &[("redisHost", &format!("127.0.0.1:{closed}"))]
+        )
     );
     let dir = resources(&[("down.yaml", &yaml)]);
     let mut d = daprd().resources(dir.path()).spawn();
@@ -76,12 +111,21 @@ async fn ignore_errors_lets_startup_continue() {
     let closed = free_port();
     let yaml = format!(
         "{}  ignoreErrors: true\n  initTimeout: 2s\n",
-        component("down", "state.redis", &[("redisHost", &format!("127.0.0.1:{closed}"))])
+        component(
+            "down",
+            "state.redis",
+            &[("redisHost", &format!("127.0.0.1:{closed}"))]
+        )
     );
-    let dir = resources(&[("down.yaml", &yaml), ("ok.yaml", &component("ok", "state.in-memory", &[]))]);
+    let dir = resources(&[
+        ("down.yaml", &yaml),
+        ("ok.yaml", &component("ok", "state.in-memory", &[])),
+    ]);
     let d = daprd().resources(dir.path()).start().await;
     assert_eq!(names(&metadata(&d).await), ["ok"]);
-    let r = reqwest::get(d.url("/v1.0/state/down/k")).await.expect("get");
+    let r = reqwest::get(d.url("/v1.0/state/down/k"))
+        .await
+        .expect("get");
     assert_eq!(r.status(), 400);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_STATE_STORE_NOT_FOUND");
@@ -92,7 +136,11 @@ async fn unknown_component_types_are_fatal() {
     let dir = resources(&[("x.yaml", &component("x", "nosuch.thing", &[]))]);
     let mut d = daprd().resources(dir.path()).spawn();
     assert!(!d.wait_exit(Duration::from_secs(10)).await.success());
-    assert!(d.log().contains("incorrect type nosuch.thing"), "{}", d.log());
+    assert!(
+        d.log().contains("incorrect type nosuch.thing"),
+        "{}",
+        d.log()
+    );
     let dir = resources(&[("x.yaml", &component("x", "state.nosuch", &[]))]);
     let mut d = daprd().resources(dir.path()).spawn();
     assert!(!d.wait_exit(Duration::from_secs(10)).await.success());
@@ -104,14 +152,19 @@ async fn duplicate_names_are_fatal() {
     let dir = resources(&[("a.yaml", &c), ("b.yaml", &c)]);
     let mut d = daprd().resources(dir.path()).spawn();
     assert!(!d.wait_exit(Duration::from_secs(10)).await.success());
-    assert!(d.log().contains("duplicate definition of Component name same"));
+    assert!(
+        d.log()
+            .contains("duplicate definition of Component name same")
+    );
 }
 
 #[tokio::test]
 async fn no_state_stores_means_not_configured() {
     let dir = resources(&[]);
     let d = daprd().resources(dir.path()).start().await;
-    let r = reqwest::get(d.url("/v1.0/state/statestore/k")).await.expect("get");
+    let r = reqwest::get(d.url("/v1.0/state/statestore/k"))
+        .await
+        .expect("get");
     assert_eq!(r.status(), 500);
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_STATE_STORE_NOT_CONFIGURED");
@@ -120,10 +173,16 @@ async fn no_state_stores_means_not_configured() {
 #[tokio::test]
 async fn secret_refs_without_a_secret_store_park_the_component() {
     let yaml = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: parked\nspec:\n  type: state.redis\n  version: v1\n  metadata:\n  - name: redisPassword\n    secretKeyRef:\n      name: redis\n      key: password\n";
-    let dir = resources(&[("p.yaml", yaml), ("ok.yaml", &component("ok", "state.in-memory", &[]))]);
+    let dir = resources(&[
+        ("p.yaml", yaml),
+        ("ok.yaml", &component("ok", "state.in-memory", &[])),
+    ]);
     let d = daprd().resources(dir.path()).start().await;
     assert_eq!(names(&metadata(&d).await), ["ok"]);
-    assert!(d.log().contains("references a secret store that isn't loaded"));
+    assert!(
+        d.log()
+            .contains("references a secret store that isn't loaded")
+    );
 }
 
 #[tokio::test]
@@ -131,10 +190,20 @@ async fn configuration_features_are_reported() {
     let cfg = "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: c\nspec:\n  features:\n  - name: Fancy\n    enabled: true\n";
     let dir = resources(&[("c.yaml", cfg)]);
     let path = dir.path().join("c.yaml");
-    let d = daprd().arg("--config").arg(path.display().to_string()).start().await;
+    let d = daprd()
+        .arg("--config")
+        .arg(path.display().to_string())
+        .start()
+        .await;
     let meta = metadata(&d).await;
     assert_eq!(meta["enabledFeatures"], serde_json::json!(["Fancy"]));
     let bad = resources(&[("c.yaml", "kind: Configuration\nspec: [\n")]);
-    let mut d = daprd().arg("--config").arg(bad.path().join("c.yaml").display().to_string()).spawn();
-    assert!(!d.wait_exit(Duration::from_secs(10)).await.success(), "a malformed configuration is fatal");
+    let mut d = daprd()
+        .arg("--config")
+        .arg(bad.path().join("c.yaml").display().to_string())
+        .spawn();
+    assert!(
+        !d.wait_exit(Duration::from_secs(10)).await.success(),
+        "a malformed configuration is fatal"
+    );
 }

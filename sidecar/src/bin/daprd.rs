@@ -14,8 +14,12 @@ fn init_logging(flags: &Flags) {
         "error" | "fatal" => "error",
         _ => "info",
     };
-    let filter = tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_target(false);
+    let filter =
+        tracing_subscriber::EnvFilter::new(format!("{level},h2=warn,hyper=warn,tower=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false);
     if flags.log_as_json {
         builder.json().init();
     } else {
@@ -53,7 +57,11 @@ fn main() -> ExitCode {
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if flags.version {
@@ -70,7 +78,11 @@ fn main() -> ExitCode {
     }
     init_logging(&flags);
     // Two worker threads keep idle memory small; the sidecar is I/O bound.
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");

@@ -55,7 +55,8 @@ impl MetadataBlock {
         components: Vec<ComponentInfo>,
         app_connection: AppConnection,
     ) -> Self {
-        let extended = BTreeMap::from([("daprRuntimeVersion".to_string(), runtime_version.clone())]);
+        let extended =
+            BTreeMap::from([("daprRuntimeVersion".to_string(), runtime_version.clone())]);
         Self {
             app_id,
             runtime_version,
@@ -76,8 +77,15 @@ impl MetadataBlock {
     }
 
     pub fn view(&self) -> MetadataView<'_> {
-        let extended = self.extended.read().unwrap_or_else(|e| e.into_inner()).clone();
-        MetadataView { block: self, extended }
+        let extended = self
+            .extended
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        MetadataView {
+            block: self,
+            extended,
+        }
     }
 }
 
@@ -87,11 +95,20 @@ mod tests {
 
     #[test]
     fn extended_attributes_include_the_runtime_version_and_app_values() {
-        let m = MetadataBlock::new("app".into(), "1.2.3".into(), vec![], vec![], Default::default());
+        let m = MetadataBlock::new(
+            "app".into(),
+            "1.2.3".into(),
+            vec![],
+            vec![],
+            Default::default(),
+        );
         m.set("color", "blue".into());
         m.set("", "ignored".into());
         let v = m.view();
-        assert_eq!(v.extended.get("daprRuntimeVersion").map(String::as_str), Some("1.2.3"));
+        assert_eq!(
+            v.extended.get("daprRuntimeVersion").map(String::as_str),
+            Some("1.2.3")
+        );
         assert_eq!(v.extended.get("color").map(String::as_str), Some("blue"));
         assert_eq!(v.extended.len(), 2);
     }

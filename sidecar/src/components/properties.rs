@@ -51,7 +51,10 @@ impl Properties {
     /// Dapr's lenient boolean: `true`, `1`, `yes`, `on` (any case) are true.
     pub fn flag(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| {
-            matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on" | "y")
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "true" | "1" | "yes" | "on" | "y"
+            )
         })
     }
 
@@ -84,7 +87,9 @@ pub fn parse_duration(raw: &str) -> Option<Duration> {
         }
         let value: f64 = rest[..num_end].parse().ok()?;
         rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_end] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,

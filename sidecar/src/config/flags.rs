@@ -12,7 +12,11 @@ const DEFAULT_MAX_BODY: u64 = 4 * 1024 * 1024;
 /// existing manifests can start this binary unchanged; flags whose feature has not landed
 /// yet are parsed and reported by [`Flags::not_yet_honoured`].
 #[derive(Debug, Parser)]
-#[command(name = "daprd", disable_version_flag = true, allow_negative_numbers = true)]
+#[command(
+    name = "daprd",
+    disable_version_flag = true,
+    allow_negative_numbers = true
+)]
 pub struct Flags {
     /// The id of the application this sidecar serves.
     #[arg(long, default_value = "")]
@@ -180,7 +184,9 @@ fn port(raw: &str, name: &str) -> Result<Option<u16>, String> {
     if raw.is_empty() || raw.starts_with('-') || raw == "0" {
         return Ok(None);
     }
-    raw.parse::<u16>().map(Some).map_err(|_| format!("invalid value {raw:?} for --{name}"))
+    raw.parse::<u16>()
+        .map(Some)
+        .map_err(|_| format!("invalid value {raw:?} for --{name}"))
 }
 
 impl Flags {
@@ -209,7 +215,11 @@ impl Flags {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect();
-        if list.is_empty() { vec!["0.0.0.0".to_string()] } else { list }
+        if list.is_empty() {
+            vec!["0.0.0.0".to_string()]
+        } else {
+            list
+        }
     }
 
     /// `--resources-path`, or the deprecated `--components-path` when it is not given.
@@ -230,7 +240,8 @@ impl Flags {
         let from_quantity = if raw == "-1" {
             DEFAULT_MAX_BODY
         } else {
-            parse_quantity(raw).ok_or_else(|| format!("invalid value {raw:?} for --max-body-size"))?
+            parse_quantity(raw)
+                .ok_or_else(|| format!("invalid value {raw:?} for --max-body-size"))?
         };
         let bytes = match self.dapr_http_max_request_size {
             Some(mb) if mb > 0 && raw == "4Mi" => (mb as u64) * 1024 * 1024,
@@ -240,7 +251,11 @@ impl Flags {
     }
 
     pub fn graceful_shutdown(&self) -> std::time::Duration {
-        let secs = if self.dapr_graceful_shutdown_seconds < 0 { 5 } else { self.dapr_graceful_shutdown_seconds };
+        let secs = if self.dapr_graceful_shutdown_seconds < 0 {
+            5
+        } else {
+            self.dapr_graceful_shutdown_seconds
+        };
         std::time::Duration::from_secs(secs as u64)
     }
 
@@ -256,15 +271,26 @@ impl Flags {
             return Err("parameter app-id cannot contain dots".into());
         }
         let protocol = self.app_protocol.to_ascii_lowercase();
-        if !matches!(protocol.as_str(), "http" | "https" | "h2c" | "grpc" | "grpcs") {
-            return Err(format!("invalid value for 'app-protocol': {}", self.app_protocol));
+        if !matches!(
+            protocol.as_str(),
+            "http" | "https" | "h2c" | "grpc" | "grpcs"
+        ) {
+            return Err(format!(
+                "invalid value for 'app-protocol': {}",
+                self.app_protocol
+            ));
         }
         let app = self.app_port()?;
-        for (name, p) in [("dapr-http-port", self.http_port()?), ("dapr-grpc-port", self.grpc_port()?)] {
+        for (name, p) in [
+            ("dapr-http-port", self.http_port()?),
+            ("dapr-grpc-port", self.grpc_port()?),
+        ] {
             if let (Some(a), Some(p)) = (app, p)
                 && a == p
             {
-                return Err(format!("the '{name}' argument value {p} conflicts with 'app-port'"));
+                return Err(format!(
+                    "the '{name}' argument value {p} conflicts with 'app-port'"
+                ));
             }
         }
         self.public_port()?;
@@ -280,11 +306,20 @@ impl Flags {
                 out.push(name)
             }
         };
-        note(!self.placement_host_address.is_empty(), "--placement-host-address");
-        note(self.scheduler_host_address.iter().any(|s| !s.is_empty()), "--scheduler-host-address");
+        note(
+            !self.placement_host_address.is_empty(),
+            "--placement-host-address",
+        );
+        note(
+            self.scheduler_host_address.iter().any(|s| !s.is_empty()),
+            "--scheduler-host-address",
+        );
         note(!self.sentry_address.is_empty(), "--sentry-address");
         note(self.enable_mtls, "--enable-mtls");
-        note(!self.control_plane_address.is_empty(), "--control-plane-address");
+        note(
+            !self.control_plane_address.is_empty(),
+            "--control-plane-address",
+        );
         note(self.enable_profiling, "--enable-profiling");
         note(self.enable_app_health_check, "--enable-app-health-check");
         note(!self.unix_domain_socket.is_empty(), "--unix-domain-socket");
@@ -322,32 +357,84 @@ mod tests {
     #[test]
     fn accepts_what_the_dapr_cli_passes() {
         let f = parse(&[
-            "--config", "/root/.dapr/config.yaml", "--app-protocol", "http", "--log-level", "info",
-            "--app-max-concurrency", "-1", "--placement-host-address", "localhost:50005",
-            "--components-path", "/root/.dapr/components", "--max-body-size", "4Mi",
-            "--read-buffer-size", "4Ki", "--scheduler-host-address", "localhost:50006", "--app-id",
-            "myapp", "--app-port", "0", "--dapr-http-port", "41001", "--dapr-grpc-port", "41002",
-            "--profile-port", "-1", "--metrics-port", "41003", "--dapr-internal-grpc-port", "41004",
-            "--enable-app-health-check", "--app-health-check-path", "/health", "--enable-api-logging",
-            "--enable-mtls", "--sentry-address", "localhost:50001", "--log-as-json", "--app-ssl",
-            "--enable-profiling", "",
+            "--config",
+            "/root/.dapr/config.yaml",
+            "--app-protocol",
+            "http",
+            "--log-level",
+            "info",
+            "--app-max-concurrency",
+            "-1",
+            "--placement-host-address",
+            "localhost:50005",
+            "--components-path",
+            "/root/.dapr/components",
+            "--max-body-size",
+            "4Mi",
+            "--read-buffer-size",
+            "4Ki",
+            "--scheduler-host-address",
+            "localhost:50006",
+            "--app-id",
+            "myapp",
+            "--app-port",
+            "0",
+            "--dapr-http-port",
+            "41001",
+            "--dapr-grpc-port",
+            "41002",
+            "--profile-port",
+            "-1",
+            "--metrics-port",
+            "41003",
+            "--dapr-internal-grpc-port",
+            "41004",
+            "--enable-app-health-check",
+            "--app-health-check-path",
+            "/health",
+            "--enable-api-logging",
+            "--enable-mtls",
+            "--sentry-address",
+            "localhost:50001",
+            "--log-as-json",
+            "--app-ssl",
+            "--enable-profiling",
+            "",
         ]);
         assert_eq!(f.app_id, "myapp");
         assert_eq!(f.app_port(), Ok(None));
         assert_eq!(f.http_port(), Ok(Some(41001)));
         assert_eq!(f.resource_dirs(), [PathBuf::from("/root/.dapr/components")]);
-        assert!(f.enable_api_logging && f.log_as_json && f.enable_mtls && f.enable_app_health_check);
+        assert!(
+            f.enable_api_logging && f.log_as_json && f.enable_mtls && f.enable_app_health_check
+        );
         assert!(f.validate().is_ok());
     }
 
     #[test]
     fn go_style_flags_and_booleans() {
-        let f = parse(&["-app-id", "x", "--enable-metrics=false", "-log-as-json=true", "--resources-path", "a,b"]);
+        let f = parse(&[
+            "-app-id",
+            "x",
+            "--enable-metrics=false",
+            "-log-as-json=true",
+            "--resources-path",
+            "a,b",
+        ]);
         assert_eq!(f.app_id, "x");
         assert!(!f.enable_metrics);
         assert!(f.log_as_json);
         assert_eq!(f.resource_dirs(), [PathBuf::from("a"), PathBuf::from("b")]);
-        let f = parse(&["--app-id", "x", "--resources-path", "a", "--resources-path", "b", "--components-path", "c"]);
+        let f = parse(&[
+            "--app-id",
+            "x",
+            "--resources-path",
+            "a",
+            "--resources-path",
+            "b",
+            "--components-path",
+            "c",
+        ]);
         assert_eq!(f.resource_dirs(), [PathBuf::from("a"), PathBuf::from("b")]);
     }
 
@@ -355,18 +442,43 @@ mod tests {
     fn refuses_what_dapr_refuses() {
         assert!(parse(&[]).validate().is_err());
         assert!(parse(&["--app-id", "a.b"]).validate().is_err());
-        assert!(parse(&["--app-id", "a", "--app-protocol", "ftp"]).validate().is_err());
-        assert!(parse(&["--app-id", "a", "--app-port", "3500"]).validate().is_err());
-        assert!(parse(&["--app-id", "a", "--max-body-size", "lots"]).validate().is_err());
-        assert!(parse(&["--app-id", "a", "--dapr-http-port", "99999"]).validate().is_err());
+        assert!(
+            parse(&["--app-id", "a", "--app-protocol", "ftp"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            parse(&["--app-id", "a", "--app-port", "3500"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            parse(&["--app-id", "a", "--max-body-size", "lots"])
+                .validate()
+                .is_err()
+        );
+        assert!(
+            parse(&["--app-id", "a", "--dapr-http-port", "99999"])
+                .validate()
+                .is_err()
+        );
         assert!(parse_args(["daprd", "--no-such-flag"].map(String::from)).is_err());
         assert!(parse_args(["daprd", "--app-id", "a", "junk"].map(String::from)).is_err());
     }
 
     #[test]
     fn body_size_flags() {
-        assert_eq!(parse(&["--app-id", "a", "--max-body-size", "1Mi"]).max_body_bytes(), Ok(1 << 20));
-        assert_eq!(parse(&["--app-id", "a", "--dapr-http-max-request-size", "2"]).max_body_bytes(), Ok(2 << 20));
-        assert_eq!(parse(&["--app-id", "a", "--max-body-size", "-1"]).max_body_bytes(), Ok(4 << 20));
+        assert_eq!(
+            parse(&["--app-id", "a", "--max-body-size", "1Mi"]).max_body_bytes(),
+            Ok(1 << 20)
+        );
+        assert_eq!(
+            parse(&["--app-id", "a", "--dapr-http-max-request-size", "2"]).max_body_bytes(),
+            Ok(2 << 20)
+        );
+        assert_eq!(
+            parse(&["--app-id", "a", "--max-body-size", "-1"]).max_body_bytes(),
+            Ok(4 << 20)
+        );
     }
 }

@@ -2,7 +2,9 @@
 /// binary suffixes (`Ki`, `Mi`, `Gi`, `Ti`), decimal ones (`k`, `M`, `G`, `T`) or bytes.
 pub fn parse_quantity(raw: &str) -> Option<u64> {
     let s = raw.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let value: f64 = num.parse().ok()?;
     let scale: f64 = match suffix {

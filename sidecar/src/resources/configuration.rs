@@ -31,6 +31,11 @@ pub struct Feature {
 impl Configuration {
     /// Names of the preview features switched on, for the metadata API.
     pub fn enabled_features(&self) -> Vec<String> {
-        self.spec.features.iter().filter(|f| f.enabled).map(|f| f.name.clone()).collect()
+        self.spec
+            .features
+            .iter()
+            .filter(|f| f.enabled)
+            .map(|f| f.name.clone())
+            .collect()
     }
 }

@@ -8,11 +8,19 @@ use super::{Component, Configuration};
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid YAML: {reason}")]
     Yaml { path: PathBuf, reason: String },
     #[error("{path}: document {index} ({kind}): {reason}")]
-    Document { path: PathBuf, index: usize, kind: String, reason: String },
+    Document {
+        path: PathBuf,
+        index: usize,
+        kind: String,
+        reason: String,
+    },
     #[error("{path}: no Configuration document found")]
     NoConfiguration { path: PathBuf },
 }
@@ -26,16 +34,22 @@ pub struct Loaded {
 }
 
 fn yaml_documents(path: &Path) -> Result<Vec<Value>, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Read { path: path.to_path_buf(), source })?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text)
-        .map_err(|e| LoadError::Yaml { path: path.to_path_buf(), reason: e.to_string() })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| LoadError::Yaml {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
 fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|source| LoadError::Read { path: dir.to_path_buf(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Read {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -60,7 +74,11 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                 }
             };
             for (index, doc) in docs.into_iter().enumerate() {
-                let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+                let kind = doc
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 if kind != "Component" {
                     continue;
                 }
@@ -71,12 +89,12 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     reason,
                 };
                 match serde_json::from_value::<Component>(doc) {
-                    Ok(c) if c.metadata.name.is_empty() => {
-                        loaded.problems.push(problem("metadata.name is required".into()))
-                    }
-                    Ok(c) if c.spec.kind.is_empty() => {
-                        loaded.problems.push(problem("spec.type is required".into()))
-                    }
+                    Ok(c) if c.metadata.name.is_empty() => loaded
+                        .problems
+                        .push(problem("metadata.name is required".into())),
+                    Ok(c) if c.spec.kind.is_empty() => loaded
+                        .problems
+                        .push(problem("spec.type is required".into())),
                     Ok(c) => loaded.components.push(c),
                     Err(e) => loaded.problems.push(problem(e.to_string())),
                 }
@@ -99,7 +117,9 @@ pub fn load_configuration(path: &Path) -> Result<Configuration, LoadError> {
             });
         }
     }
-    Err(LoadError::NoConfiguration { path: path.to_path_buf() })
+    Err(LoadError::NoConfiguration {
+        path: path.to_path_buf(),
+    })
 }
 
 #[cfg(test)]
@@ -118,9 +138,21 @@ mod tests {
             "a.yaml",
             "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: one\nspec:\n  type: state.in-memory\n  version: v1\n  metadata:\n  - name: port\n    value: 6379\n  - name: flag\n    value: true\nscopes: [app1]\n---\nkind: Subscription\nmetadata:\n  name: sub\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: two\nspec:\n  type: state.redis\n",
         );
-        write(dir.path(), "broken.yaml", "kind: Component\nmetadata: [unclosed\n");
-        write(dir.path(), "noname.yml", "kind: Component\nmetadata: {}\nspec: {type: state.redis}\n");
-        write(dir.path(), "notype.yaml", "kind: Component\nmetadata: {name: x}\nspec: {version: v1}\n");
+        write(
+            dir.path(),
+            "broken.yaml",
+            "kind: Component\nmetadata: [unclosed\n",
+        );
+        write(
+            dir.path(),
+            "noname.yml",
+            "kind: Component\nmetadata: {}\nspec: {type: state.redis}\n",
+        );
+        write(
+            dir.path(),
+            "notype.yaml",
+            "kind: Component\nmetadata: {name: x}\nspec: {version: v1}\n",
+        );
         write(dir.path(), "ignored.txt", "not yaml at all: [");
         let loaded = load_resources(&[dir.path().to_path_buf()]).expect("folder readable");
         let names: Vec<_> = loaded.components.iter().map(|c| c.name()).collect();
@@ -132,9 +164,18 @@ mod tests {
         assert!(loaded.components[1].in_scope("anyone"));
         assert_eq!(loaded.problems.len(), 3, "{:?}", loaded.problems);
         let text: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
-        assert!(text.iter().any(|t| t.contains("broken.yaml") && t.contains("invalid YAML")));
-        assert!(text.iter().any(|t| t.contains("noname.yml") && t.contains("metadata.name")));
-        assert!(text.iter().any(|t| t.contains("notype.yaml") && t.contains("type")));
+        assert!(
+            text.iter()
+                .any(|t| t.contains("broken.yaml") && t.contains("invalid YAML"))
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("noname.yml") && t.contains("metadata.name"))
+        );
+        assert!(
+            text.iter()
+                .any(|t| t.contains("notype.yaml") && t.contains("type"))
+        );
     }
 
     #[test]
@@ -153,7 +194,11 @@ mod tests {
         let cfg = load_configuration(&dir.path().join("config.yaml")).expect("loads");
         assert_eq!(cfg.enabled_features(), ["Foo"]);
         assert!(cfg.spec.other.contains_key("tracing"));
-        write(dir.path(), "other.yaml", "kind: Component\nmetadata: {name: a}\n");
+        write(
+            dir.path(),
+            "other.yaml",
+            "kind: Component\nmetadata: {name: a}\n",
+        );
         assert!(load_configuration(&dir.path().join("other.yaml")).is_err());
         assert!(load_configuration(&dir.path().join("missing.yaml")).is_err());
     }

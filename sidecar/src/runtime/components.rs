@@ -21,8 +21,17 @@ const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Dapr component categories other than state; recognised, but not built yet.
 const LATER_CATEGORIES: &[&str] = &[
-    "bindings", "pubsub", "secretstores", "workflow", "workflowbackend", "middleware",
-    "configuration", "crypto", "lock", "nameresolution", "conversation",
+    "bindings",
+    "pubsub",
+    "secretstores",
+    "workflow",
+    "workflowbackend",
+    "middleware",
+    "configuration",
+    "crypto",
+    "lock",
+    "nameresolution",
+    "conversation",
 ];
 
 pub struct Loaded {
@@ -76,7 +85,11 @@ async fn init_state_store(c: &Component, props: &Properties) -> Result<Arc<dyn S
         .and_then(parse_duration)
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_INIT_TIMEOUT);
-    let created = tokio::time::timeout(timeout, create_state_store(&c.spec.kind, &c.spec.version, props)).await;
+    let created = tokio::time::timeout(
+        timeout,
+        create_state_store(&c.spec.kind, &c.spec.version, props),
+    )
+    .await;
     match created {
         Err(_) => bail!("init timeout after {}s", timeout.as_secs_f64()),
         Ok(Err(e)) => bail!("{e}"),
@@ -93,10 +106,20 @@ fn embedded_default(app_id: &str) -> Loaded {
         name: "statestore".into(),
         kind: "state.in-memory".into(),
         version: "v1".into(),
-        capabilities: store.features().names(false).into_iter().map(String::from).collect(),
+        capabilities: store
+            .features()
+            .names(false)
+            .into_iter()
+            .map(String::from)
+            .collect(),
     };
-    tracing::info!("no resources path given: using the embedded in-memory state store 'statestore'");
-    Loaded { stores: HashMap::from([("statestore".to_string(), StoreEntry::new(store, prefix))]), infos: vec![info] }
+    tracing::info!(
+        "no resources path given: using the embedded in-memory state store 'statestore'"
+    );
+    Loaded {
+        stores: HashMap::from([("statestore".to_string(), StoreEntry::new(store, prefix))]),
+        infos: vec![info],
+    }
 }
 
 pub async fn load(flags: &Flags) -> Result<Loaded> {
@@ -108,7 +131,10 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
     for problem in &resources.problems {
         tracing::warn!("skipping resource: {problem}");
     }
-    let mut loaded = Loaded { stores: HashMap::new(), infos: Vec::new() };
+    let mut loaded = Loaded {
+        stores: HashMap::new(),
+        infos: Vec::new(),
+    };
     let mut seen = std::collections::HashSet::new();
     for c in &resources.components {
         if !seen.insert(c.name().to_string()) {
@@ -121,12 +147,18 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
         let category = c.spec.kind.split('.').next().unwrap_or("");
         if category != "state" {
             if LATER_CATEGORIES.contains(&category) {
-                tracing::warn!("component {} is of a type this sidecar does not support yet; skipped", log_name(c));
+                tracing::warn!(
+                    "component {} is of a type this sidecar does not support yet; skipped",
+                    log_name(c)
+                );
                 continue;
             }
             let err = format!("incorrect type {}", c.spec.kind);
             if c.spec.ignore_errors {
-                tracing::warn!("Ignoring error processing component: {}: {err}", log_name(c));
+                tracing::warn!(
+                    "Ignoring error processing component: {}: {err}",
+                    log_name(c)
+                );
                 continue;
             }
             bail!("Error processing component {}: {err}", log_name(c));
@@ -135,7 +167,10 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
             tracing::warn!(
                 "Component {} references a secret store that isn't loaded: {:?}; it will not be initialised",
                 c.name(),
-                c.auth.as_ref().map(|a| a.secret_store.as_str()).unwrap_or("")
+                c.auth
+                    .as_ref()
+                    .map(|a| a.secret_store.as_str())
+                    .unwrap_or("")
             );
             continue;
         };
@@ -153,10 +188,21 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
                 loaded.infos.push(ComponentInfo {
                     name: c.name().to_string(),
                     kind: c.spec.kind.clone(),
-                    version: if c.spec.version.is_empty() { "v1".into() } else { c.spec.version.clone() },
-                    capabilities: store.features().names(actor).into_iter().map(String::from).collect(),
+                    version: if c.spec.version.is_empty() {
+                        "v1".into()
+                    } else {
+                        c.spec.version.clone()
+                    },
+                    capabilities: store
+                        .features()
+                        .names(actor)
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
                 });
-                loaded.stores.insert(c.name().to_string(), StoreEntry::new(store, prefix));
+                loaded
+                    .stores
+                    .insert(c.name().to_string(), StoreEntry::new(store, prefix));
                 tracing::info!("Component loaded: {}", log_name(c));
             }
             Err(e) if c.spec.ignore_errors => {

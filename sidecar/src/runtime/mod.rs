@@ -73,12 +73,17 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
             app_connection(flags)?,
         ),
         health: health.clone(),
-        api_token: std::env::var("DAPR_API_TOKEN").ok().filter(|t| !t.is_empty()),
+        api_token: std::env::var("DAPR_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
         max_body_size: flags.max_body_bytes().map_err(anyhow::Error::msg)?,
         log_requests: flags.enable_api_logging,
         shutdown: shutdown_tx,
     });
-    tracing::info!("The request body size parameter is: {} bytes", api.max_body_size);
+    tracing::info!(
+        "The request body size parameter is: {} bytes",
+        api.max_body_size
+    );
     let servers = servers::Servers::start(flags, api.clone()).await?;
     health.set_outbound_ready();
     health.set_ready(true);
@@ -86,7 +91,12 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         "dapr initialized. Status: Running. Init Elapsed {}ms",
         started.elapsed().as_millis()
     );
-    Ok(Running { listening: servers.listening.clone(), api, servers, grace: flags.graceful_shutdown() })
+    Ok(Running {
+        listening: servers.listening.clone(),
+        api,
+        servers,
+        grace: flags.graceful_shutdown(),
+    })
 }
 
 impl Running {
@@ -103,7 +113,10 @@ impl Running {
         tracing::info!("Dapr shutting down");
         self.api.health.set_ready(false);
         self.api.request_shutdown();
-        if tokio::time::timeout(self.grace, self.servers.wait()).await.is_err() {
+        if tokio::time::timeout(self.grace, self.servers.wait())
+            .await
+            .is_err()
+        {
             bail!("API servers did not stop within {}s", self.grace.as_secs());
         }
         tracing::info!("Dapr runtime stopped");

@@ -29,15 +29,23 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener> {
     } else {
         format!("{host}:{port}")
     };
-    TcpListener::bind(&addr).await.with_context(|| format!("listening on {addr}"))
+    TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))
 }
 
 impl Servers {
     pub async fn start(flags: &Flags, api: Arc<Api>) -> Result<Self> {
         let mut listening = Listening::default();
         let mut tasks = Vec::new();
-        let http_port = flags.http_port().map_err(anyhow::Error::msg)?.unwrap_or(3500);
-        let grpc_port = flags.grpc_port().map_err(anyhow::Error::msg)?.unwrap_or(50001);
+        let http_port = flags
+            .http_port()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or(3500);
+        let grpc_port = flags
+            .grpc_port()
+            .map_err(anyhow::Error::msg)?
+            .unwrap_or(50001);
         for host in flags.listen_addresses() {
             let listener = bind(&host, http_port).await?;
             listening.http.push(listener.local_addr()?);
@@ -54,7 +62,11 @@ impl Servers {
             };
             let listener = bind(host, port).await?;
             listening.public = Some(listener.local_addr()?);
-            tasks.push(serve_http(listener, api::http::public_router(api.clone()), &api));
+            tasks.push(serve_http(
+                listener,
+                api::http::public_router(api.clone()),
+                &api,
+            ));
         }
         for addr in &listening.http {
             tracing::info!("HTTP server listening on {addr}");
@@ -92,7 +104,9 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let result = tonic::transport::Server::builder()
-            .layer(tower::util::MapResponseLayer::new(api::grpc::dapr_size_limit_status))
+            .layer(tower::util::MapResponseLayer::new(
+                api::grpc::dapr_size_limit_status,
+            ))
             .add_service(api::grpc::service(api))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -30,7 +30,11 @@ pub struct Builder {
 }
 
 pub fn daprd() -> Builder {
-    Builder { args: Vec::new(), env: Vec::new(), app_id: format!("app{}", free_port()) }
+    Builder {
+        args: Vec::new(),
+        env: Vec::new(),
+        app_id: format!("app{}", free_port()),
+    }
 }
 
 impl Builder {
@@ -62,7 +66,12 @@ impl Builder {
         let (http, grpc) = (free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_daprd"))
             .args(["--app-id", &self.app_id])
-            .args(["--dapr-http-port", &http.to_string(), "--dapr-grpc-port", &grpc.to_string()])
+            .args([
+                "--dapr-http-port",
+                &http.to_string(),
+                "--dapr-grpc-port",
+                &grpc.to_string(),
+            ])
             .args(["--dapr-listen-addresses", "127.0.0.1"])
             .args(&self.args)
             .env_remove("DAPR_API_TOKEN")
@@ -71,7 +80,14 @@ impl Builder {
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn daprd");
-        Sidecar { child: Some(child), http, grpc, app_id: self.app_id, log, _dir: dir }
+        Sidecar {
+            child: Some(child),
+            http,
+            grpc,
+            app_id: self.app_id,
+            log,
+            _dir: dir,
+        }
     }
 
     /// Spawns the sidecar and waits until `/v1.0/healthz` answers 204.
@@ -107,13 +123,19 @@ impl Sidecar {
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "daprd never became healthy; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daprd never became healthy; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits for the process to exit on its own.
@@ -123,13 +145,20 @@ impl Sidecar {
             if let Some(s) = self.try_exit() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "daprd did not exit; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daprd did not exit; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .expect("kill");
         assert!(status.success());
     }
 }

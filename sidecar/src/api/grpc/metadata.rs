@@ -29,12 +29,15 @@ impl DaprGrpc {
                 protocol: conn.protocol.clone(),
                 channel_address: conn.channel_address.clone(),
                 max_concurrency: i32::try_from(conn.max_concurrency).unwrap_or(i32::MAX),
-                health: conn.health.as_ref().map(|h| pb::AppConnectionHealthProperties {
-                    health_check_path: h.check_path.clone(),
-                    health_probe_interval: h.probe_interval.clone(),
-                    health_probe_timeout: h.probe_timeout.clone(),
-                    health_threshold: i32::try_from(h.threshold).unwrap_or(i32::MAX),
-                }),
+                health: conn
+                    .health
+                    .as_ref()
+                    .map(|h| pb::AppConnectionHealthProperties {
+                        health_check_path: h.check_path.clone(),
+                        health_probe_interval: h.probe_interval.clone(),
+                        health_probe_timeout: h.probe_timeout.clone(),
+                        health_threshold: i32::try_from(h.threshold).unwrap_or(i32::MAX),
+                    }),
             }),
             actor_runtime: Some(pb::ActorRuntime {
                 runtime_status: pb::actor_runtime::ActorRuntimeStatus::Disabled as i32,

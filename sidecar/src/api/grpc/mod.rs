@@ -20,18 +20,25 @@ pub struct DaprGrpc {
     api: Arc<Api>,
 }
 
+/// The token check run before every gRPC call.
+#[derive(Clone)]
+pub struct TokenCheck(Option<Arc<str>>);
+
+impl tonic::service::Interceptor for TokenCheck {
+    fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        status::check_token(self.0.as_deref(), req)
+    }
+}
+
 /// Builds the Dapr gRPC service with `DAPR_API_TOKEN` enforcement and the message-size
 /// limit from `--max-body-size`.
-pub fn service(
-    api: Arc<Api>,
-) -> InterceptedService<DaprServer<DaprGrpc>, impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone>
-{
+pub fn service(api: Arc<Api>) -> InterceptedService<DaprServer<DaprGrpc>, TokenCheck> {
     let limit = api.max_body_size;
-    let token = api.api_token.clone();
+    let token = TokenCheck(api.api_token.as_deref().map(Arc::from));
     let server = DaprServer::new(DaprGrpc { api })
         .max_decoding_message_size(limit)
         .max_encoding_message_size(limit);
-    InterceptedService::new(server, move |req: Request<()>| status::check_token(token.as_deref(), req))
+    InterceptedService::new(server, token)
 }
 
 /// tonic reports a request over the size limit as `OUT_OF_RANGE`; grpc-go, and so Dapr,
@@ -39,9 +46,12 @@ pub fn service(
 pub fn dapr_size_limit_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
     let headers = resp.headers_mut();
     let too_large = headers.get("grpc-status").is_some_and(|s| s == "11")
-        && headers
-            .get("grpc-message")
-            .is_some_and(|m| m.to_str().is_ok_and(|m| m.contains("message%20length%20too%20large") || m.contains("message length too large")));
+        && headers.get("grpc-message").is_some_and(|m| {
+            m.to_str().is_ok_and(|m| {
+                m.contains("message%20length%20too%20large")
+                    || m.contains("message length too large")
+            })
+        });
     if too_large {
         headers.insert("grpc-status", http::HeaderValue::from_static("8"));
     }

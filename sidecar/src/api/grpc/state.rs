@@ -40,7 +40,10 @@ fn consistency(value: i32) -> Consistency {
 /// gRPC values are opaque bytes unless the caller marks them `contentType:
 /// application/json`, in which case they must parse as JSON, as in Dapr.
 fn save_item(item: StateItem) -> Result<SaveItem, Status> {
-    let is_json = item.metadata.get("contentType").is_some_and(|c| c == "application/json");
+    let is_json = item
+        .metadata
+        .get("contentType")
+        .is_some_and(|c| c == "application/json");
     if is_json && serde_json::from_slice::<serde::de::IgnoredAny>(&item.value).is_err() {
         return Err(DaprError::malformed(format!(
             "value of key {} is not valid JSON but contentType is application/json",
@@ -68,9 +71,20 @@ fn delete_item(item: StateItem) -> DeleteItem {
 }
 
 impl DaprGrpc {
-    pub(super) async fn get_state_impl(&self, req: pb::GetStateRequest) -> Result<pb::GetStateResponse, Status> {
-        let value =
-            self.api.state.get(&req.store_name, &req.key, consistency(req.consistency), req.metadata).await?;
+    pub(super) async fn get_state_impl(
+        &self,
+        req: pb::GetStateRequest,
+    ) -> Result<pb::GetStateResponse, Status> {
+        let value = self
+            .api
+            .state
+            .get(
+                &req.store_name,
+                &req.key,
+                consistency(req.consistency),
+                req.metadata,
+            )
+            .await?;
         Ok(match value {
             Some(v) => pb::GetStateResponse {
                 data: v.data.into(),
@@ -86,7 +100,11 @@ impl DaprGrpc {
         req: pb::GetBulkStateRequest,
     ) -> Result<pb::GetBulkStateResponse, Status> {
         let parallelism = usize::try_from(req.parallelism).unwrap_or(0);
-        let items = self.api.state.bulk_get(&req.store_name, req.keys, parallelism, req.metadata).await?;
+        let items = self
+            .api
+            .state
+            .bulk_get(&req.store_name, req.keys, parallelism, req.metadata)
+            .await?;
         let items = items
             .into_iter()
             .map(|i| {
@@ -94,7 +112,13 @@ impl DaprGrpc {
                     Some(v) => (v.data.into(), v.etag.unwrap_or_default(), v.metadata),
                     None => Default::default(),
                 };
-                pb::BulkStateItem { key: i.key, data, etag, error: i.error.unwrap_or_default(), metadata }
+                pb::BulkStateItem {
+                    key: i.key,
+                    data,
+                    etag,
+                    error: i.error.unwrap_or_default(),
+                    metadata,
+                }
             })
             .collect();
         Ok(pb::GetBulkStateResponse { items })
@@ -105,11 +129,18 @@ impl DaprGrpc {
         if req.states.is_empty() {
             return Ok(());
         }
-        let items = req.states.into_iter().map(save_item).collect::<Result<_, _>>()?;
+        let items = req
+            .states
+            .into_iter()
+            .map(save_item)
+            .collect::<Result<_, _>>()?;
         Ok(self.api.state.save(&req.store_name, items).await?)
     }
 
-    pub(super) async fn delete_state_impl(&self, req: pb::DeleteStateRequest) -> Result<(), Status> {
+    pub(super) async fn delete_state_impl(
+        &self,
+        req: pb::DeleteStateRequest,
+    ) -> Result<(), Status> {
         let item = DeleteItem {
             options: options(req.options.as_ref()),
             key: req.key,
@@ -119,7 +150,10 @@ impl DaprGrpc {
         Ok(self.api.state.delete(&req.store_name, item).await?)
     }
 
-    pub(super) async fn delete_bulk_state_impl(&self, req: pb::DeleteBulkStateRequest) -> Result<(), Status> {
+    pub(super) async fn delete_bulk_state_impl(
+        &self,
+        req: pb::DeleteBulkStateRequest,
+    ) -> Result<(), Status> {
         let items = req.states.into_iter().map(delete_item).collect();
         Ok(self.api.state.delete_bulk(&req.store_name, items).await?)
     }
@@ -145,7 +179,11 @@ impl DaprGrpc {
         &self,
         req: pb::QueryStateRequest,
     ) -> Result<pb::QueryStateResponse, Status> {
-        let (items, token) = self.api.state.query(&req.store_name, req.query.as_bytes()).await?;
+        let (items, token) = self
+            .api
+            .state
+            .query(&req.store_name, req.query.as_bytes())
+            .await?;
         Ok(pb::QueryStateResponse {
             results: items
                 .into_iter()

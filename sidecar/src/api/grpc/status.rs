@@ -20,12 +20,23 @@ pub struct ErrorInfo {
 const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
 fn error_info_any(reason: &str, metadata: HashMap<String, String>) -> prost_types::Any {
-    let info = ErrorInfo { reason: reason.to_string(), domain: ERROR_DOMAIN.to_string(), metadata };
-    prost_types::Any { type_url: ERROR_INFO_TYPE.to_string(), value: info.encode_to_vec() }
+    let info = ErrorInfo {
+        reason: reason.to_string(),
+        domain: ERROR_DOMAIN.to_string(),
+        metadata,
+    };
+    prost_types::Any {
+        type_url: ERROR_INFO_TYPE.to_string(),
+        value: info.encode_to_vec(),
+    }
 }
 
 fn with_details(code: Code, message: &str, details: Vec<prost_types::Any>) -> Status {
-    let rpc = dapr::google::rpc::Status { code: code as i32, message: message.to_string(), details };
+    let rpc = dapr::google::rpc::Status {
+        code: code as i32,
+        message: message.to_string(),
+        details,
+    };
     Status::with_details(code, message.to_string(), Bytes::from(rpc.encode_to_vec()))
 }
 
@@ -35,8 +46,16 @@ pub fn to_status(err: &DaprError) -> Status {
     match err.reason {
         None => Status::new(err.grpc, err.message.clone()),
         Some(reason) => {
-            let metadata = err.metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-            with_details(err.grpc, &err.message, vec![error_info_any(reason, metadata)])
+            let metadata = err
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            with_details(
+                err.grpc,
+                &err.message,
+                vec![error_info_any(reason, metadata)],
+            )
         }
     }
 }
@@ -57,9 +76,15 @@ pub fn check_token(token: Option<&str>, req: Request<()>) -> Result<Request<()>,
         Some(v) if v.as_bytes() == token.as_bytes() => return Ok(req),
         Some(_) => "authentication error: api token mismatch",
     };
-    let metadata =
-        HashMap::from([("http.code".to_string(), "401".to_string()), ("http.error_message".to_string(), detail.to_string())]);
-    Err(with_details(Code::Unauthenticated, "Unauthorized", vec![error_info_any("Unauthorized", metadata)]))
+    let metadata = HashMap::from([
+        ("http.code".to_string(), "401".to_string()),
+        ("http.error_message".to_string(), detail.to_string()),
+    ]);
+    Err(with_details(
+        Code::Unauthenticated,
+        "Unauthorized",
+        vec![error_info_any("Unauthorized", metadata)],
+    ))
 }
 
 #[cfg(test)]
@@ -69,9 +94,14 @@ mod tests {
 
     #[test]
     fn errors_with_a_reason_carry_error_info() {
-        let err = DaprError::new("ERR_X", "boom", StatusCode::BAD_REQUEST, Code::InvalidArgument)
-            .with_reason("DAPR_X")
-            .with_meta("appID", "a");
+        let err = DaprError::new(
+            "ERR_X",
+            "boom",
+            StatusCode::BAD_REQUEST,
+            Code::InvalidArgument,
+        )
+        .with_reason("DAPR_X")
+        .with_meta("appID", "a");
         let status = to_status(&err);
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(status.message(), "boom");
@@ -90,10 +120,12 @@ mod tests {
         let denied = check_token(Some("t"), Request::new(())).expect_err("no token");
         assert_eq!(denied.code(), Code::Unauthenticated);
         let mut req = Request::new(());
-        req.metadata_mut().insert("dapr-api-token", "wrong".parse().expect("ascii"));
+        req.metadata_mut()
+            .insert("dapr-api-token", "wrong".parse().expect("ascii"));
         assert!(check_token(Some("t"), req).is_err());
         let mut req = Request::new(());
-        req.metadata_mut().insert("dapr-api-token", "t".parse().expect("ascii"));
+        req.metadata_mut()
+            .insert("dapr-api-token", "t".parse().expect("ascii"));
         assert!(check_token(Some("t"), req).is_ok());
     }
 }

@@ -1,6 +1,6 @@
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Request};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 
 use crate::errors::DaprError;
@@ -13,10 +13,13 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = DaprError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(req, state).await.map(Body).map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_) => DaprError::malformed("stream too large"),
-            other => DaprError::malformed(format!("failed to read request body: {other}")),
-        })
+        Bytes::from_request(req, state)
+            .await
+            .map(Body)
+            .map_err(|e| match e {
+                BytesRejection::FailedToBufferBody(_) => DaprError::malformed("stream too large"),
+                other => DaprError::malformed(format!("failed to read request body: {other}")),
+            })
     }
 }
 

@@ -37,10 +37,17 @@ pub fn error_response(err: &DaprError) -> Response {
         })
         .into_iter()
         .collect();
-    let body = ErrorBody { error_code: err.code, message: &err.message, details };
+    let body = ErrorBody {
+        error_code: err.code,
+        message: &err.message,
+        details,
+    };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut resp = (err.http, json).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 

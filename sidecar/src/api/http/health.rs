@@ -9,8 +9,13 @@ use crate::api::Api;
 use crate::errors::DaprError;
 
 fn not_ready(code: &'static str, message: &str) -> Response {
-    DaprError::new(code, message, StatusCode::INTERNAL_SERVER_ERROR, tonic::Code::Unavailable)
-        .into_response()
+    DaprError::new(
+        code,
+        message,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        tonic::Code::Unavailable,
+    )
+    .into_response()
 }
 
 /// `GET /v1.0/healthz`: 204 once initialised; `?appid=` must match when given.
@@ -36,7 +41,10 @@ pub async fn outbound(State(api): State<Arc<Api>>) -> Response {
     if api.health.is_outbound_ready() {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        not_ready("ERR_OUTBOUND_HEALTH_NOT_READY", "dapr outbound is not ready")
+        not_ready(
+            "ERR_OUTBOUND_HEALTH_NOT_READY",
+            "dapr outbound is not ready",
+        )
     }
 }
 

@@ -121,7 +121,10 @@ pub async fn get(State(api): State<Arc<Api>>) -> Response {
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();
     let mut resp = (StatusCode::OK, json).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 

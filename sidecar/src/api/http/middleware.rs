@@ -12,7 +12,10 @@ pub const API_TOKEN_HEADER: &str = "dapr-api-token";
 
 fn exempt_from_token(req: &Request) -> bool {
     req.method() == Method::GET
-        && matches!(req.uri().path().trim_end_matches('/'), "/v1.0/healthz" | "/v1.0/healthz/outbound")
+        && matches!(
+            req.uri().path().trim_end_matches('/'),
+            "/v1.0/healthz" | "/v1.0/healthz/outbound"
+        )
 }
 
 /// Enforces `DAPR_API_TOKEN` (Dapr answers a plain-text 401) and, with
@@ -22,11 +25,16 @@ pub async fn guard(State(api): State<Arc<Api>>, mut req: Request, next: Next) ->
     if let Some(token) = &api.api_token
         && !exempt_from_token(&req)
     {
-        let ok = req.headers().get(API_TOKEN_HEADER).is_some_and(|v| v.as_bytes() == token.as_bytes());
+        let ok = req
+            .headers()
+            .get(API_TOKEN_HEADER)
+            .is_some_and(|v| v.as_bytes() == token.as_bytes());
         if !ok {
             let mut resp = (StatusCode::UNAUTHORIZED, "invalid api token\n").into_response();
-            resp.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
             return resp;
         }
         req.headers_mut().remove(API_TOKEN_HEADER);

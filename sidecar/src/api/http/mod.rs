@@ -24,10 +24,22 @@ pub fn router(api: Arc<Api>) -> Router {
     let limit = api.max_body_size;
     Router::new()
         .route("/v1.0/state/{store}", post(state::save).put(state::save))
-        .route("/v1.0/state/{store}/bulk", post(state::bulk_get).put(state::bulk_get))
-        .route("/v1.0/state/{store}/transaction", post(state::transaction).put(state::transaction))
-        .route("/v1.0/state/{store}/{key}", get(state::get).delete(state::delete))
-        .route("/v1.0-alpha1/state/{store}/query", post(state::query).put(state::query))
+        .route(
+            "/v1.0/state/{store}/bulk",
+            post(state::bulk_get).put(state::bulk_get),
+        )
+        .route(
+            "/v1.0/state/{store}/transaction",
+            post(state::transaction).put(state::transaction),
+        )
+        .route(
+            "/v1.0/state/{store}/{key}",
+            get(state::get).delete(state::delete),
+        )
+        .route(
+            "/v1.0-alpha1/state/{store}/query",
+            post(state::query).put(state::query),
+        )
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))
         .route("/v1.0/healthz", get(health::healthz))
@@ -36,7 +48,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .fallback(errors::no_route)
         .method_not_allowed_fallback(errors::no_route)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(api.clone(), middleware::guard))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            middleware::guard,
+        ))
         .with_state(api)
 }
 

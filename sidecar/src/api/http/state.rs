@@ -46,7 +46,10 @@ impl SaveJson {
         metadata.extend(query_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(SaveItem {
             key: self.key,
-            value: self.value.map(|v| Bytes::from(String::from(Box::<str>::from(v)))).unwrap_or_default(),
+            value: self
+                .value
+                .map(|v| Bytes::from(String::from(Box::<str>::from(v))))
+                .unwrap_or_default(),
             is_json: true,
             etag: self.etag,
             options: Options::parse(&opts.concurrency, &opts.consistency)?,
@@ -69,19 +72,27 @@ impl SaveJson {
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 fn value_headers(resp: &mut Response, value: &StateValue) {
     let headers = resp.headers_mut();
-    if let Some(etag) = value.etag.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+    if let Some(etag) = value
+        .etag
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
         headers.insert(header::ETAG, etag);
     }
     for (k, v) in &value.metadata {
-        if let (Ok(name), Ok(val)) =
-            (HeaderName::try_from(format!("metadata.{k}")), HeaderValue::from_str(v))
-        {
+        if let (Ok(name), Ok(val)) = (
+            HeaderName::try_from(format!("metadata.{k}")),
+            HeaderValue::from_str(v),
+        ) {
             headers.insert(name, val);
         }
     }
@@ -94,7 +105,11 @@ pub async fn get(
     params: Params,
 ) -> Result<Response, DaprError> {
     let options = Options::parse("", &params.consistency)?;
-    let Some(value) = api.state.get(&store, &key, options.consistency, params.metadata).await? else {
+    let Some(value) = api
+        .state
+        .get(&store, &key, options.consistency, params.metadata)
+        .await?
+    else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     let mut resp = json_response(StatusCode::OK, Vec::new());
@@ -115,7 +130,10 @@ pub async fn save(
     if items.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let items = items.into_iter().map(|i| i.into_item(&params.metadata)).collect::<Result<_, _>>()?;
+    let items = items
+        .into_iter()
+        .map(|i| i.into_item(&params.metadata))
+        .collect::<Result<_, _>>()?;
     api.state.save(&store, items).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -136,7 +154,17 @@ pub async fn delete(
         None => None,
     };
     let options = Options::parse(&params.concurrency, &params.consistency)?;
-    api.state.delete(&store, DeleteItem { key, etag, options, metadata: params.metadata }).await?;
+    api.state
+        .delete(
+            &store,
+            DeleteItem {
+                key,
+                etag,
+                options,
+                metadata: params.metadata,
+            },
+        )
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -170,7 +198,10 @@ fn as_json(data: &[u8], scratch: &mut Vec<Box<RawValue>>) -> Option<usize> {
     }
     let raw = match serde_json::from_slice::<&RawValue>(data) {
         Ok(r) => r.to_owned(),
-        Err(_) => RawValue::from_string(serde_json::to_string(&String::from_utf8_lossy(data)).ok()?).ok()?,
+        Err(_) => {
+            RawValue::from_string(serde_json::to_string(&String::from_utf8_lossy(data)).ok()?)
+                .ok()?
+        }
     };
     scratch.push(raw);
     Some(scratch.len() - 1)
@@ -188,11 +219,18 @@ pub async fn bulk_get(
     let mut metadata = req.metadata;
     metadata.extend(params.metadata);
     let parallelism = usize::try_from(req.parallelism).unwrap_or(0);
-    let items = api.state.bulk_get(&store, req.keys, parallelism, metadata).await?;
+    let items = api
+        .state
+        .bulk_get(&store, req.keys, parallelism, metadata)
+        .await?;
     let mut scratch = Vec::new();
     let indices: Vec<Option<usize>> = items
         .iter()
-        .map(|i| i.value.as_ref().and_then(|v| as_json(&v.data, &mut scratch)))
+        .map(|i| {
+            i.value
+                .as_ref()
+                .and_then(|v| as_json(&v.data, &mut scratch))
+        })
         .collect();
     let out: Vec<BulkItemJson> = items
         .iter()
@@ -201,7 +239,11 @@ pub async fn bulk_get(
             key: &item.key,
             data: idx.map(|i| scratch[i].as_ref()),
             etag: item.value.as_ref().and_then(|v| v.etag.as_deref()),
-            metadata: item.value.as_ref().map(|v| &v.metadata).filter(|m| !m.is_empty()),
+            metadata: item
+                .value
+                .as_ref()
+                .map(|v| &v.metadata)
+                .filter(|m| !m.is_empty()),
             error: item.error.as_deref(),
         })
         .collect();
@@ -271,15 +313,25 @@ pub async fn query(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let mut scratch = Vec::new();
-    let indices: Vec<Option<usize>> = items.iter().map(|i| as_json(&i.data, &mut scratch)).collect();
+    let indices: Vec<Option<usize>> = items
+        .iter()
+        .map(|i| as_json(&i.data, &mut scratch))
+        .collect();
     let results = items
         .iter()
         .zip(indices)
         .filter_map(|(item, idx)| {
-            Some(QueryItemJson { key: &item.key, data: scratch[idx?].as_ref(), etag: item.etag.as_deref() })
+            Some(QueryItemJson {
+                key: &item.key,
+                data: scratch[idx?].as_ref(),
+                etag: item.etag.as_deref(),
+            })
         })
         .collect();
-    let json = serde_json::to_vec(&QueryJson { results, token: &token })
-        .map_err(|e| DaprError::malformed(e.to_string()))?;
+    let json = serde_json::to_vec(&QueryJson {
+        results,
+        token: &token,
+    })
+    .map_err(|e| DaprError::malformed(e.to_string()))?;
     Ok(json_response(StatusCode::OK, json))
 }

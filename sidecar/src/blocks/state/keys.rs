@@ -13,9 +13,14 @@ pub fn prefix_for(
     app_id: &str,
     namespace: Option<&str>,
 ) -> Result<Option<String>, String> {
-    let strategy = props.get("keyPrefix").unwrap_or("appid").to_ascii_lowercase();
+    let strategy = props
+        .get("keyPrefix")
+        .unwrap_or("appid")
+        .to_ascii_lowercase();
     if strategy.contains(SEPARATOR) {
-        return Err(format!("input key/keyPrefix '{strategy}' can't contain '{SEPARATOR}'"));
+        return Err(format!(
+            "input key/keyPrefix '{strategy}' can't contain '{SEPARATOR}'"
+        ));
     }
     let base = match strategy.as_str() {
         "none" => return Ok(None),
@@ -58,7 +63,10 @@ mod tests {
         assert_eq!(prefix(Some("appid"), None).as_deref(), Some("myapp||"));
         assert_eq!(prefix(Some("AppID"), None).as_deref(), Some("myapp||"));
         assert_eq!(prefix(Some("name"), None).as_deref(), Some("store||"));
-        assert_eq!(prefix(Some("namespace"), Some("prod")).as_deref(), Some("prod.myapp||"));
+        assert_eq!(
+            prefix(Some("namespace"), Some("prod")).as_deref(),
+            Some("prod.myapp||")
+        );
         assert_eq!(prefix(Some("namespace"), None).as_deref(), Some("myapp||"));
         assert_eq!(prefix(Some("none"), None), None);
         assert_eq!(prefix(Some("Shared"), None).as_deref(), Some("shared||"));

@@ -63,17 +63,24 @@ impl Options {
             "" | "last-write" => Concurrency::LastWrite,
             "first-write" => Concurrency::FirstWrite,
             other => {
-                return Err(DaprError::malformed(format!("unrecognized concurrency model '{other}'")));
+                return Err(DaprError::malformed(format!(
+                    "unrecognized concurrency model '{other}'"
+                )));
             }
         };
         let consistency = match consistency {
             "" | "eventual" => Consistency::Eventual,
             "strong" => Consistency::Strong,
             other => {
-                return Err(DaprError::malformed(format!("unrecognized consistency model '{other}'")));
+                return Err(DaprError::malformed(format!(
+                    "unrecognized consistency model '{other}'"
+                )));
             }
         };
-        Ok(Self { concurrency, consistency })
+        Ok(Self {
+            concurrency,
+            consistency,
+        })
     }
 }
 
@@ -163,7 +170,9 @@ impl StateBlock {
         if self.stores.is_empty() {
             return Err(errors::not_configured(name, &self.app_id));
         }
-        self.stores.get(name).ok_or_else(|| errors::not_found(name, &self.app_id))
+        self.stores
+            .get(name)
+            .ok_or_else(|| errors::not_found(name, &self.app_id))
     }
 
     /// Fails early on an unknown store, before any body is parsed, as Dapr does.
@@ -180,9 +189,15 @@ impl StateBlock {
     ) -> Result<Option<StateValue>, DaprError> {
         let entry = self.entry(store)?;
         let stored = entry.stored_key(key)?;
-        read_one(entry, stored, consistency, metadata).await.map_err(|e| {
-            errors::store_failure("ERR_STATE_GET", format!("fail to get {key} from state store {store}"), e)
-        })
+        read_one(entry, stored, consistency, metadata)
+            .await
+            .map_err(|e| {
+                errors::store_failure(
+                    "ERR_STATE_GET",
+                    format!("fail to get {key} from state store {store}"),
+                    e,
+                )
+            })
     }
 
     pub async fn bulk_get(
@@ -193,15 +208,26 @@ impl StateBlock {
         metadata: HashMap<String, String>,
     ) -> Result<Vec<BulkItem>, DaprError> {
         let entry = self.entry(store)?;
-        let stored: Vec<String> = keys.iter().map(|k| entry.stored_key(k)).collect::<Result<_, _>>()?;
+        let stored: Vec<String> = keys
+            .iter()
+            .map(|k| entry.stored_key(k))
+            .collect::<Result<_, _>>()?;
         let limit = if parallelism == 0 { 100 } else { parallelism };
         let results: Vec<BulkItem> = stream::iter(keys.into_iter().zip(stored))
             .map(|(key, stored)| {
                 let metadata = metadata.clone();
                 async move {
                     match read_one(entry, stored, Consistency::Eventual, metadata).await {
-                        Ok(value) => BulkItem { key, value, error: None },
-                        Err(e) => BulkItem { key, value: None, error: Some(e.to_string()) },
+                        Ok(value) => BulkItem {
+                            key,
+                            value,
+                            error: None,
+                        },
+                        Err(e) => BulkItem {
+                            key,
+                            value: None,
+                            error: Some(e.to_string()),
+                        },
                     }
                 }
             })
@@ -234,17 +260,27 @@ impl StateBlock {
         let key = item.key.clone();
         let req = delete_request(entry, item)?;
         entry.store.delete(&req).await.map_err(|e| {
-            errors::store_failure("ERR_STATE_DELETE", format!("failed deleting state with key {key}"), e)
+            errors::store_failure(
+                "ERR_STATE_DELETE",
+                format!("failed deleting state with key {key}"),
+                e,
+            )
         })
     }
 
     pub async fn delete_bulk(&self, store: &str, items: Vec<DeleteItem>) -> Result<(), DaprError> {
         let entry = self.entry(store)?;
-        let reqs: Vec<DeleteRequest> =
-            items.into_iter().map(|i| delete_request(entry, i)).collect::<Result<_, _>>()?;
+        let reqs: Vec<DeleteRequest> = items
+            .into_iter()
+            .map(|i| delete_request(entry, i))
+            .collect::<Result<_, _>>()?;
         let outcomes = join_all(reqs.iter().map(|r| entry.store.delete(r))).await;
         first_failure(outcomes).map_err(|e| {
-            errors::store_failure("ERR_STATE_BULK_DELETE", format!("failed deleting state in state store {store}"), e)
+            errors::store_failure(
+                "ERR_STATE_BULK_DELETE",
+                format!("failed deleting state in state store {store}"),
+                e,
+            )
         })
     }
 
@@ -265,7 +301,11 @@ impl StateBlock {
                 TxOp::Delete(item) => Operation::Delete(delete_request(entry, item)?),
             });
         }
-        entry.store.transact(&prepared).await.map_err(errors::transaction_failed)
+        entry
+            .store
+            .transact(&prepared)
+            .await
+            .map_err(errors::transaction_failed)
     }
 
     /// Whether `store` exists and supports transactions, checked before a body is parsed.
@@ -281,22 +321,34 @@ impl StateBlock {
     /// Runs a query over this app's keys. Unlike Dapr's Go runtime (which queries the whole
     /// table, every app's rows included), results are limited to the keys under this
     /// store's prefix, so one app never reads another's state through a query.
-    pub async fn query(&self, store: &str, raw: &[u8]) -> Result<(Vec<QueryItem>, String), DaprError> {
+    pub async fn query(
+        &self,
+        store: &str,
+        raw: &[u8],
+    ) -> Result<(Vec<QueryItem>, String), DaprError> {
         let entry = self.entry(store)?;
         if !entry.store.features().query {
             return Err(errors::query_not_supported());
         }
         let query = Query::parse(raw).map_err(|e| errors::query_failed(store, e))?;
         let prefix = entry.prefix.as_deref().unwrap_or("");
-        let resp = entry.store.query(prefix, &query).await.map_err(|e| match e {
-            StateError::NotSupported(_) => errors::query_not_supported(),
-            other => errors::query_failed(store, other),
-        })?;
+        let resp = entry
+            .store
+            .query(prefix, &query)
+            .await
+            .map_err(|e| match e {
+                StateError::NotSupported(_) => errors::query_not_supported(),
+                other => errors::query_failed(store, other),
+            })?;
         let items = resp
             .results
             .into_iter()
             .map(|r| QueryItem {
-                key: r.key.strip_prefix(prefix).map(str::to_string).unwrap_or(r.key),
+                key: r
+                    .key
+                    .strip_prefix(prefix)
+                    .map(str::to_string)
+                    .unwrap_or(r.key),
                 data: r.data,
                 etag: r.etag,
             })
@@ -315,13 +367,21 @@ async fn read_one(
     consistency: Consistency,
     metadata: HashMap<String, String>,
 ) -> Result<Option<StateValue>, StateError> {
-    let req = GetRequest { key, consistency, metadata };
+    let req = GetRequest {
+        key,
+        consistency,
+        metadata,
+    };
     Ok(entry.store.get(&req).await?.map(|item| {
         let mut metadata = HashMap::new();
         if let Some(at) = item.expires_at {
             metadata.insert("ttlExpireTime".to_string(), rfc3339(at));
         }
-        StateValue { data: item.data, etag: item.etag, metadata }
+        StateValue {
+            data: item.data,
+            etag: item.etag,
+            metadata,
+        }
     }))
 }
 

@@ -10,27 +10,44 @@ use serde_json::Value;
 use super::*;
 
 fn set(key: &str, value: &[u8]) -> SetRequest {
-    SetRequest { key: key.into(), value: Bytes::copy_from_slice(value), ..Default::default() }
+    SetRequest {
+        key: key.into(),
+        value: Bytes::copy_from_slice(value),
+        ..Default::default()
+    }
 }
 
 fn set_json(key: &str, value: &[u8]) -> SetRequest {
-    SetRequest { is_json: true, ..set(key, value) }
+    SetRequest {
+        is_json: true,
+        ..set(key, value)
+    }
 }
 
 fn del(key: &str, etag: Option<String>) -> DeleteRequest {
-    DeleteRequest { key: key.into(), etag, ..Default::default() }
+    DeleteRequest {
+        key: key.into(),
+        etag,
+        ..Default::default()
+    }
 }
 
 async fn get(store: &dyn StateStore, key: &str) -> Option<Item> {
     store
-        .get(&GetRequest { key: key.into(), ..Default::default() })
+        .get(&GetRequest {
+            key: key.into(),
+            ..Default::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("get {key}: {e}"))
 }
 
 fn same_value(got: &[u8], want: &[u8]) -> bool {
     // JSON-native stores (PostgreSQL's jsonb) may re-serialise a JSON document.
-    match (serde_json::from_slice::<Value>(got), serde_json::from_slice::<Value>(want)) {
+    match (
+        serde_json::from_slice::<Value>(got),
+        serde_json::from_slice::<Value>(want),
+    ) {
         (Ok(a), Ok(b)) => a == b,
         _ => got == want,
     }
@@ -55,18 +72,36 @@ pub async fn run(store: &dyn StateStore) {
 
 async fn basic_crud(store: &dyn StateStore, p: &str) {
     let key = format!("{p}crud");
-    assert!(get(store, &key).await.is_none(), "missing key must read as None");
-    store.set(&set(&key, br#"{"n":1}"#)).await.expect("first set");
+    assert!(
+        get(store, &key).await.is_none(),
+        "missing key must read as None"
+    );
+    store
+        .set(&set(&key, br#"{"n":1}"#))
+        .await
+        .expect("first set");
     let item = get(store, &key).await.expect("value after set");
     assert!(same_value(&item.data, br#"{"n":1}"#));
     if store.features().etag {
         assert!(item.etag.is_some(), "ETAG stores return an etag on get");
     }
-    store.set(&set(&key, br#"{"n":2}"#)).await.expect("overwrite");
-    assert!(same_value(&get(store, &key).await.expect("value").data, br#"{"n":2}"#));
+    store
+        .set(&set(&key, br#"{"n":2}"#))
+        .await
+        .expect("overwrite");
+    assert!(same_value(
+        &get(store, &key).await.expect("value").data,
+        br#"{"n":2}"#
+    ));
     store.delete(&del(&key, None)).await.expect("delete");
-    assert!(get(store, &key).await.is_none(), "deleted key must read as None");
-    store.delete(&del(&key, None)).await.expect("deleting a missing key is not an error");
+    assert!(
+        get(store, &key).await.is_none(),
+        "deleted key must read as None"
+    );
+    store
+        .delete(&del(&key, None))
+        .await
+        .expect("deleting a missing key is not an error");
 }
 
 async fn values_round_trip(store: &dyn StateStore, p: &str) {
@@ -86,9 +121,16 @@ async fn values_round_trip(store: &dyn StateStore, p: &str) {
         assert_eq!(got.data.as_ref(), value, "opaque value {i} changed");
         // JSON documents come back as the same JSON (jsonb may re-serialise them).
         let key = format!("{p}json-{i}");
-        store.set(&set_json(&key, value)).await.expect("set json value");
+        store
+            .set(&set_json(&key, value))
+            .await
+            .expect("set json value");
         let got = get(store, &key).await.expect("json value present");
-        assert!(same_value(&got.data, value), "json value {i} changed: {:?}", got.data);
+        assert!(
+            same_value(&got.data, value),
+            "json value {i} changed: {:?}",
+            got.data
+        );
     }
 }
 
@@ -98,27 +140,70 @@ async fn etags(store: &dyn StateStore, p: &str) {
     }
     let key = format!("{p}etag");
     store.set(&set(&key, b"\"v1\"")).await.expect("set v1");
-    let e1 = get(store, &key).await.and_then(|i| i.etag).expect("etag v1");
+    let e1 = get(store, &key)
+        .await
+        .and_then(|i| i.etag)
+        .expect("etag v1");
     store
-        .set(&SetRequest { etag: Some(e1.clone()), ..set(&key, b"\"v2\"") })
+        .set(&SetRequest {
+            etag: Some(e1.clone()),
+            ..set(&key, b"\"v2\"")
+        })
         .await
         .expect("set with matching etag");
-    let e2 = get(store, &key).await.and_then(|i| i.etag).expect("etag v2");
+    let e2 = get(store, &key)
+        .await
+        .and_then(|i| i.etag)
+        .expect("etag v2");
     assert_ne!(e1, e2, "a write must change the etag");
-    assert!(is_mismatch(store.set(&SetRequest { etag: Some(e1.clone()), ..set(&key, b"\"v3\"") }).await));
-    assert!(same_value(&get(store, &key).await.expect("value").data, b"\"v2\""), "stale write applied");
-    let garbage = store.set(&SetRequest { etag: Some("not-an-etag".into()), ..set(&key, b"1") }).await;
+    assert!(is_mismatch(
+        store
+            .set(&SetRequest {
+                etag: Some(e1.clone()),
+                ..set(&key, b"\"v3\"")
+            })
+            .await
+    ));
     assert!(
-        matches!(garbage, Err(StateError::EtagMismatch(_) | StateError::EtagInvalid(_))),
+        same_value(&get(store, &key).await.expect("value").data, b"\"v2\""),
+        "stale write applied"
+    );
+    let garbage = store
+        .set(&SetRequest {
+            etag: Some("not-an-etag".into()),
+            ..set(&key, b"1")
+        })
+        .await;
+    assert!(
+        matches!(
+            garbage,
+            Err(StateError::EtagMismatch(_) | StateError::EtagInvalid(_))
+        ),
         "garbage etag accepted: {garbage:?}"
     );
     let missing = format!("{p}etag-missing");
-    assert!(is_mismatch(store.set(&SetRequest { etag: Some(e2.clone()), ..set(&missing, b"1") }).await));
+    assert!(is_mismatch(
+        store
+            .set(&SetRequest {
+                etag: Some(e2.clone()),
+                ..set(&missing, b"1")
+            })
+            .await
+    ));
     assert!(get(store, &missing).await.is_none());
 
-    assert!(is_mismatch(store.delete(&del(&key, Some(e1))).await), "stale delete must fail");
-    assert!(get(store, &key).await.is_some(), "stale delete removed the value");
-    store.delete(&del(&key, Some(e2))).await.expect("delete with matching etag");
+    assert!(
+        is_mismatch(store.delete(&del(&key, Some(e1))).await),
+        "stale delete must fail"
+    );
+    assert!(
+        get(store, &key).await.is_some(),
+        "stale delete removed the value"
+    );
+    store
+        .delete(&del(&key, Some(e2)))
+        .await
+        .expect("delete with matching etag");
     assert!(get(store, &key).await.is_none());
 }
 
@@ -127,12 +212,27 @@ async fn first_write(store: &dyn StateStore, p: &str) {
         return;
     }
     let key = format!("{p}first");
-    let fw = |v: &[u8]| SetRequest { concurrency: Concurrency::FirstWrite, ..set(&key, v) };
-    store.set(&fw(b"1")).await.expect("first-write on a new key");
-    assert!(is_mismatch(store.set(&fw(b"2")).await), "first-write overwrote without etag");
+    let fw = |v: &[u8]| SetRequest {
+        concurrency: Concurrency::FirstWrite,
+        ..set(&key, v)
+    };
+    store
+        .set(&fw(b"1"))
+        .await
+        .expect("first-write on a new key");
+    assert!(
+        is_mismatch(store.set(&fw(b"2")).await),
+        "first-write overwrote without etag"
+    );
     let etag = get(store, &key).await.and_then(|i| i.etag);
-    store.set(&SetRequest { etag, ..fw(b"3") }).await.expect("first-write with etag");
-    assert!(same_value(&get(store, &key).await.expect("value").data, b"3"));
+    store
+        .set(&SetRequest { etag, ..fw(b"3") })
+        .await
+        .expect("first-write with etag");
+    assert!(same_value(
+        &get(store, &key).await.expect("value").data,
+        b"3"
+    ));
 }
 
 async fn transactions(store: &dyn StateStore, p: &str) {
@@ -151,13 +251,22 @@ async fn transactions(store: &dyn StateStore, p: &str) {
         ])
         .await
         .expect("transaction");
-    assert!(same_value(&get(store, &a).await.expect("a").data, b"\"a1\""));
-    assert!(same_value(&get(store, &b).await.expect("b").data, b"\"b1\""));
+    assert!(same_value(
+        &get(store, &a).await.expect("a").data,
+        b"\"a1\""
+    ));
+    assert!(same_value(
+        &get(store, &b).await.expect("b").data,
+        b"\"b1\""
+    ));
     assert!(get(store, &c).await.is_none());
 
     // Upsert then delete of the same key within one transaction.
     store
-        .transact(&[Operation::Set(set(&c, b"1")), Operation::Delete(del(&c, None))])
+        .transact(&[
+            Operation::Set(set(&c, b"1")),
+            Operation::Delete(del(&c, None)),
+        ])
         .await
         .expect("set+delete");
     assert!(get(store, &c).await.is_none());
@@ -169,12 +278,21 @@ async fn transactions(store: &dyn StateStore, p: &str) {
             .transact(&[
                 Operation::Set(set(&b, b"\"b2\"")),
                 Operation::Delete(del(&c, None)),
-                Operation::Set(SetRequest { etag: stale, ..set(&a, b"\"a3\"") }),
+                Operation::Set(SetRequest {
+                    etag: stale,
+                    ..set(&a, b"\"a3\"")
+                }),
             ])
             .await;
         assert!(is_mismatch(r), "transaction with a stale etag must fail");
-        assert!(same_value(&get(store, &b).await.expect("b").data, b"\"b1\""), "half-written tx");
-        assert!(same_value(&get(store, &a).await.expect("a").data, b"\"a2\""));
+        assert!(
+            same_value(&get(store, &b).await.expect("b").data, b"\"b1\""),
+            "half-written tx"
+        );
+        assert!(same_value(
+            &get(store, &a).await.expect("a").data,
+            b"\"a2\""
+        ));
     }
 }
 
@@ -185,23 +303,37 @@ async fn ttl(store: &dyn StateStore, p: &str) {
     let key = format!("{p}ttl");
     let keep = format!("{p}ttl-keep");
     store
-        .set(&SetRequest { ttl: Some(Duration::from_secs(1)), ..set(&key, b"\"short\"") })
+        .set(&SetRequest {
+            ttl: Some(Duration::from_secs(1)),
+            ..set(&key, b"\"short\"")
+        })
         .await
         .expect("set with ttl");
     store.set(&set(&keep, b"1")).await.expect("set without ttl");
     let item = get(store, &key).await.expect("readable before expiry");
-    assert!(item.expires_at.is_some(), "TTL stores report the expiry time");
+    assert!(
+        item.expires_at.is_some(),
+        "TTL stores report the expiry time"
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert!(get(store, &key).await.is_none(), "value outlived its ttl");
-    assert!(get(store, &keep).await.is_some(), "value without ttl expired");
+    assert!(
+        get(store, &keep).await.is_some(),
+        "value without ttl expired"
+    );
 }
 
 async fn query(store: &dyn StateStore, p: &str) {
-    let q = Query::parse(br#"{"filter":{"EQ":{"state":"CA"}},"sort":[{"key":"person.org"}],"page":{"limit":2}}"#)
-        .expect("query parses");
+    let q = Query::parse(
+        br#"{"filter":{"EQ":{"state":"CA"}},"sort":[{"key":"person.org"}],"page":{"limit":2}}"#,
+    )
+    .expect("query parses");
     let qp = format!("{p}q/");
     if !store.features().query {
-        assert!(matches!(store.query(&qp, &q).await, Err(StateError::NotSupported(_))));
+        assert!(matches!(
+            store.query(&qp, &q).await,
+            Err(StateError::NotSupported(_))
+        ));
         return;
     }
     let docs = [
@@ -211,15 +343,32 @@ async fn query(store: &dyn StateStore, p: &str) {
         ("4", r#"{"state":"CA","person":{"org":"Ops"}}"#),
     ];
     for (k, v) in docs {
-        store.set(&set_json(&format!("{qp}{k}"), v.as_bytes())).await.expect("seed query doc");
+        store
+            .set(&set_json(&format!("{qp}{k}"), v.as_bytes()))
+            .await
+            .expect("seed query doc");
     }
-    store.set(&set_json(&format!("{p}outside"), br#"{"state":"CA"}"#)).await.expect("seed");
+    store
+        .set(&set_json(&format!("{p}outside"), br#"{"state":"CA"}"#))
+        .await
+        .expect("seed");
     let page1 = store.query(&qp, &q).await.expect("query page 1");
-    let keys: Vec<_> = page1.results.iter().map(|r| r.key.trim_start_matches(&qp)).collect();
+    let keys: Vec<_> = page1
+        .results
+        .iter()
+        .map(|r| r.key.trim_start_matches(&qp))
+        .collect();
     assert_eq!(keys, ["3", "1"], "filter+sort+limit");
     assert!(!page1.token.is_empty(), "a next-page token");
-    let q2 = Query { offset: page1.token.parse().expect("numeric token"), ..q };
+    let q2 = Query {
+        offset: page1.token.parse().expect("numeric token"),
+        ..q
+    };
     let page2 = store.query(&qp, &q2).await.expect("query page 2");
-    let keys: Vec<_> = page2.results.iter().map(|r| r.key.trim_start_matches(&qp)).collect();
+    let keys: Vec<_> = page2
+        .results
+        .iter()
+        .map(|r| r.key.trim_start_matches(&qp))
+        .collect();
     assert_eq!(keys, ["4"]);
 }

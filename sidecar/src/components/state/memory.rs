@@ -61,7 +61,8 @@ fn expired(item: &Item, now: SystemTime) -> bool {
 }
 
 fn live<'a>(map: &'a HashMap<String, Item>, key: &str) -> Option<&'a Item> {
-    map.get(key).filter(|item| !expired(item, SystemTime::now()))
+    map.get(key)
+        .filter(|item| !expired(item, SystemTime::now()))
 }
 
 fn check_etag(
@@ -77,7 +78,9 @@ fn check_etag(
             }
             match current.and_then(|c| c.etag.as_deref()) {
                 Some(stored) if stored == e => Ok(()),
-                _ => Err(StateError::EtagMismatch(format!("etag mismatch for key {key}"))),
+                _ => Err(StateError::EtagMismatch(format!(
+                    "etag mismatch for key {key}"
+                ))),
             }
         }
         None if concurrency == super::Concurrency::FirstWrite && current.is_some() => Err(
@@ -90,7 +93,12 @@ fn check_etag(
 #[async_trait]
 impl StateStore for MemoryStore {
     fn features(&self) -> Features {
-        Features { etag: true, transactional: true, ttl: true, query: true }
+        Features {
+            etag: true,
+            transactional: true,
+            ttl: true,
+            query: true,
+        }
     }
 
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError> {
@@ -107,7 +115,12 @@ impl StateStore for MemoryStore {
 
     async fn delete(&self, req: &DeleteRequest) -> Result<(), StateError> {
         let mut map = self.lock();
-        check_etag(live(&map, &req.key), req.etag.as_deref(), Default::default(), &req.key)?;
+        check_etag(
+            live(&map, &req.key),
+            req.etag.as_deref(),
+            Default::default(),
+            &req.key,
+        )?;
         map.remove(&req.key);
         Ok(())
     }

@@ -64,7 +64,9 @@ impl Statements {
                  WHERE key = $1 AND xmin::text = $5 AND {live}"
             ),
             delete: format!("DELETE FROM {table} WHERE key = $1"),
-            delete_etag: format!("DELETE FROM {table} WHERE key = $1 AND xmin::text = $2 AND {live}"),
+            delete_etag: format!(
+                "DELETE FROM {table} WHERE key = $1 AND xmin::text = $2 AND {live}"
+            ),
         }
     }
 }
@@ -132,7 +134,9 @@ fn decode_value(text: String, is_binary: bool) -> Result<Bytes, StateError> {
         return Ok(Bytes::from(text));
     }
     let encoded: String = serde_json::from_str(&text).map_err(StateError::backend)?;
-    B64.decode(encoded).map(Bytes::from).map_err(StateError::backend)
+    B64.decode(encoded)
+        .map(Bytes::from)
+        .map_err(StateError::backend)
 }
 
 fn ttl_secs(ttl: Option<Duration>) -> i32 {
@@ -152,23 +156,39 @@ impl PostgresStore {
             .get("connectionString")
             .ok_or_else(|| ComponentError::Metadata("connectionString is required".into()))?;
         let mut cfg = parse_connection_string(conn_str)?;
-        let timeout = props.parse::<u64>("timeoutInSeconds").map_err(ComponentError::Metadata)?;
+        let timeout = props
+            .parse::<u64>("timeoutInSeconds")
+            .map_err(ComponentError::Metadata)?;
         cfg.connect_timeout(Duration::from_secs(timeout.unwrap_or(20)));
         let table = props.get_or("tableName", "state");
         if !valid_table_name(table) {
-            return Err(ComponentError::Metadata(format!("invalid tableName {table:?}")));
+            return Err(ComponentError::Metadata(format!(
+                "invalid tableName {table:?}"
+            )));
         }
-        let max_conns = props.parse::<usize>("maxConns").map_err(ComponentError::Metadata)?;
-        let manager =
-            Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let max_conns = props
+            .parse::<usize>("maxConns")
+            .map_err(ComponentError::Metadata)?;
+        let manager = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let pool = Pool::builder(manager)
             .max_size(max_conns.unwrap_or(8).max(1))
             .build()
             .map_err(|e| ComponentError::Connect(e.to_string()))?;
-        let client = pool.get().await.map_err(|e| ComponentError::Connect(e.to_string()))?;
+        let client = pool
+            .get()
+            .await
+            .map_err(|e| ComponentError::Connect(e.to_string()))?;
         let meta_table = props.get_or("metadataTableName", "dapr_metadata");
         if !valid_table_name(meta_table) {
-            return Err(ComponentError::Metadata(format!("invalid metadataTableName {meta_table:?}")));
+            return Err(ComponentError::Metadata(format!(
+                "invalid metadataTableName {meta_table:?}"
+            )));
         }
         client
             .batch_execute(&create_tables_sql(table, meta_table))
@@ -181,7 +201,8 @@ impl PostgresStore {
             .unwrap_or(3600);
         let cleanup = (interval > 0).then(|| {
             let pool = pool.clone();
-            let sql = format!("DELETE FROM {table} WHERE expiredate IS NOT NULL AND expiredate <= now()");
+            let sql =
+                format!("DELETE FROM {table} WHERE expiredate IS NOT NULL AND expiredate <= now()");
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(interval as u64));
                 loop {
@@ -194,7 +215,11 @@ impl PostgresStore {
                 }
             })
         });
-        Ok(Self { pool, sql: Statements::new(table), cleanup })
+        Ok(Self {
+            pool,
+            sql: Statements::new(table),
+            cleanup,
+        })
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StateError> {
@@ -218,7 +243,11 @@ fn check_etag(etag: Option<&str>) -> Result<Option<&str>, StateError> {
     }
 }
 
-async fn do_set<C: GenericClient>(c: &C, sql: &Statements, req: &SetRequest) -> Result<(), StateError> {
+async fn do_set<C: GenericClient>(
+    c: &C,
+    sql: &Statements,
+    req: &SetRequest,
+) -> Result<(), StateError> {
     let etag = check_etag(req.etag.as_deref())?;
     let (value, is_binary) = encode_value(&req.value, req.is_json);
     let ttl = ttl_secs(req.ttl);
@@ -226,7 +255,9 @@ async fn do_set<C: GenericClient>(c: &C, sql: &Statements, req: &SetRequest) -> 
     let rows = match etag {
         Some(e) => {
             let stmt = c.prepare_cached(&sql.update_etag).await.map_err(db_err)?;
-            c.execute(&stmt, &[params[0], params[1], params[2], params[3], &e]).await.map_err(db_err)?
+            c.execute(&stmt, &[params[0], params[1], params[2], params[3], &e])
+                .await
+                .map_err(db_err)?
         }
         None if req.concurrency == Concurrency::FirstWrite => {
             let stmt = c.prepare_cached(&sql.insert_first).await.map_err(db_err)?;
@@ -238,18 +269,28 @@ async fn do_set<C: GenericClient>(c: &C, sql: &Statements, req: &SetRequest) -> 
         }
     };
     if rows == 0 {
-        return Err(StateError::EtagMismatch(format!("failed to set key {}", req.key)));
+        return Err(StateError::EtagMismatch(format!(
+            "failed to set key {}",
+            req.key
+        )));
     }
     Ok(())
 }
 
-async fn do_delete<C: GenericClient>(c: &C, sql: &Statements, req: &DeleteRequest) -> Result<(), StateError> {
+async fn do_delete<C: GenericClient>(
+    c: &C,
+    sql: &Statements,
+    req: &DeleteRequest,
+) -> Result<(), StateError> {
     match check_etag(req.etag.as_deref())? {
         Some(e) => {
             let stmt = c.prepare_cached(&sql.delete_etag).await.map_err(db_err)?;
             let rows = c.execute(&stmt, &[&req.key, &e]).await.map_err(db_err)?;
             if rows == 0 {
-                return Err(StateError::EtagMismatch(format!("failed to delete key {}", req.key)));
+                return Err(StateError::EtagMismatch(format!(
+                    "failed to delete key {}",
+                    req.key
+                )));
             }
         }
         None => {
@@ -263,7 +304,12 @@ async fn do_delete<C: GenericClient>(c: &C, sql: &Statements, req: &DeleteReques
 #[async_trait]
 impl StateStore for PostgresStore {
     fn features(&self) -> Features {
-        Features { etag: true, transactional: true, ttl: true, query: true }
+        Features {
+            etag: true,
+            transactional: true,
+            ttl: true,
+            query: true,
+        }
     }
 
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError> {
@@ -272,7 +318,10 @@ impl StateStore for PostgresStore {
         let Some(row) = client.query_opt(&stmt, &[&req.key]).await.map_err(db_err)? else {
             return Ok(None);
         };
-        let data = decode_value(row.try_get(0).map_err(db_err)?, row.try_get(1).map_err(db_err)?)?;
+        let data = decode_value(
+            row.try_get(0).map_err(db_err)?,
+            row.try_get(1).map_err(db_err)?,
+        )?;
         Ok(Some(Item {
             data,
             etag: row.try_get(2).map_err(db_err)?,
@@ -332,19 +381,34 @@ impl StateStore for PostgresStore {
         let rows = client.query(sql.as_str(), &params).await.map_err(db_err)?;
         let more = query.limit > 0 && rows.len() > query.limit;
         let mut results = Vec::with_capacity(rows.len());
-        for row in rows.into_iter().take(if query.limit > 0 { query.limit } else { usize::MAX }) {
+        for row in rows.into_iter().take(if query.limit > 0 {
+            query.limit
+        } else {
+            usize::MAX
+        }) {
             results.push(QueryResult {
                 key: row.try_get(0).map_err(db_err)?,
-                data: decode_value(row.try_get(1).map_err(db_err)?, row.try_get(2).map_err(db_err)?)?,
+                data: decode_value(
+                    row.try_get(1).map_err(db_err)?,
+                    row.try_get(2).map_err(db_err)?,
+                )?,
                 etag: row.try_get(3).map_err(db_err)?,
             });
         }
-        let token = if more { (query.offset + query.limit).to_string() } else { String::new() };
+        let token = if more {
+            (query.offset + query.limit).to_string()
+        } else {
+            String::new()
+        };
         Ok(QueryResponse { results, token })
     }
 
     async fn ping(&self) -> Result<(), StateError> {
-        self.client().await?.batch_execute("SELECT 1").await.map_err(db_err)
+        self.client()
+            .await?
+            .batch_execute("SELECT 1")
+            .await
+            .map_err(db_err)
     }
 }
 
@@ -396,7 +460,10 @@ impl SqlParams {
                 "FALSE".to_string()
             }
             Filter::In(p, vs) => {
-                let parts: Vec<String> = vs.iter().map(|v| self.filter(&Filter::Eq(p.clone(), v.clone()))).collect();
+                let parts: Vec<String> = vs
+                    .iter()
+                    .map(|v| self.filter(&Filter::Eq(p.clone(), v.clone())))
+                    .collect();
                 format!("({})", parts.join(" OR "))
             }
             Filter::And(fs) => {
@@ -411,7 +478,10 @@ impl SqlParams {
     }
 
     fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
-        self.texts.iter().map(|b| b.as_ref() as &(dyn ToSql + Sync)).collect()
+        self.texts
+            .iter()
+            .map(|b| b.as_ref() as &(dyn ToSql + Sync))
+            .collect()
     }
 }
 
@@ -429,7 +499,9 @@ mod tests {
     #[tokio::test]
     async fn passes_conformance() {
         let table = format!("conf_{}", uuid::Uuid::new_v4().simple());
-        let store = PostgresStore::connect(&test_props(&table)).await.expect("connect to postgres");
+        let store = PostgresStore::connect(&test_props(&table))
+            .await
+            .expect("connect to postgres");
         super::super::conformance::run(&store).await;
     }
 
@@ -445,7 +517,8 @@ mod tests {
 
     #[test]
     fn accepts_pgx_style_connection_strings() {
-        let cfg = parse_connection_string("host=127.0.0.1 port=5433 user=u database=db").expect("parses");
+        let cfg =
+            parse_connection_string("host=127.0.0.1 port=5433 user=u database=db").expect("parses");
         assert_eq!(cfg.get_dbname(), Some("db"));
         assert_eq!(cfg.get_ports(), [5433]);
         assert!(parse_connection_string("postgres://u@127.0.0.1:5433/db").is_ok());
@@ -459,8 +532,14 @@ mod tests {
                 assert_eq!(decode_value(text, bin).expect("decodes").as_ref(), v);
             }
         }
-        assert!(!encode_value(b"{}", true).1, "JSON documents are stored as jsonb");
-        assert!(encode_value(b"{}", false).1, "opaque bytes are stored as binary");
+        assert!(
+            !encode_value(b"{}", true).1,
+            "JSON documents are stored as jsonb"
+        );
+        assert!(
+            encode_value(b"{}", false).1,
+            "opaque bytes are stored as binary"
+        );
         assert!(encode_value(b"not json", true).1);
     }
 }

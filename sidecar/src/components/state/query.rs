@@ -59,9 +59,11 @@ fn invalid(msg: impl Into<String>) -> StateError {
 impl Query {
     /// Parses the request body of the query API.
     pub fn parse(raw: &[u8]) -> Result<Self, StateError> {
-        let doc: Value =
-            serde_json::from_slice(raw).map_err(|e| invalid(format!("failed to parse JSON query body: {e}")))?;
-        let obj = doc.as_object().ok_or_else(|| invalid("query must be a JSON object"))?;
+        let doc: Value = serde_json::from_slice(raw)
+            .map_err(|e| invalid(format!("failed to parse JSON query body: {e}")))?;
+        let obj = doc
+            .as_object()
+            .ok_or_else(|| invalid("query must be a JSON object"))?;
         let filter = match obj.get("filter") {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) if m.is_empty() => None,
@@ -69,7 +71,9 @@ impl Query {
         };
         let mut sort = Vec::new();
         if let Some(s) = obj.get("sort") {
-            let arr = s.as_array().ok_or_else(|| invalid("\"sort\" must be an array"))?;
+            let arr = s
+                .as_array()
+                .ok_or_else(|| invalid("\"sort\" must be an array"))?;
             for entry in arr {
                 let path = entry
                     .get("key")
@@ -81,7 +85,10 @@ impl Query {
                     Some(o) if o.eq_ignore_ascii_case("DESC") => true,
                     Some(o) => return Err(invalid(format!("invalid sort order {o:?}"))),
                 };
-                sort.push(SortKey { path: path.to_string(), descending });
+                sort.push(SortKey {
+                    path: path.to_string(),
+                    descending,
+                });
             }
         }
         let (mut limit, mut offset) = (0, 0);
@@ -95,10 +102,17 @@ impl Query {
             if let Some(t) = page.get("token").and_then(Value::as_str)
                 && !t.is_empty()
             {
-                offset = t.parse().map_err(|_| invalid(format!("invalid page token {t:?}")))?;
+                offset = t
+                    .parse()
+                    .map_err(|_| invalid(format!("invalid page token {t:?}")))?;
             }
         }
-        Ok(Query { filter, sort, limit, offset })
+        Ok(Query {
+            filter,
+            sort,
+            limit,
+            offset,
+        })
     }
 
     /// Evaluates the query over `(key, value, etag)` rows held in memory.
@@ -126,15 +140,25 @@ impl Query {
         });
         let total = matched.len();
         let start = self.offset.min(total);
-        let end = if self.limit == 0 { total } else { (start + self.limit).min(total) };
+        let end = if self.limit == 0 {
+            total
+        } else {
+            (start + self.limit).min(total)
+        };
         let results = matched.drain(start..end).map(|(_, r)| r).collect();
-        let token = if self.limit > 0 && end < total { end.to_string() } else { String::new() };
+        let token = if self.limit > 0 && end < total {
+            end.to_string()
+        } else {
+            String::new()
+        };
         QueryResponse { results, token }
     }
 }
 
 fn parse_filter(v: &Value) -> Result<Filter, StateError> {
-    let obj = v.as_object().ok_or_else(|| invalid("filter must be a JSON object"))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| invalid("filter must be a JSON object"))?;
     if obj.len() != 1 {
         return Err(invalid("filter must have exactly one operator"));
     }
@@ -142,14 +166,18 @@ fn parse_filter(v: &Value) -> Result<Filter, StateError> {
         return Err(invalid("empty filter"));
     };
     let list = |arg: &Value| -> Result<Vec<Filter>, StateError> {
-        let arr = arg.as_array().ok_or_else(|| invalid(format!("{op} takes an array")))?;
+        let arr = arg
+            .as_array()
+            .ok_or_else(|| invalid(format!("{op} takes an array")))?;
         if arr.len() < 2 {
             return Err(invalid(format!("{op} needs at least two filters")));
         }
         arr.iter().map(parse_filter).collect()
     };
     let pair = |arg: &Value| -> Result<(String, Value), StateError> {
-        let m = arg.as_object().ok_or_else(|| invalid(format!("{op} takes an object")))?;
+        let m = arg
+            .as_object()
+            .ok_or_else(|| invalid(format!("{op} takes an object")))?;
         match (m.len(), m.iter().next()) {
             (1, Some((k, v))) => Ok((k.clone(), v.clone())),
             _ => Err(invalid(format!("{op} takes exactly one key"))),
@@ -223,13 +251,31 @@ mod tests {
 
     fn rows() -> Vec<(String, Bytes, Option<String>)> {
         [
-            ("a", json!({"state": "CA", "person": {"org": "Dev", "id": 3}})),
-            ("b", json!({"state": "WA", "person": {"org": "Ops", "id": 1}})),
-            ("c", json!({"state": "CA", "person": {"org": "Finance", "id": 2}})),
-            ("d", json!({"state": "CA", "person": {"org": "Ops", "id": 4}})),
+            (
+                "a",
+                json!({"state": "CA", "person": {"org": "Dev", "id": 3}}),
+            ),
+            (
+                "b",
+                json!({"state": "WA", "person": {"org": "Ops", "id": 1}}),
+            ),
+            (
+                "c",
+                json!({"state": "CA", "person": {"org": "Finance", "id": 2}}),
+            ),
+            (
+                "d",
+                json!({"state": "CA", "person": {"org": "Ops", "id": 4}}),
+            ),
         ]
         .into_iter()
-        .map(|(k, v)| (k.to_string(), Bytes::from(v.to_string()), Some("1".to_string())))
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                Bytes::from(v.to_string()),
+                Some("1".to_string()),
+            )
+        })
         .chain([("raw".to_string(), Bytes::from_static(b"not json"), None)])
         .collect()
     }
@@ -278,7 +324,11 @@ mod tests {
             br#"{"page":{"limit":-1}}"#,
             br#"{"page":{"token":"x"}}"#,
         ] {
-            assert!(Query::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                Query::parse(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

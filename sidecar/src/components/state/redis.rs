@@ -102,13 +102,17 @@ impl RedisStore {
             .get("redisHost")
             .ok_or_else(|| ComponentError::Metadata("redisHost is required".into()))?;
         if props.flag("enableTLS") {
-            return Err(ComponentError::Metadata("enableTLS is not supported yet".into()));
+            return Err(ComponentError::Metadata(
+                "enableTLS is not supported yet".into(),
+            ));
         }
-        let db: i64 = props.parse("redisDB").map_err(ComponentError::Metadata)?.unwrap_or(0);
-        let mut info = redis::ConnectionInfo::from(
+        let db: i64 = props
+            .parse("redisDB")
+            .map_err(ComponentError::Metadata)?
+            .unwrap_or(0);
+        let mut info =
             redis::IntoConnectionInfo::into_connection_info(format!("redis://{host}/{db}"))
-                .map_err(|e| ComponentError::Metadata(format!("redisHost {host:?}: {e}")))?,
-        );
+                .map_err(|e| ComponentError::Metadata(format!("redisHost {host:?}: {e}")))?;
         let mut settings = info.redis_settings().clone();
         if let Some(user) = props.get("redisUsername") {
             settings = settings.set_username(user);
@@ -117,11 +121,15 @@ impl RedisStore {
             settings = settings.set_password(password);
         }
         info = info.set_redis_settings(settings);
-        let client = redis::Client::open(info).map_err(|e| ComponentError::Connect(e.to_string()))?;
+        let client =
+            redis::Client::open(info).map_err(|e| ComponentError::Connect(e.to_string()))?;
         let conn = ConnectionManager::new(client)
             .await
             .map_err(|e| ComponentError::Connect(format!("redis at {host}: {e}")))?;
-        let default_ttl = match props.parse::<i64>("ttlInSeconds").map_err(ComponentError::Metadata)? {
+        let default_ttl = match props
+            .parse::<i64>("ttlInSeconds")
+            .map_err(ComponentError::Metadata)?
+        {
             Some(s) if s > 0 => Some(Duration::from_secs(s as u64)),
             _ => None,
         };
@@ -167,13 +175,22 @@ fn bytes_of(v: &Value) -> Option<Bytes> {
 }
 
 fn first_write(c: Concurrency) -> &'static str {
-    if c == Concurrency::FirstWrite { "1" } else { "0" }
+    if c == Concurrency::FirstWrite {
+        "1"
+    } else {
+        "0"
+    }
 }
 
 #[async_trait]
 impl StateStore for RedisStore {
     fn features(&self) -> Features {
-        Features { etag: true, transactional: true, ttl: true, query: false }
+        Features {
+            etag: true,
+            transactional: true,
+            ttl: true,
+            query: false,
+        }
     }
 
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError> {
@@ -191,9 +208,16 @@ impl StateStore for RedisStore {
         let Some(data) = fields.first().and_then(bytes_of) else {
             return Ok(None);
         };
-        let etag = fields.get(1).and_then(bytes_of).map(|b| String::from_utf8_lossy(&b).into_owned());
+        let etag = fields
+            .get(1)
+            .and_then(bytes_of)
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         let expires_at = (pttl > 0).then(|| SystemTime::now() + Duration::from_millis(pttl as u64));
-        Ok(Some(Item { data, etag, expires_at }))
+        Ok(Some(Item {
+            data,
+            etag,
+            expires_at,
+        }))
     }
 
     async fn set(&self, req: &SetRequest) -> Result<(), StateError> {
@@ -264,7 +288,10 @@ impl StateStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StateError> {
         let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<()>(&mut conn).await.map_err(StateError::backend)
+        redis::cmd("PING")
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(StateError::backend)
     }
 }
 
@@ -281,15 +308,23 @@ mod tests {
 
     #[tokio::test]
     async fn passes_conformance() {
-        let store = RedisStore::connect(&test_props()).await.expect("connect to redis");
+        let store = RedisStore::connect(&test_props())
+            .await
+            .expect("connect to redis");
         super::super::conformance::run(&store).await;
     }
 
     #[tokio::test]
     async fn stores_values_in_daprs_hash_layout() {
-        let store = RedisStore::connect(&test_props()).await.expect("connect to redis");
+        let store = RedisStore::connect(&test_props())
+            .await
+            .expect("connect to redis");
         let key = format!("layout-{}", uuid::Uuid::new_v4().simple());
-        let req = SetRequest { key: key.clone(), value: Bytes::from_static(b"hello"), ..Default::default() };
+        let req = SetRequest {
+            key: key.clone(),
+            value: Bytes::from_static(b"hello"),
+            ..Default::default()
+        };
         store.set(&req).await.expect("set");
         store.set(&req).await.expect("set again");
         let mut conn = store.conn.clone();

@@ -37,9 +37,7 @@ struct Statements {
 impl Statements {
     fn new(t: &str) -> Self {
         let live = format!("(expiration_time IS NULL OR expiration_time > {NOW})");
-        let expiry = format!(
-            "CASE WHEN ?5 > 0 THEN strftime('%Y-%m-%d %H:%M:%f', 'now', '+' || ?5 || ' seconds') END"
-        );
+        let expiry = "CASE WHEN ?5 > 0 THEN strftime('%Y-%m-%d %H:%M:%f', 'now', '+' || ?5 || ' seconds') END";
         Self {
             get: format!(
                 "SELECT value, is_binary, etag, \
@@ -110,7 +108,10 @@ fn do_set(c: &Connection, sql: &Statements, req: &SetRequest) -> Result<(), Stat
             .map_err(db_err)?,
     };
     if rows == 0 {
-        return Err(StateError::EtagMismatch(format!("failed to set key {}", req.key)));
+        return Err(StateError::EtagMismatch(format!(
+            "failed to set key {}",
+            req.key
+        )));
     }
     Ok(())
 }
@@ -123,11 +124,16 @@ fn do_delete(c: &Connection, sql: &Statements, req: &DeleteRequest) -> Result<()
                 .and_then(|mut s| s.execute(params![req.key, etag]))
                 .map_err(db_err)?;
             if rows == 0 {
-                return Err(StateError::EtagMismatch(format!("failed to delete key {}", req.key)));
+                return Err(StateError::EtagMismatch(format!(
+                    "failed to delete key {}",
+                    req.key
+                )));
             }
         }
         None => {
-            c.prepare_cached(&sql.delete).and_then(|mut s| s.execute(params![req.key])).map_err(db_err)?;
+            c.prepare_cached(&sql.delete)
+                .and_then(|mut s| s.execute(params![req.key]))
+                .map_err(db_err)?;
         }
     }
     Ok(())
@@ -144,9 +150,13 @@ impl SqliteStore {
             .to_string();
         let table = props.get_or("tableName", "state").to_string();
         if !valid_table_name(&table) {
-            return Err(ComponentError::Metadata(format!("invalid tableName {table:?}")));
+            return Err(ComponentError::Metadata(format!(
+                "invalid tableName {table:?}"
+            )));
         }
-        let busy = props.duration("busyTimeout").map_err(ComponentError::Metadata)?;
+        let busy = props
+            .duration("busyTimeout")
+            .map_err(ComponentError::Metadata)?;
         let wal = !props.flag("disableWAL");
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
             let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -170,7 +180,10 @@ impl SqliteStore {
         .map_err(|e| ComponentError::Connect(e.to_string()))?
         .map_err(ComponentError::Connect)?;
         let sql = Statements::new(props.get_or("tableName", "state"));
-        Ok(Self { conn: Arc::new(Mutex::new(conn)), sql: Arc::new(sql) })
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            sql: Arc::new(sql),
+        })
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -182,7 +195,9 @@ impl SqliteStore {
         let conn = self.conn.clone();
         let sql = self.sql.clone();
         tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| db_err("connection lock poisoned"))?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| db_err("connection lock poisoned"))?;
             f(&mut guard, &sql)
         })
         .await
@@ -193,7 +208,12 @@ impl SqliteStore {
 #[async_trait]
 impl StateStore for SqliteStore {
     fn features(&self) -> Features {
-        Features { etag: true, transactional: true, ttl: true, query: false }
+        Features {
+            etag: true,
+            transactional: true,
+            ttl: true,
+            query: false,
+        }
     }
 
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError> {
@@ -224,7 +244,11 @@ impl StateStore for SqliteStore {
             let expires_at = expires_ms
                 .filter(|ms| *ms > 0)
                 .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64));
-            Ok(Some(Item { data, etag: Some(etag), expires_at }))
+            Ok(Some(Item {
+                data,
+                etag: Some(etag),
+                expires_at,
+            }))
         })
         .await
     }
@@ -275,11 +299,21 @@ mod tests {
         let path = dir.path().join("state.db");
         let props = Properties::new([("connectionString", path.display().to_string())]);
         let store = SqliteStore::open(&props).await.expect("open");
-        let req = SetRequest { key: "k".into(), value: Bytes::from_static(b"v"), ..Default::default() };
+        let req = SetRequest {
+            key: "k".into(),
+            value: Bytes::from_static(b"v"),
+            ..Default::default()
+        };
         store.set(&req).await.expect("set");
         drop(store);
         let store = SqliteStore::open(&props).await.expect("reopen");
-        let got = store.get(&GetRequest { key: "k".into(), ..Default::default() }).await.expect("get");
+        let got = store
+            .get(&GetRequest {
+                key: "k".into(),
+                ..Default::default()
+            })
+            .await
+            .expect("get");
         assert_eq!(got.map(|i| i.data), Some(Bytes::from_static(b"v")));
     }
 }

@@ -11,7 +11,9 @@ pub fn parse_ttl(metadata: &HashMap<String, String>) -> Result<Option<Duration>,
         return Ok(None);
     };
     let secs: i64 = raw.trim().parse().map_err(|_| {
-        StateError::InvalidRequest(format!("incorrect value for metadata 'ttlInSeconds': {raw}"))
+        StateError::InvalidRequest(format!(
+            "incorrect value for metadata 'ttlInSeconds': {raw}"
+        ))
     })?;
     if !(-1..=i64::from(i32::MAX)).contains(&secs) {
         return Err(StateError::InvalidRequest(format!(

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every test of the project on a fresh Debian machine: installs what the tests need
+# (apt packages, a Python virtualenv with the official Dapr SDK), starts Redis and
+# PostgreSQL on free loopback ports, builds, runs the Rust unit and process tests and the
+# SDK suites, and stops what it started. Expensive things are cached outside the repo in
+# $RDAPR_CACHE (default ~/.cache/rdapr): the cargo target dir, the venv, Go-built tools.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+export RDAPR_CACHE="${RDAPR_CACHE:-$HOME/.cache/rdapr}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$RDAPR_CACHE/target}"
+mkdir -p "$RDAPR_CACHE"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "system packages"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+python3 -c 'import venv' 2>/dev/null || missing+=(python3-venv)
+if [ ${#missing[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+echo "ok: redis-server, postgresql, python3-venv"
+
+step "python virtualenv with the official Dapr SDK"
+VENV="$RDAPR_CACHE/venv"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q -r tests/sdk/requirements.txt
+"$VENV/bin/python" -c 'import dapr.clients, importlib.metadata as m; print("dapr SDK", m.version("dapr"))'
+
+step "backends on loopback"
+# shellcheck source=scripts/services.sh
+source scripts/services.sh
+trap stop_services EXIT
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "build"
+cargo build --workspace --quiet
+DAPRD_BIN="$CARGO_TARGET_DIR/debug/daprd"
+export DAPRD_BIN
+
+step "rust tests (unit, conformance against real Redis/PostgreSQL/SQLite, daprd processes)"
+cargo test --workspace --quiet
+
+step "python SDK suite against daprd (in-memory, Redis, PostgreSQL, SQLite)"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk
+
+step "all tests passed"
