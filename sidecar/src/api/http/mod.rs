@@ -3,6 +3,7 @@
 //! API-token check and request logging (one middleware), then the body-size limit.
 
 mod body;
+mod compact;
 mod errors;
 mod health;
 mod metadata;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::body::Body;
+use super::compact::compact_json;
 use super::params::Params;
 use crate::api::Api;
 use crate::blocks::state::{DeleteItem, Options, SaveItem, StateValue, TxOp, errors};
@@ -48,7 +49,7 @@ impl SaveJson {
             key: self.key,
             value: self
                 .value
-                .map(|v| Bytes::from(String::from(Box::<str>::from(v))))
+                .map(|v| Bytes::from(compact_json(v.get())))
                 .unwrap_or_default(),
             is_json: true,
             etag: self.etag,
