@@ -8,5 +8,6 @@ pub mod blocks;
 pub mod components;
 pub mod config;
 pub mod errors;
+pub mod metrics;
 pub mod resources;
 pub mod runtime;

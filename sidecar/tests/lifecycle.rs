@@ -170,3 +170,54 @@ async fn unknown_routes_fall_through_to_invocation_errors() {
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_with_daprs_names() {
+    let d = daprd().start().await;
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        client
+            .get(d.url("/v1.0/state/nostore/missing"))
+            .send()
+            .await
+            .expect("get");
+    }
+    use dapr::dapr::proto::runtime::v1::{GetStateRequest, dapr_client::DaprClient};
+    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc))
+        .await
+        .expect("connect");
+    let req = GetStateRequest {
+        store_name: "nope".into(),
+        key: "k".into(),
+        ..Default::default()
+    };
+    grpc.get_state(req).await.expect_err("unknown store");
+    let text = client
+        .get(format!("http://127.0.0.1:{}/metrics", d.metrics))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("body");
+    let app = &d.app_id;
+    assert!(
+        text.contains(&format!(
+            r#"dapr_http_server_request_count{{app_id="{app}",method="GET",status="400"}} 3"#
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&format!(
+        r#"dapr_grpc_io_server_completed_rpcs{{app_id="{app}",grpc_server_method="dapr.proto.runtime.v1.Dapr/GetState",grpc_server_status="INVALID_ARGUMENT"}} 1"#
+    )), "{text}");
+    assert!(text.contains(&format!(
+        r#"dapr_runtime_component_loaded{{app_id="{app}"}} 1"#
+    )));
+}
+
+#[tokio::test]
+async fn metrics_can_be_disabled() {
+    let d = daprd().arg("--enable-metrics=false").start().await;
+    let r = reqwest::get(format!("http://127.0.0.1:{}/metrics", d.metrics)).await;
+    assert!(r.is_err(), "nothing listens on the metrics port");
+}

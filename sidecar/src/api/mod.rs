@@ -23,6 +23,8 @@ pub struct Api {
     pub max_body_size: usize,
     /// `--enable-api-logging`.
     pub log_requests: bool,
+    /// `--enable-metrics`: where request counts and latencies go.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Flipped to `true` to ask the runtime for a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
 }

@@ -15,6 +15,7 @@ use crate::blocks::health::Health;
 use crate::blocks::metadata::{AppConnection, AppHealth, MetadataBlock};
 use crate::blocks::state::StateBlock;
 use crate::config::{DAPR_COMPAT_VERSION, Flags};
+use crate::metrics::Metrics;
 use crate::resources::{Configuration, load_configuration};
 
 pub use servers::Listening;
@@ -61,6 +62,12 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
     }
     let config = load_config(flags)?;
     let loaded = components::load(flags).await?;
+    let metrics = flags
+        .enable_metrics
+        .then(|| Arc::new(Metrics::new(&flags.app_id)));
+    if let Some(m) = &metrics {
+        loaded.infos.iter().for_each(|_| m.component_loaded());
+    }
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::default());
     let api = Arc::new(Api {
@@ -78,6 +85,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
             .filter(|t| !t.is_empty()),
         max_body_size: flags.max_body_bytes().map_err(anyhow::Error::msg)?,
         log_requests: flags.enable_api_logging,
+        metrics,
         shutdown: shutdown_tx,
     });
     tracing::info!(

@@ -16,6 +16,7 @@ pub struct Listening {
     pub http: Vec<SocketAddr>,
     pub grpc: Vec<SocketAddr>,
     pub public: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
 }
 
 pub struct Servers {
@@ -68,6 +69,27 @@ impl Servers {
                 &api,
             ));
         }
+        if let Some(metrics) = api.metrics.clone() {
+            let port: u16 = flags.metrics_port.trim().parse().map_err(|_| {
+                anyhow::anyhow!("invalid value {:?} for --metrics-port", flags.metrics_port)
+            })?;
+            let listener = bind(&flags.metrics_listen_address, port).await?;
+            listening.metrics = Some(listener.local_addr()?);
+            tracing::info!("metrics server listening on {}", listener.local_addr()?);
+            let router = axum::Router::new().fallback(axum::routing::get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        metrics.render(),
+                    )
+                }
+            }));
+            tasks.push(serve_http(listener, router, &api));
+        }
         for addr in &listening.http {
             tracing::info!("HTTP server listening on {addr}");
         }
@@ -104,9 +126,7 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
         let result = tonic::transport::Server::builder()
-            .layer(tower::util::MapResponseLayer::new(
-                api::grpc::dapr_size_limit_status,
-            ))
+            .layer(api::grpc::MeteredLayer(api.metrics.clone()))
             .add_service(api::grpc::service(api))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;

@@ -18,6 +18,7 @@ pub struct Sidecar {
     child: Option<Child>,
     pub http: u16,
     pub grpc: u16,
+    pub metrics: u16,
     pub app_id: String,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -63,7 +64,7 @@ impl Builder {
         let log = dir.path().join("daprd.log");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let (http, grpc) = (free_port(), free_port());
+        let (http, grpc, metrics) = (free_port(), free_port(), free_port());
         let child = Command::new(env!("CARGO_BIN_EXE_daprd"))
             .args(["--app-id", &self.app_id])
             .args([
@@ -73,6 +74,12 @@ impl Builder {
                 &grpc.to_string(),
             ])
             .args(["--dapr-listen-addresses", "127.0.0.1"])
+            .args([
+                "--metrics-port",
+                &metrics.to_string(),
+                "--metrics-listen-address",
+                "127.0.0.1",
+            ])
             .args(&self.args)
             .env_remove("DAPR_API_TOKEN")
             .envs(self.env)
@@ -84,6 +91,7 @@ impl Builder {
             child: Some(child),
             http,
             grpc,
+            metrics,
             app_id: self.app_id,
             log,
             _dir: dir,

@@ -39,12 +39,19 @@ pub async fn guard(State(api): State<Arc<Api>>, mut req: Request, next: Next) ->
         }
         req.headers_mut().remove(API_TOKEN_HEADER);
     }
-    if !api.log_requests {
+    if !api.log_requests && api.metrics.is_none() {
         return next.run(req).await;
     }
-    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let method = req.method().clone();
+    let path = api.log_requests.then(|| req.uri().path().to_string());
     let started = Instant::now();
     let resp = next.run(req).await;
+    if let Some(m) = &api.metrics {
+        m.http_request(&method, resp.status().as_u16(), started.elapsed());
+    }
+    let Some(path) = path else {
+        return resp;
+    };
     tracing::info!(
         target: "dapr.runtime.http-info",
         method = %method,
