@@ -34,6 +34,11 @@ VENV="$RDAPR_CACHE/venv"
 "$VENV/bin/pip" install -q -r tests/sdk/requirements.txt
 "$VENV/bin/python" -c 'import dapr.clients, importlib.metadata as m; print("dapr SDK", m.version("dapr"))'
 
+step "the Dapr CLI, built from its Go module (cached)"
+DAPR_CLI_BIN="$(tests/cli/build-dapr-cli.sh | tail -n1)"
+export DAPR_CLI_BIN
+echo "$DAPR_CLI_BIN"
+
 step "backends on loopback"
 # shellcheck source=scripts/services.sh
 source scripts/services.sh
@@ -53,5 +58,8 @@ cargo test --workspace --quiet
 
 step "python SDK suite against daprd (in-memory, Redis, PostgreSQL, SQLite)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk
+
+step "the Dapr CLI runs daprd (dapr run --runtime-path)"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/cli
 
 step "all tests passed"

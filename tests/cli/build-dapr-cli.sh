@@ -8,16 +8,21 @@
 #
 # Pinned to v1.16.5: the newest released v1.x that the Go module proxy reachable
 # from our machines serves (v1.17.0 and v1.18.0 are refused with 403, v1.17.1
-# fails checksum-database verification) and it builds with go >= 1.24.9.
+# fails checksum-database verification); it needs go >= 1.24.9.
 #
-# Why not `go install github.com/dapr/cli@VERSION`: `go install pkg@version`
-# also fetches the module's version list to look for a deprecation notice, and
-# the proxy here answers that list with 403, which makes go install fail. So the
-# module is fetched with `go mod download` (same proxy, same checksum checks) and
-# built from its own go.mod/go.sum, which is what go install would do.
+# Two workarounds for gaps in that proxy, both documented in README.md:
+#  * `go install github.com/dapr/cli@VERSION` fails: go install also fetches the
+#    module's version list (deprecation check) and the proxy answers it with 403.
+#    So we build the same package from a throw-away wrapper module that requires
+#    github.com/dapr/cli@VERSION -- MVS then selects exactly the dependency
+#    versions of the CLI's own go.mod (checksums verified as usual).
+#  * the proxy refuses github.com/dapr/components-contrib v1.16.3 (pinned by CLI
+#    v1.16.5), so it is replaced by the v1.16.5 patch release of the same line.
+#    The CLI only uses it indirectly (component types via dapr/dapr's loader).
 set -euo pipefail
 
 VERSION="${DAPR_CLI_VERSION:-v1.16.5}"
+CONTRIB_REPLACE="${DAPR_CLI_CONTRIB_REPLACE-v1.16.5}"   # set empty to disable
 CACHE_ROOT="${RDAPR_CACHE:-/root/.cache/rdapr}"
 OUT_DIR="${CACHE_ROOT}/bin/dapr-cli-${VERSION}"
 BIN="${OUT_DIR}/dapr"
@@ -34,22 +39,28 @@ export CGO_ENABLED=0
 # -p=1 keeps the build on one core (the machine has two).
 export GOFLAGS="-p=1 -buildvcs=false"
 
-echo "fetching github.com/dapr/cli@${VERSION} ..." >&2
 work="$(mktemp -d)"
 trap 'rm -rf "${work}"' EXIT
-# Run outside any module so a caller's go.mod cannot interfere.
-src="$(cd "${work}" && go mod download -json "github.com/dapr/cli@${VERSION}" \
-        | python3 -c 'import json,sys; d=json.load(sys.stdin); e=d.get("Error"); print(d["Dir"]) if not e else sys.exit("go mod download: "+e)')"
-[[ -f "${src}/go.mod" ]] || { echo "error: module source not found at ${src}" >&2; exit 1; }
+{
+    echo "module rdapr.local/dapr-cli-build"
+    echo
+    echo "go 1.24.9"
+    echo
+    echo "require github.com/dapr/cli ${VERSION}"
+    if [[ -n "${CONTRIB_REPLACE}" ]]; then
+        echo
+        echo "replace github.com/dapr/components-contrib => github.com/dapr/components-contrib ${CONTRIB_REPLACE}"
+    fi
+} > "${work}/go.mod"
 
-echo "building dapr CLI ${VERSION} from ${src} with $(go version) ..." >&2
+echo "building github.com/dapr/cli@${VERSION} with $(go version) ..." >&2
 start=$(date +%s)
 mkdir -p "${OUT_DIR}"
 (
-    cd "${src}"
-    go build -trimpath -mod=readonly \
+    cd "${work}"
+    go build -mod=mod -trimpath \
         -ldflags "-X main.version=${VERSION#v}" \
-        -o "${work}/dapr" .
+        -o "${work}/dapr" github.com/dapr/cli
 )
 mv "${work}/dapr" "${BIN}.tmp"
 mv "${BIN}.tmp" "${BIN}"
