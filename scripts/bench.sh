@@ -11,4 +11,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p sidecar -p bench
-exec target/release/state-bench --daprd target/release/daprd "$@"
+TARGET="${CARGO_TARGET_DIR:-target}"
+exec "$TARGET/release/state-bench" --daprd "$TARGET/release/daprd" "$@"

@@ -17,9 +17,13 @@ pub struct DaprError {
     pub message: String,
     pub http: StatusCode,
     pub grpc: Code,
-    /// `ErrorInfo.reason` for rich gRPC/HTTP error details, e.g. `DAPR_STATE_NOT_FOUND`.
+    /// `ErrorInfo.reason`, e.g. `DAPR_STATE_NOT_FOUND`. gRPC errors always carry it; HTTP
+    /// bodies only for Dapr's newer "rich" errors (see `rich`).
     pub reason: Option<&'static str>,
-    /// `ErrorInfo.metadata`.
+    /// Rich errors put their `ErrorInfo` in HTTP bodies too; Dapr's older errors answer
+    /// HTTP with just `errorCode` and `message`.
+    pub rich: bool,
+    /// `ErrorInfo.metadata` in HTTP bodies (Dapr sends none over gRPC for these).
     pub metadata: Vec<(&'static str, String)>,
 }
 
@@ -44,12 +48,21 @@ impl DaprError {
             http,
             grpc,
             reason: None,
+            rich: false,
             metadata: Vec::new(),
         }
     }
 
+    /// A legacy error whose reason shows only in gRPC details.
     pub fn with_reason(mut self, reason: &'static str) -> Self {
         self.reason = Some(reason);
+        self
+    }
+
+    /// A rich error: its `ErrorInfo` shows in HTTP bodies as well.
+    pub fn rich(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self.rich = true;
         self
     }
 
@@ -65,25 +78,6 @@ impl DaprError {
             StatusCode::BAD_REQUEST,
             Code::InvalidArgument,
         )
-        .with_reason("DAPR_MALFORMED_REQUEST")
-    }
-
-    pub fn body_too_large(limit: usize) -> Self {
-        Self::new(
-            "ERR_MALFORMED_REQUEST",
-            format!("request body too large: the limit is {limit} bytes"),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            Code::ResourceExhausted,
-        )
-    }
-
-    pub fn unauthorized() -> Self {
-        Self::new(
-            "ERR_UNAUTHORIZED",
-            "invalid api token",
-            StatusCode::UNAUTHORIZED,
-            Code::Unauthenticated,
-        )
     }
 
     pub fn not_implemented(what: &str) -> Self {
@@ -92,15 +86,6 @@ impl DaprError {
             format!("{what} is not implemented in this sidecar yet"),
             StatusCode::NOT_IMPLEMENTED,
             Code::Unimplemented,
-        )
-    }
-
-    pub fn metadata_key_invalid(message: impl Into<String>) -> Self {
-        Self::new(
-            "ERR_MALFORMED_REQUEST",
-            message,
-            StatusCode::BAD_REQUEST,
-            Code::InvalidArgument,
         )
     }
 }

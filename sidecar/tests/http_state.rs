@@ -59,7 +59,11 @@ async fn etags_options_and_errors() {
         r#"[{"key":"a","value":3,"etag":"not-a-number"}]"#,
     )
     .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.status(),
+        409,
+        "a foreign etag never matches (in-memory, as in Dapr)"
+    );
     let r = post(
         &c,
         save.clone(),
@@ -77,7 +81,12 @@ async fn etags_options_and_errors() {
         r#"[{"key":"a","value":3,"options":{"concurrency":"sometimes"}}]"#,
     )
     .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.status(),
+        500,
+        "an unknown concurrency model fails the save, as in Dapr"
+    );
+    assert_eq!(error_code(r).await, "ERR_STATE_SAVE");
 
     let r = c
         .delete(d.url("/v1.0/state/statestore/a"))
@@ -140,7 +149,8 @@ async fn ttl_metadata_and_query_parameters() {
         r#"[{"key":"t","value":1,"metadata":{"ttlInSeconds":"x"}}]"#,
     )
     .await;
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 500, "a bad TTL fails the save, as in Dapr");
+    assert_eq!(error_code(r).await, "ERR_STATE_SAVE");
     let r = c
         .get(d.url("/v1.0/state/statestore/t?consistency=strong"))
         .send()
@@ -280,4 +290,152 @@ async fn bulk_transactions_and_query() {
         .await
         .expect("json");
     assert_eq!(meta["extended"]["owner"], "team-a");
+}
+
+#[tokio::test]
+async fn error_bodies_have_daprs_shape() {
+    let d = daprd().start().await;
+    let c = reqwest::Client::new();
+    // A rich error: ErrorInfo in the body.
+    let body: Value = c
+        .get(d.url("/v1.0/state/nope/k"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        body,
+        json!({
+            "errorCode": "ERR_STATE_STORE_NOT_FOUND",
+            "message": "state store nope is not found",
+            "details": [{
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "domain": "dapr.io",
+                "metadata": {"appID": d.app_id},
+                "reason": "DAPR_STATE_NOT_FOUND"
+            }]
+        })
+    );
+    // A legacy error: just errorCode and message.
+    assert_eq!(
+        post(
+            &c,
+            d.url("/v1.0/state/statestore"),
+            r#"[{"key":"e","value":1}]"#
+        )
+        .await
+        .status(),
+        204
+    );
+    let r = post(
+        &c,
+        d.url("/v1.0/state/statestore"),
+        r#"[{"key":"e","value":2,"etag":"999999"}]"#,
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("failed saving state in state store statestore: possible etag mismatch")
+    );
+}
+
+#[tokio::test]
+async fn keys_are_decoded_like_dapr_and_may_be_named_like_routes() {
+    let d = daprd().start().await;
+    let c = reqwest::Client::new();
+    let items = r#"[{"key":"bulk","value":"b"},{"key":"transaction","value":"t"},{"key":"a b/c","value":"s"}]"#;
+    assert_eq!(
+        post(&c, d.url("/v1.0/state/statestore"), items)
+            .await
+            .status(),
+        204
+    );
+    for (path, want) in [
+        ("bulk", "\"b\""),
+        ("transaction", "\"t\""),
+        ("a+b%2Fc", "\"s\""),
+        ("a%20b%2Fc", "\"s\""),
+    ] {
+        let r = c
+            .get(d.url(&format!("/v1.0/state/statestore/{path}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.text().await.expect("body"), want, "{path}");
+    }
+    let r = c
+        .delete(d.url("/v1.0/state/statestore/bulk"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        c.get(d.url("/v1.0/state/statestore/bulk"))
+            .send()
+            .await
+            .expect("get")
+            .status(),
+        204
+    );
+    let r = c
+        .get(d.url("/v1.0/state/statestore/a%7C%7Cb"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400, "keys may not contain ||");
+    let r = c
+        .get(d.url("/v1.0/state/statestore/bad%zz"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn hostile_queries_and_bulk_requests_are_refused_or_bounded() {
+    let d = daprd().start().await;
+    let c = reqwest::Client::new();
+    let docs = r#"[{"key":"q1","value":{"x":1}},{"key":"q2","value":{"x":2}}]"#;
+    assert_eq!(
+        post(&c, d.url("/v1.0/state/statestore"), docs)
+            .await
+            .status(),
+        204
+    );
+    for q in [
+        r#"{"page":{"limit":18446744073709551615,"token":"1"}}"#,
+        r#"{"page":{"limit":1,"token":"99999999999999999999"}}"#,
+        r#"{"filter":{"NOPE":{}}}"#,
+        "not json",
+    ] {
+        let r = post(&c, d.url("/v1.0-alpha1/state/statestore/query"), q).await;
+        assert_eq!(r.status(), 500, "{q}");
+        assert_eq!(error_code(r).await, "ERR_STATE_QUERY", "{q}");
+    }
+    let r = post(
+        &c,
+        d.url("/v1.0/state/statestore/bulk"),
+        r#"{"keys":["q1","q1","q2"],"parallelism":1000000}"#,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let items: Value = r.json().await.expect("json");
+    assert_eq!(items.as_array().map(Vec::len), Some(3));
+    // The sidecar is still alive and serving.
+    assert_eq!(
+        c.get(d.url("/v1.0/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        204
+    );
 }

@@ -217,7 +217,10 @@ async fn metrics_count_requests_with_daprs_names() {
 
 #[tokio::test]
 async fn metrics_can_be_disabled() {
+    let enabled = daprd().start().await;
+    assert!(enabled.log().contains("metrics server listening"));
     let d = daprd().arg("--enable-metrics=false").start().await;
     let r = reqwest::get(format!("http://127.0.0.1:{}/metrics", d.metrics)).await;
     assert!(r.is_err(), "nothing listens on the metrics port");
+    assert!(!d.log().contains("metrics server listening"), "{}", d.log());
 }

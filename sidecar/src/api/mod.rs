@@ -29,6 +29,19 @@ pub struct Api {
     pub shutdown: watch::Sender<bool>,
 }
 
+/// Compares a presented API token with the configured one in time that does not depend on
+/// where they differ, so the token cannot be guessed byte by byte from response times.
+pub fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+    if presented.len() != expected.len() {
+        return false;
+    }
+    presented
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
 impl Api {
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);

@@ -1,3 +1,5 @@
+//! Component metadata as components read it: case-insensitive names, Dapr's value syntaxes.
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,3 +1,5 @@
+//! The component registry: which `spec.type`/`spec.version` builds which implementation.
+
 use std::sync::Arc;
 
 use thiserror::Error;
@@ -25,7 +27,7 @@ pub async fn create_state_store(
 ) -> Result<Arc<dyn StateStore>, ComponentError> {
     let v1 = matches!(version, "" | "v1");
     Ok(match kind {
-        "state.in-memory" if v1 => Arc::new(MemoryStore::new()),
+        "state.in-memory" if v1 => MemoryStore::with_sweeper(),
         "state.redis" if v1 => Arc::new(RedisStore::connect(props).await?),
         "state.postgresql" if v1 => Arc::new(PostgresStore::connect(props).await?),
         "state.sqlite" if v1 => Arc::new(SqliteStore::open(props).await?),

@@ -1,3 +1,5 @@
+//! `daprd`'s command line, flag for flag as Dapr's, and the checks Dapr runs on it.
+
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;

@@ -99,7 +99,7 @@ async fn init_state_store(c: &Component, props: &Properties) -> Result<Arc<dyn S
 
 /// The embedded default for a sidecar started without resource folders.
 fn embedded_default(app_id: &str) -> Loaded {
-    let store: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let store: Arc<dyn StateStore> = MemoryStore::with_sweeper();
     let props = Properties::default();
     let prefix = StateBlock::prefix(&props, "statestore", app_id).unwrap_or(None);
     let info = ComponentInfo {
@@ -108,7 +108,7 @@ fn embedded_default(app_id: &str) -> Loaded {
         version: "v1".into(),
         capabilities: store
             .features()
-            .names(false)
+            .names()
             .into_iter()
             .map(String::from)
             .collect(),
@@ -184,7 +184,6 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
         };
         match init_state_store(c, &props).await {
             Ok(store) => {
-                let actor = props.flag("actorStateStore");
                 loaded.infos.push(ComponentInfo {
                     name: c.name().to_string(),
                     kind: c.spec.kind.clone(),
@@ -195,7 +194,7 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
                     },
                     capabilities: store
                         .features()
-                        .names(actor)
+                        .names()
                         .into_iter()
                         .map(String::from)
                         .collect(),

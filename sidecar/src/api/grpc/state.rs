@@ -6,8 +6,7 @@ use dapr::dapr::proto::runtime::v1 as pb;
 use tonic::Status;
 
 use super::DaprGrpc;
-use crate::blocks::state::{DeleteItem, Options, SaveItem, TxOp, errors};
-use crate::components::state::{Concurrency, Consistency};
+use crate::blocks::state::{Concurrency, Consistency, DeleteItem, Options, SaveItem, TxOp, errors};
 use crate::errors::DaprError;
 
 fn options(opts: Option<&StateOptions>) -> Options {

@@ -45,18 +45,11 @@ fn with_details(code: Code, message: &str, details: Vec<prost_types::Any>) -> St
 pub fn to_status(err: &DaprError) -> Status {
     match err.reason {
         None => Status::new(err.grpc, err.message.clone()),
-        Some(reason) => {
-            let metadata = err
-                .metadata
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect();
-            with_details(
-                err.grpc,
-                &err.message,
-                vec![error_info_any(reason, metadata)],
-            )
-        }
+        Some(reason) => with_details(
+            err.grpc,
+            &err.message,
+            vec![error_info_any(reason, HashMap::new())],
+        ),
     }
 }
 
@@ -73,7 +66,7 @@ pub fn check_token(token: Option<&str>, req: Request<()>) -> Result<Request<()>,
     };
     let detail = match req.metadata().get("dapr-api-token") {
         None => "missing api token in request metadata",
-        Some(v) if v.as_bytes() == token.as_bytes() => return Ok(req),
+        Some(v) if crate::api::token_matches(v.as_bytes(), token.as_bytes()) => return Ok(req),
         Some(_) => "authentication error: api token mismatch",
     };
     let metadata = HashMap::from([
@@ -100,7 +93,7 @@ mod tests {
             StatusCode::BAD_REQUEST,
             Code::InvalidArgument,
         )
-        .with_reason("DAPR_X")
+        .rich("DAPR_X")
         .with_meta("appID", "a");
         let status = to_status(&err);
         assert_eq!(status.code(), Code::InvalidArgument);
@@ -111,7 +104,10 @@ mod tests {
         let info = ErrorInfo::decode(rpc.details[0].value.as_slice()).expect("error info decodes");
         assert_eq!(info.reason, "DAPR_X");
         assert_eq!(info.domain, "dapr.io");
-        assert_eq!(info.metadata.get("appID").map(String::as_str), Some("a"));
+        assert!(
+            info.metadata.is_empty(),
+            "Dapr sends no ErrorInfo metadata over gRPC here"
+        );
     }
 
     #[test]

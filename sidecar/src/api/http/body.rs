@@ -1,3 +1,5 @@
+//! Request bodies, read within `--max-body-size` and parsed with Dapr's error on failure.
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};

@@ -1,6 +1,7 @@
 /// Removes insignificant whitespace from already-validated JSON in one pass, keeping key
-/// order and string contents. Dapr stores HTTP values re-marshalled (compact); this gives
-/// the same bytes without building a document tree.
+/// order and string contents. Dapr stores HTTP values re-marshalled, so compact; this
+/// gives compact JSON without building a document tree. It is not byte-identical to Go's
+/// encoder, which also reorders map keys and escapes `<>&`.
 pub fn compact_json(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     let mut in_string = false;

@@ -1,3 +1,7 @@
+//! Encoding [`DaprError`]s as HTTP responses, in Dapr's JSON shape.
+//!
+//! [`DaprError`]: crate::errors::DaprError
+
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -28,6 +32,7 @@ struct ErrorInfoJson<'a> {
 pub fn error_response(err: &DaprError) -> Response {
     let details = err
         .reason
+        .filter(|_| err.rich)
         .map(|reason| ErrorInfoJson {
             kind: "type.googleapis.com/google.rpc.ErrorInfo",
             domain: ERROR_DOMAIN,

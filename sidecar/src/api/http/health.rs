@@ -1,3 +1,5 @@
+//! Health and lifecycle routes: `/v1.0/healthz`, `/v1.0/healthz/outbound`, `/v1.0/shutdown`.
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -1,3 +1,5 @@
+//! The one middleware every API request passes: token check, metrics and API logging.
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,7 +30,7 @@ pub async fn guard(State(api): State<Arc<Api>>, mut req: Request, next: Next) ->
         let ok = req
             .headers()
             .get(API_TOKEN_HEADER)
-            .is_some_and(|v| v.as_bytes() == token.as_bytes());
+            .is_some_and(|v| crate::api::token_matches(v.as_bytes(), token.as_bytes()));
         if !ok {
             let mut resp = (StatusCode::UNAUTHORIZED, "invalid api token\n").into_response();
             resp.headers_mut().insert(

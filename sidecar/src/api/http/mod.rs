@@ -27,11 +27,17 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1.0/state/{store}", post(state::save).put(state::save))
         .route(
             "/v1.0/state/{store}/bulk",
-            post(state::bulk_get).put(state::bulk_get),
+            post(state::bulk_get)
+                .put(state::bulk_get)
+                .get(state::get)
+                .delete(state::delete),
         )
         .route(
             "/v1.0/state/{store}/transaction",
-            post(state::transaction).put(state::transaction),
+            post(state::transaction)
+                .put(state::transaction)
+                .get(state::get)
+                .delete(state::delete),
         )
         .route(
             "/v1.0/state/{store}/{key}",

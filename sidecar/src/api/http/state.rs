@@ -12,9 +12,9 @@ use serde_json::value::RawValue;
 
 use super::body::Body;
 use super::compact::compact_json;
-use super::params::Params;
+use super::params::{Params, StoreKey};
 use crate::api::Api;
-use crate::blocks::state::{DeleteItem, Options, SaveItem, StateValue, TxOp, errors};
+use crate::blocks::state::{DeleteItem, Options, SaveItem, StateError, StateValue, TxOp, errors};
 use crate::errors::DaprError;
 
 #[derive(Deserialize, Default)]
@@ -41,7 +41,12 @@ struct SaveJson {
 impl SaveJson {
     /// The value is stored as the JSON the caller sent (`"text"` keeps its quotes), which
     /// is what Dapr stores for HTTP saves.
-    fn into_item(self, query_meta: &HashMap<String, String>) -> Result<SaveItem, DaprError> {
+    /// `fail` reports a bad option as the failure of the operation it belongs to.
+    fn into_item(
+        self,
+        query_meta: &HashMap<String, String>,
+        fail: &dyn Fn(StateError) -> DaprError,
+    ) -> Result<SaveItem, DaprError> {
         let opts = self.options.unwrap_or_default();
         let mut metadata = self.metadata;
         metadata.extend(query_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -53,19 +58,23 @@ impl SaveJson {
                 .unwrap_or_default(),
             is_json: true,
             etag: self.etag,
-            options: Options::parse(&opts.concurrency, &opts.consistency)?,
+            options: Options::parse(&opts.concurrency, &opts.consistency).map_err(fail)?,
             metadata,
         })
     }
 
-    fn into_delete(self, query_meta: &HashMap<String, String>) -> Result<DeleteItem, DaprError> {
+    fn into_delete(
+        self,
+        query_meta: &HashMap<String, String>,
+        fail: &dyn Fn(StateError) -> DaprError,
+    ) -> Result<DeleteItem, DaprError> {
         let opts = self.options.unwrap_or_default();
         let mut metadata = self.metadata;
         metadata.extend(query_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
         Ok(DeleteItem {
             key: self.key,
             etag: self.etag,
-            options: Options::parse(&opts.concurrency, &opts.consistency)?,
+            options: Options::parse(&opts.concurrency, &opts.consistency).map_err(fail)?,
             metadata,
         })
     }
@@ -102,10 +111,11 @@ fn value_headers(resp: &mut Response, value: &StateValue) {
 /// `GET /v1.0/state/{store}/{key}`: the raw value with its ETag, or 204 when missing.
 pub async fn get(
     State(api): State<Arc<Api>>,
-    Path((store, key)): Path<(String, String)>,
+    StoreKey { store, key }: StoreKey,
     params: Params,
 ) -> Result<Response, DaprError> {
-    let options = Options::parse("", &params.consistency)?;
+    let options =
+        Options::parse("", &params.consistency).map_err(|e| errors::get_failed(&store, &key, e))?;
     let Some(value) = api
         .state
         .get(&store, &key, options.consistency, params.metadata)
@@ -133,7 +143,7 @@ pub async fn save(
     }
     let items = items
         .into_iter()
-        .map(|i| i.into_item(&params.metadata))
+        .map(|i| i.into_item(&params.metadata, &|e| errors::save_failed(&store, e)))
         .collect::<Result<_, _>>()?;
     api.state.save(&store, items).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -142,7 +152,7 @@ pub async fn save(
 /// `DELETE /v1.0/state/{store}/{key}`: `If-Match` carries the ETag.
 pub async fn delete(
     State(api): State<Arc<Api>>,
-    Path((store, key)): Path<(String, String)>,
+    StoreKey { store, key }: StoreKey,
     headers: HeaderMap,
     params: Params,
 ) -> Result<StatusCode, DaprError> {
@@ -154,7 +164,8 @@ pub async fn delete(
         ),
         None => None,
     };
-    let options = Options::parse(&params.concurrency, &params.consistency)?;
+    let options = Options::parse(&params.concurrency, &params.consistency)
+        .map_err(|e| errors::delete_failed(&key, e))?;
     api.state
         .delete(
             &store,
@@ -279,8 +290,14 @@ pub async fn transaction(
     let mut ops = Vec::with_capacity(tx.operations.len());
     for op in tx.operations {
         ops.push(match op.operation.as_str() {
-            "upsert" => TxOp::Upsert(op.request.into_item(&params.metadata)?),
-            "delete" => TxOp::Delete(op.request.into_delete(&params.metadata)?),
+            "upsert" => TxOp::Upsert(
+                op.request
+                    .into_item(&params.metadata, &errors::transaction_failed)?,
+            ),
+            "delete" => TxOp::Delete(
+                op.request
+                    .into_delete(&params.metadata, &errors::transaction_failed)?,
+            ),
             other => return Err(errors::unsupported_operation(other)),
         });
     }

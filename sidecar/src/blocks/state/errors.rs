@@ -13,7 +13,7 @@ pub fn not_configured(store: &str, app_id: &str) -> DaprError {
         StatusCode::INTERNAL_SERVER_ERROR,
         Code::FailedPrecondition,
     )
-    .with_reason("DAPR_STATE_NOT_CONFIGURED")
+    .rich("DAPR_STATE_NOT_CONFIGURED")
     .with_meta("appID", app_id)
 }
 
@@ -24,7 +24,7 @@ pub fn not_found(store: &str, app_id: &str) -> DaprError {
         StatusCode::BAD_REQUEST,
         Code::InvalidArgument,
     )
-    .with_reason("DAPR_STATE_NOT_FOUND")
+    .rich("DAPR_STATE_NOT_FOUND")
     .with_meta("appID", app_id)
 }
 
@@ -35,7 +35,7 @@ pub fn illegal_key(key: &str) -> DaprError {
         StatusCode::BAD_REQUEST,
         Code::InvalidArgument,
     )
-    .with_reason("DAPR_STATE_ILLEGAL_KEY")
+    .rich("DAPR_STATE_ILLEGAL_KEY")
 }
 
 pub fn empty_key() -> DaprError {
@@ -49,7 +49,7 @@ pub fn transactions_not_supported(store: &str) -> DaprError {
         StatusCode::INTERNAL_SERVER_ERROR,
         Code::Unimplemented,
     )
-    .with_reason("DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED")
+    .rich("DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED")
 }
 
 pub fn query_not_supported() -> DaprError {
@@ -59,7 +59,7 @@ pub fn query_not_supported() -> DaprError {
         StatusCode::INTERNAL_SERVER_ERROR,
         Code::Internal,
     )
-    .with_reason("DAPR_STATE_QUERYING_NOT_SUPPORTED")
+    .rich("DAPR_STATE_QUERYING_NOT_SUPPORTED")
 }
 
 pub fn query_failed(store: &str, detail: impl std::fmt::Display) -> DaprError {
@@ -69,7 +69,7 @@ pub fn query_failed(store: &str, detail: impl std::fmt::Display) -> DaprError {
         StatusCode::INTERNAL_SERVER_ERROR,
         Code::Internal,
     )
-    .with_reason("DAPR_STATE_QUERY_FAILED")
+    .rich("DAPR_STATE_QUERY_FAILED")
 }
 
 pub fn unsupported_operation(op: &str) -> DaprError {
@@ -82,18 +82,47 @@ pub fn unsupported_operation(op: &str) -> DaprError {
 }
 
 /// Maps a store failure onto `code`, keeping Dapr's statuses: a mismatched ETag is a
-/// conflict (409 / Aborted), a malformed one a bad request (400 / InvalidArgument).
-pub fn store_failure(code: &'static str, context: String, err: StateError) -> DaprError {
+/// conflict (409 / Aborted), a malformed one a bad request (400 / InvalidArgument), and
+/// anything else, bad TTLs and options included, a 500.
+fn store_failure(code: &'static str, context: String, err: StateError) -> DaprError {
     let (http, grpc) = match &err {
         StateError::EtagMismatch(_) => (StatusCode::CONFLICT, Code::Aborted),
-        StateError::EtagInvalid(_) | StateError::InvalidRequest(_) => {
-            (StatusCode::BAD_REQUEST, Code::InvalidArgument)
-        }
-        StateError::NotSupported(_) | StateError::Backend(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal)
-        }
+        StateError::EtagInvalid(_) => (StatusCode::BAD_REQUEST, Code::InvalidArgument),
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, Code::Internal),
     };
     DaprError::new(code, format!("{context}: {err}"), http, grpc).with_reason(code)
+}
+
+pub fn get_failed(store: &str, key: &str, err: StateError) -> DaprError {
+    store_failure(
+        "ERR_STATE_GET",
+        format!("fail to get {key} from state store {store}"),
+        err,
+    )
+}
+
+pub fn save_failed(store: &str, err: StateError) -> DaprError {
+    store_failure(
+        "ERR_STATE_SAVE",
+        format!("failed saving state in state store {store}"),
+        err,
+    )
+}
+
+pub fn delete_failed(key: &str, err: StateError) -> DaprError {
+    store_failure(
+        "ERR_STATE_DELETE",
+        format!("failed deleting state with key {key}"),
+        err,
+    )
+}
+
+pub fn bulk_delete_failed(store: &str, err: StateError) -> DaprError {
+    store_failure(
+        "ERR_STATE_BULK_DELETE",
+        format!("failed deleting state in state store {store}"),
+        err,
+    )
 }
 
 /// Transactions fail as a whole with 500, whatever the cause, as in Dapr.

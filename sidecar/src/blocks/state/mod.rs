@@ -9,18 +9,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 
 use crate::components::Properties;
 use crate::components::state::{
-    Concurrency, Consistency, DeleteRequest, GetRequest, Operation, Query, SetRequest, StateError,
-    StateStore, parse_ttl,
+    DeleteRequest, GetRequest, Operation, Query, SetRequest, StateStore, parse_ttl,
 };
 use crate::errors::DaprError;
 
+pub use crate::components::state::{Concurrency, Consistency, StateError};
 pub use keys::{SEPARATOR, original_key, prefix_for};
 pub use timefmt::rfc3339;
+
+/// At most this many store calls of one bulk request run at once, whatever the caller
+/// asks: a request must not be able to open unbounded work on the backend.
+const MAX_PARALLELISM: usize = 64;
 
 /// A loaded state store with the prefix its keys are stored under.
 pub struct StoreEntry {
@@ -57,13 +60,14 @@ pub struct Options {
 }
 
 impl Options {
-    /// Parses Dapr's option strings; empty means the default.
-    pub fn parse(concurrency: &str, consistency: &str) -> Result<Self, DaprError> {
+    /// Parses Dapr's option strings; empty means the default. Like Dapr's stores, an
+    /// unknown model is a failure of the operation (500), not a malformed request.
+    pub fn parse(concurrency: &str, consistency: &str) -> Result<Self, StateError> {
         let concurrency = match concurrency {
             "" | "last-write" => Concurrency::LastWrite,
             "first-write" => Concurrency::FirstWrite,
             other => {
-                return Err(DaprError::malformed(format!(
+                return Err(StateError::InvalidRequest(format!(
                     "unrecognized concurrency model '{other}'"
                 )));
             }
@@ -72,7 +76,7 @@ impl Options {
             "" | "eventual" => Consistency::Eventual,
             "strong" => Consistency::Strong,
             other => {
-                return Err(DaprError::malformed(format!(
+                return Err(StateError::InvalidRequest(format!(
                     "unrecognized consistency model '{other}'"
                 )));
             }
@@ -141,14 +145,33 @@ pub struct StateBlock {
     stores: HashMap<String, StoreEntry>,
 }
 
-/// A bad etag in one item reads better than a generic failure, and empty strings mean
-/// "no etag" in Dapr.
+/// Empty strings mean "no etag" in Dapr.
 fn etag_of(etag: Option<String>) -> Option<String> {
     etag.filter(|e| !e.is_empty())
 }
 
-fn ttl_for(metadata: &HashMap<String, String>) -> Result<Option<std::time::Duration>, DaprError> {
-    parse_ttl(metadata).map_err(|e| DaprError::malformed(e.to_string()))
+/// Of several failures, the one Dapr would report: an ETag conflict first, so callers see
+/// 409 rather than a generic 500 when any item lost a race.
+fn worst(outcomes: Vec<Result<(), StateError>>) -> Result<(), StateError> {
+    let mut first = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok(()) => {}
+            Err(e @ StateError::EtagMismatch(_)) => return Err(e),
+            Err(e) => {
+                first.get_or_insert(e);
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// Why a request could not be turned into store calls.
+enum Invalid {
+    /// The request is malformed or names an illegal key.
+    Api(DaprError),
+    /// A value the store itself would refuse (bad TTL); reported as the operation's failure.
+    Store(StateError),
 }
 
 impl StateBlock {
@@ -160,10 +183,6 @@ impl StateBlock {
     pub fn prefix(props: &Properties, store: &str, app_id: &str) -> Result<Option<String>, String> {
         let namespace = std::env::var("NAMESPACE").ok();
         prefix_for(props, store, app_id, namespace.as_deref())
-    }
-
-    pub fn store_names(&self) -> impl Iterator<Item = &str> {
-        self.stores.keys().map(String::as_str)
     }
 
     fn entry(&self, name: &str) -> Result<&StoreEntry, DaprError> {
@@ -180,6 +199,16 @@ impl StateBlock {
         self.entry(name).map(|_| ())
     }
 
+    /// Whether `store` exists and supports transactions, checked before a body is parsed.
+    pub fn check_transactional(&self, store: &str) -> Result<(), DaprError> {
+        let entry = self.entry(store)?;
+        if entry.store.features().transactional {
+            Ok(())
+        } else {
+            Err(errors::transactions_not_supported(store))
+        }
+    }
+
     pub async fn get(
         &self,
         store: &str,
@@ -189,15 +218,9 @@ impl StateBlock {
     ) -> Result<Option<StateValue>, DaprError> {
         let entry = self.entry(store)?;
         let stored = entry.stored_key(key)?;
-        read_one(entry, stored, consistency, metadata)
+        read_one(entry.store.as_ref(), stored, consistency, metadata)
             .await
-            .map_err(|e| {
-                errors::store_failure(
-                    "ERR_STATE_GET",
-                    format!("fail to get {key} from state store {store}"),
-                    e,
-                )
-            })
+            .map_err(|e| errors::get_failed(store, key, e))
     }
 
     pub async fn bulk_get(
@@ -212,12 +235,12 @@ impl StateBlock {
             .iter()
             .map(|k| entry.stored_key(k))
             .collect::<Result<_, _>>()?;
-        let limit = if parallelism == 0 { 100 } else { parallelism };
-        let results: Vec<BulkItem> = stream::iter(keys.into_iter().zip(stored))
+        let limit = parallelism.clamp(1, MAX_PARALLELISM);
+        let results = stream::iter(keys.into_iter().zip(stored))
             .map(|(key, stored)| {
-                let metadata = metadata.clone();
+                let (store, metadata) = (entry.store.clone(), metadata.clone());
                 async move {
-                    match read_one(entry, stored, Consistency::Eventual, metadata).await {
+                    match read_one(store.as_ref(), stored, Consistency::Eventual, metadata).await {
                         Ok(value) => BulkItem {
                             key,
                             value,
@@ -237,35 +260,41 @@ impl StateBlock {
         Ok(results)
     }
 
+    /// Saves each item; not atomic across items (use a transaction for that), as in Dapr.
     pub async fn save(&self, store: &str, items: Vec<SaveItem>) -> Result<(), DaprError> {
         let entry = self.entry(store)?;
         let mut reqs = Vec::with_capacity(items.len());
         for item in items {
-            reqs.push(set_request(entry, item)?);
+            reqs.push(set_request(entry, item).map_err(|e| match e {
+                Invalid::Api(e) => e,
+                Invalid::Store(e) => errors::save_failed(store, e),
+            })?);
         }
-        let context = || format!("failed saving state in state store {store}");
-        if reqs.len() == 1 {
-            return entry
-                .store
-                .set(&reqs[0])
-                .await
-                .map_err(|e| errors::store_failure("ERR_STATE_SAVE", context(), e));
-        }
-        let outcomes = join_all(reqs.iter().map(|r| entry.store.set(r))).await;
-        first_failure(outcomes).map_err(|e| errors::store_failure("ERR_STATE_SAVE", context(), e))
+        let outcome = if let [one] = reqs.as_slice() {
+            entry.store.set(one).await
+        } else {
+            let outcomes = stream::iter(reqs)
+                .map(|r| {
+                    let s = entry.store.clone();
+                    async move { s.set(&r).await }
+                })
+                .buffer_unordered(MAX_PARALLELISM)
+                .collect()
+                .await;
+            worst(outcomes)
+        };
+        outcome.map_err(|e| errors::save_failed(store, e))
     }
 
     pub async fn delete(&self, store: &str, item: DeleteItem) -> Result<(), DaprError> {
         let entry = self.entry(store)?;
         let key = item.key.clone();
         let req = delete_request(entry, item)?;
-        entry.store.delete(&req).await.map_err(|e| {
-            errors::store_failure(
-                "ERR_STATE_DELETE",
-                format!("failed deleting state with key {key}"),
-                e,
-            )
-        })
+        entry
+            .store
+            .delete(&req)
+            .await
+            .map_err(|e| errors::delete_failed(&key, e))
     }
 
     pub async fn delete_bulk(&self, store: &str, items: Vec<DeleteItem>) -> Result<(), DaprError> {
@@ -274,14 +303,15 @@ impl StateBlock {
             .into_iter()
             .map(|i| delete_request(entry, i))
             .collect::<Result<_, _>>()?;
-        let outcomes = join_all(reqs.iter().map(|r| entry.store.delete(r))).await;
-        first_failure(outcomes).map_err(|e| {
-            errors::store_failure(
-                "ERR_STATE_BULK_DELETE",
-                format!("failed deleting state in state store {store}"),
-                e,
-            )
-        })
+        let outcomes = stream::iter(reqs)
+            .map(|r| {
+                let s = entry.store.clone();
+                async move { s.delete(&r).await }
+            })
+            .buffer_unordered(MAX_PARALLELISM)
+            .collect()
+            .await;
+        worst(outcomes).map_err(|e| errors::bulk_delete_failed(store, e))
     }
 
     /// Runs all operations atomically, or none. Stores without transactions are refused
@@ -297,7 +327,12 @@ impl StateBlock {
         let mut prepared = Vec::with_capacity(ops.len());
         for op in ops {
             prepared.push(match op {
-                TxOp::Upsert(item) => Operation::Set(set_request(entry, item)?),
+                TxOp::Upsert(item) => {
+                    Operation::Set(set_request(entry, item).map_err(|e| match e {
+                        Invalid::Api(e) => e,
+                        Invalid::Store(e) => errors::transaction_failed(e),
+                    })?)
+                }
                 TxOp::Delete(item) => Operation::Delete(delete_request(entry, item)?),
             });
         }
@@ -306,16 +341,6 @@ impl StateBlock {
             .transact(&prepared)
             .await
             .map_err(errors::transaction_failed)
-    }
-
-    /// Whether `store` exists and supports transactions, checked before a body is parsed.
-    pub fn check_transactional(&self, store: &str) -> Result<(), DaprError> {
-        let entry = self.entry(store)?;
-        if entry.store.features().transactional {
-            Ok(())
-        } else {
-            Err(errors::transactions_not_supported(store))
-        }
     }
 
     /// Runs a query over this app's keys. Unlike Dapr's Go runtime (which queries the whole
@@ -357,12 +382,8 @@ impl StateBlock {
     }
 }
 
-fn first_failure(outcomes: Vec<Result<(), StateError>>) -> Result<(), StateError> {
-    outcomes.into_iter().collect()
-}
-
 async fn read_one(
-    entry: &StoreEntry,
+    store: &dyn StateStore,
     key: String,
     consistency: Consistency,
     metadata: HashMap<String, String>,
@@ -372,7 +393,7 @@ async fn read_one(
         consistency,
         metadata,
     };
-    Ok(entry.store.get(&req).await?.map(|item| {
+    Ok(store.get(&req).await?.map(|item| {
         let mut metadata = HashMap::new();
         if let Some(at) = item.expires_at {
             metadata.insert("ttlExpireTime".to_string(), rfc3339(at));
@@ -385,13 +406,13 @@ async fn read_one(
     }))
 }
 
-fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, DaprError> {
+fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, Invalid> {
     if item.key.is_empty() {
-        return Err(errors::empty_key());
+        return Err(Invalid::Api(errors::empty_key()));
     }
     Ok(SetRequest {
-        key: entry.stored_key(&item.key)?,
-        ttl: ttl_for(&item.metadata)?,
+        key: entry.stored_key(&item.key).map_err(Invalid::Api)?,
+        ttl: parse_ttl(&item.metadata).map_err(Invalid::Store)?,
         value: item.value,
         is_json: item.is_json,
         etag: etag_of(item.etag),
@@ -412,4 +433,35 @@ fn delete_request(entry: &StoreEntry, item: DeleteItem) -> Result<DeleteRequest,
         consistency: item.options.consistency,
         metadata: item.metadata,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_conflicts_win_over_other_failures() {
+        let r = worst(vec![
+            Ok(()),
+            Err(StateError::Backend("down".into())),
+            Err(StateError::EtagMismatch("k".into())),
+        ]);
+        assert!(matches!(r, Err(StateError::EtagMismatch(_))));
+        assert!(matches!(
+            worst(vec![Err(StateError::Backend("x".into())), Ok(())]),
+            Err(StateError::Backend(_))
+        ));
+        assert!(worst(vec![Ok(()), Ok(())]).is_ok());
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = Options::parse("first-write", "strong").expect("valid");
+        assert_eq!(
+            (o.concurrency, o.consistency),
+            (Concurrency::FirstWrite, Consistency::Strong)
+        );
+        assert!(Options::parse("sometimes", "").is_err());
+        assert!(Options::parse("", "psychic").is_err());
+    }
 }

@@ -304,7 +304,7 @@ async fn ttl(store: &dyn StateStore, p: &str) {
     let keep = format!("{p}ttl-keep");
     store
         .set(&SetRequest {
-            ttl: Some(Duration::from_secs(1)),
+            ttl: Ttl::After(Duration::from_secs(1)),
             ..set(&key, b"\"short\"")
         })
         .await

@@ -1,3 +1,5 @@
+//! The failures a state store reports to the building block.
+
 use thiserror::Error;
 
 /// Why a store refused or failed an operation. The building block maps these onto Dapr's

@@ -13,15 +13,13 @@ use super::{
     StateError, StateStore,
 };
 
-/// How many writes between sweeps of expired entries; keeps memory bounded without a
-/// background task.
-const SWEEP_EVERY: u64 = 1024;
+/// How often expired entries are removed; reads never see them in between.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[derive(Default)]
 pub struct MemoryStore {
     items: Mutex<HashMap<String, Item>>,
     next_etag: AtomicU64,
-    writes: AtomicU64,
 }
 
 impl MemoryStore {
@@ -39,11 +37,27 @@ impl MemoryStore {
         (self.next_etag.fetch_add(1, Ordering::Relaxed) + 1).to_string()
     }
 
-    fn after_write(&self, map: &mut HashMap<String, Item>) {
-        if self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            let now = SystemTime::now();
-            map.retain(|_, item| !expired(item, now));
+    /// Creates a store whose expired entries are swept once a second by a background task
+    /// that ends when the store is dropped.
+    pub fn with_sweeper() -> std::sync::Arc<Self> {
+        let store = std::sync::Arc::new(Self::new());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = std::sync::Arc::downgrade(&store);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+                loop {
+                    tick.tick().await;
+                    let Some(store) = weak.upgrade() else { break };
+                    store.sweep();
+                }
+            });
         }
+        store
+    }
+
+    fn sweep(&self) {
+        let now = SystemTime::now();
+        self.lock().retain(|_, item| !expired(item, now));
     }
 
     fn prepare_set(&self, current: Option<&Item>, req: &SetRequest) -> Result<Item, StateError> {
@@ -51,7 +65,7 @@ impl MemoryStore {
         Ok(Item {
             data: req.value.clone(),
             etag: Some(self.new_etag()),
-            expires_at: req.ttl.map(|ttl| SystemTime::now() + ttl),
+            expires_at: req.ttl.duration().map(|ttl| SystemTime::now() + ttl),
         })
     }
 }
@@ -72,17 +86,13 @@ fn check_etag(
     key: &str,
 ) -> Result<(), StateError> {
     match etag {
-        Some(e) => {
-            if e.parse::<u64>().is_err() {
-                return Err(StateError::EtagInvalid(e.to_string()));
-            }
-            match current.and_then(|c| c.etag.as_deref()) {
-                Some(stored) if stored == e => Ok(()),
-                _ => Err(StateError::EtagMismatch(format!(
-                    "etag mismatch for key {key}"
-                ))),
-            }
-        }
+        // Like Dapr's in-memory store, an ETag that is not one of ours is a mismatch.
+        Some(e) => match current.and_then(|c| c.etag.as_deref()) {
+            Some(stored) if stored == e => Ok(()),
+            _ => Err(StateError::EtagMismatch(format!(
+                "etag mismatch for key {key}"
+            ))),
+        },
         None if concurrency == super::Concurrency::FirstWrite && current.is_some() => Err(
             StateError::EtagMismatch(format!("first-write: key {key} already exists")),
         ),
@@ -109,7 +119,6 @@ impl StateStore for MemoryStore {
         let mut map = self.lock();
         let item = self.prepare_set(live(&map, &req.key), req)?;
         map.insert(req.key.clone(), item);
-        self.after_write(&mut map);
         Ok(())
     }
 
@@ -151,10 +160,12 @@ impl StateStore for MemoryStore {
                 None => map.remove(key),
             };
         }
-        self.after_write(&mut map);
         Ok(())
     }
 
+    /// Dapr's in-memory store has no query API. This one evaluates queries in-process so
+    /// that an app developed against the embedded default can use the query API it will
+    /// later run against PostgreSQL; the capability is reported, so nothing is hidden.
     async fn query(&self, key_prefix: &str, query: &Query) -> Result<QueryResponse, StateError> {
         let now = SystemTime::now();
         let rows: Vec<_> = self
@@ -170,6 +181,20 @@ impl StateStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sweeper_removes_expired_entries() {
+        let store = MemoryStore::with_sweeper();
+        let req = SetRequest {
+            key: "k".into(),
+            ttl: super::super::Ttl::After(std::time::Duration::from_secs(1)),
+            ..Default::default()
+        };
+        store.set(&req).await.expect("set");
+        assert_eq!(store.lock().len(), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert_eq!(store.lock().len(), 0, "expired entry still held in memory");
+    }
 
     #[tokio::test]
     async fn passes_conformance() {

@@ -25,7 +25,7 @@ pub use postgres::PostgresStore;
 pub use query::{Query, QueryResponse, QueryResult};
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
-pub use ttl::parse_ttl;
+pub use ttl::{Ttl, parse_ttl};
 
 /// Optional abilities a store advertises; reported truthfully in the metadata API so SDKs
 /// and users know which calls will succeed before they make them.
@@ -38,26 +38,21 @@ pub struct Features {
 }
 
 impl Features {
-    /// Capability names as Dapr's metadata API spells them.
-    pub fn names(&self, actor_state_store: bool) -> Vec<&'static str> {
+    /// Capability names as Dapr's metadata API spells them. Dapr lists ACTOR for every
+    /// store that could hold actor state (ETags and transactions), whether or not it is the
+    /// configured actor store.
+    pub fn names(&self) -> Vec<&'static str> {
         let mut out = Vec::with_capacity(5);
-        if self.etag {
-            out.push("ETAG");
-        }
-        if self.transactional {
-            out.push("TRANSACTIONAL");
-        }
-        if self.ttl {
-            out.push("TTL");
-        }
-        if self.query {
-            out.push("QUERY_API");
-        }
-        // Dapr lists ACTOR for every store that could hold actor state, whether or not
-        // it is the configured actor store.
-        let _ = actor_state_store;
-        if self.transactional && self.etag {
-            out.push("ACTOR");
+        for (on, name) in [
+            (self.etag, "ETAG"),
+            (self.transactional, "TRANSACTIONAL"),
+            (self.ttl, "TTL"),
+            (self.query, "QUERY_API"),
+            (self.transactional && self.etag, "ACTOR"),
+        ] {
+            if on {
+                out.push(name);
+            }
         }
         out
     }
@@ -108,8 +103,8 @@ pub struct SetRequest {
     pub etag: Option<String>,
     pub concurrency: Concurrency,
     pub consistency: Consistency,
-    /// Time to live; `None` keeps the value until deleted.
-    pub ttl: Option<std::time::Duration>,
+    /// What the caller asked about expiry (`ttlInSeconds`).
+    pub ttl: Ttl,
     pub metadata: HashMap<String, String>,
 }
 

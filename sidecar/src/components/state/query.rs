@@ -28,6 +28,11 @@ pub struct SortKey {
     pub descending: bool,
 }
 
+/// Largest page a query may ask for, and the largest offset a token may carry; beyond
+/// these a request is refused rather than allowed to overflow arithmetic or the backend.
+pub const MAX_PAGE_LIMIT: usize = 100_000;
+pub const MAX_OFFSET: usize = 1 << 40;
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
     pub filter: Option<Filter>,
@@ -94,17 +99,24 @@ impl Query {
         let (mut limit, mut offset) = (0, 0);
         if let Some(page) = obj.get("page") {
             if let Some(l) = page.get("limit") {
-                limit = l
+                let l = l
                     .as_u64()
-                    .ok_or_else(|| invalid("page limit must be a non-negative integer"))?
-                    as usize;
+                    .ok_or_else(|| invalid("page limit must be a non-negative integer"))?;
+                limit = usize::try_from(l)
+                    .ok()
+                    .filter(|l| *l <= MAX_PAGE_LIMIT)
+                    .ok_or_else(|| {
+                        invalid(format!("page limit must be at most {MAX_PAGE_LIMIT}"))
+                    })?;
             }
             if let Some(t) = page.get("token").and_then(Value::as_str)
                 && !t.is_empty()
             {
                 offset = t
-                    .parse()
-                    .map_err(|_| invalid(format!("invalid page token {t:?}")))?;
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|o| *o <= MAX_OFFSET)
+                    .ok_or_else(|| invalid(format!("invalid page token {t:?}")))?;
             }
         }
         Ok(Query {
@@ -143,7 +155,7 @@ impl Query {
         let end = if self.limit == 0 {
             total
         } else {
-            (start + self.limit).min(total)
+            start.saturating_add(self.limit).min(total)
         };
         let results = matched.drain(start..end).map(|(_, r)| r).collect();
         let token = if self.limit > 0 && end < total {
@@ -323,6 +335,9 @@ mod tests {
             br#"{"sort":[{"key":"a","order":"UP"}]}"#,
             br#"{"page":{"limit":-1}}"#,
             br#"{"page":{"token":"x"}}"#,
+            br#"{"page":{"limit":18446744073709551615,"token":"1"}}"#,
+            br#"{"page":{"limit":100001}}"#,
+            br#"{"page":{"token":"99999999999999999999999"}}"#,
         ] {
             assert!(
                 Query::parse(bad).is_err(),

@@ -13,33 +13,39 @@ use redis::{RedisError, Script, Value};
 
 use super::{
     Concurrency, DeleteRequest, Features, GetRequest, Item, Operation, SetRequest, StateError,
-    StateStore,
+    StateStore, Ttl,
 };
 use crate::components::{ComponentError, Properties};
 
 const MISMATCH: &str = "ETAG_MISMATCH";
 
-/// Set: ARGV = etag ("" = none), data, first-write ("1"/"0"), ttl seconds (0 = none).
+// Keys that exist but are not hashes (values written by something other than a state
+// store) count as existing without a version: a conditional write refuses them instead of
+// deleting them, and only an unconditional write replaces them.
+
+/// Set: ARGV = etag ("" = none), data, first-write ("1"/"0"), ttl (seconds > 0 = expire,
+/// -1 = persist, 0 = leave any expiry as it is).
 const SET_LUA: &str = r#"
 local ok, cur = pcall(redis.call, "HGET", KEYS[1], "version")
-if not ok then redis.call("DEL", KEYS[1]); cur = false end
+local exists = (not ok) or (cur ~= false)
 if ARGV[1] ~= "" then
-  if (not cur) or cur ~= ARGV[1] then return redis.error_reply("ETAG_MISMATCH") end
-elseif ARGV[3] == "1" and cur then
+  if (not ok) or (not cur) or cur ~= ARGV[1] then return redis.error_reply("ETAG_MISMATCH") end
+elseif ARGV[3] == "1" and exists then
   return redis.error_reply("ETAG_MISMATCH")
 end
+if not ok then redis.call("DEL", KEYS[1]) end
 redis.call("HSET", KEYS[1], "data", ARGV[2])
 local v = redis.call("HINCRBY", KEYS[1], "version", 1)
 local ttl = tonumber(ARGV[4])
-if ttl > 0 then redis.call("EXPIRE", KEYS[1], ttl) else redis.call("PERSIST", KEYS[1]) end
+if ttl > 0 then redis.call("EXPIRE", KEYS[1], ttl) elseif ttl < 0 then redis.call("PERSIST", KEYS[1]) end
 return v
 "#;
 
 /// Delete: ARGV = etag ("" = none).
 const DELETE_LUA: &str = r#"
 if ARGV[1] ~= "" then
-  local cur = redis.call("HGET", KEYS[1], "version")
-  if (not cur) or cur ~= ARGV[1] then return redis.error_reply("ETAG_MISMATCH") end
+  local ok, cur = pcall(redis.call, "HGET", KEYS[1], "version")
+  if (not ok) or (not cur) or cur ~= ARGV[1] then return redis.error_reply("ETAG_MISMATCH") end
 end
 return redis.call("DEL", KEYS[1])
 "#;
@@ -49,18 +55,18 @@ return redis.call("DEL", KEYS[1])
 /// before anything is written, so a failing operation leaves all keys untouched.
 const TRANSACT_LUA: &str = r#"
 local staged = {}
-local function version(k)
+local function state(k)
   if staged[k] ~= nil then return staged[k] end
   local ok, cur = pcall(redis.call, "HGET", k, "version")
-  if not ok then return false end
+  if not ok then return "foreign" end
   return cur
 end
 for i, k in ipairs(KEYS) do
   local base = (i - 1) * 5
   local kind, etag, first = ARGV[base + 1], ARGV[base + 2], ARGV[base + 4]
-  local cur = version(k)
+  local cur = state(k)
   if etag ~= "" then
-    if (not cur) or cur ~= etag then return redis.error_reply("ETAG_MISMATCH") end
+    if (not cur) or cur == "foreign" or cur ~= etag then return redis.error_reply("ETAG_MISMATCH") end
   elseif kind == "s" and first == "1" and cur then
     return redis.error_reply("ETAG_MISMATCH")
   end
@@ -74,7 +80,7 @@ for i, k in ipairs(KEYS) do
     redis.call("HSET", k, "data", ARGV[base + 3])
     redis.call("HINCRBY", k, "version", 1)
     local ttl = tonumber(ARGV[base + 5])
-    if ttl > 0 then redis.call("EXPIRE", k, ttl) else redis.call("PERSIST", k) end
+    if ttl > 0 then redis.call("EXPIRE", k, ttl) elseif ttl < 0 then redis.call("PERSIST", k) end
   else
     redis.call("DEL", k)
   end
@@ -123,7 +129,18 @@ impl RedisStore {
         info = info.set_redis_settings(settings);
         let client =
             redis::Client::open(info).map_err(|e| ComponentError::Connect(e.to_string()))?;
-        let conn = ConnectionManager::new(client)
+        // Dapr's defaults: 3 s to read a reply, 5 s to connect. A reply that does not come
+        // in time fails the request instead of hanging it.
+        let read = props
+            .duration("readTimeout")
+            .map_err(ComponentError::Metadata)?;
+        let dial = props
+            .duration("dialTimeout")
+            .map_err(ComponentError::Metadata)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_response_timeout(Some(read.unwrap_or(Duration::from_secs(3))))
+            .set_connection_timeout(Some(dial.unwrap_or(Duration::from_secs(5))));
+        let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| ComponentError::Connect(format!("redis at {host}: {e}")))?;
         let default_ttl = match props
@@ -144,8 +161,15 @@ impl RedisStore {
         })
     }
 
-    fn ttl_secs(&self, ttl: Option<Duration>) -> u64 {
-        ttl.or(self.default_ttl).map_or(0, |d| d.as_secs().max(1))
+    /// The script's TTL argument: seconds to expire after, -1 to persist, 0 to leave the
+    /// key's expiry alone (an overwrite without `ttlInSeconds` keeps it, as in Dapr).
+    fn ttl_arg(&self, ttl: Ttl) -> i64 {
+        let secs = |d: Duration| i64::try_from(d.as_secs().max(1)).unwrap_or(i64::MAX);
+        match (ttl, self.default_ttl) {
+            (Ttl::After(d), _) | (Ttl::Unspecified, Some(d)) => secs(d),
+            (Ttl::Never, _) => -1,
+            (Ttl::Unspecified, None) => 0,
+        }
     }
 }
 
@@ -195,7 +219,7 @@ impl StateStore for RedisStore {
 
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError> {
         let mut conn = self.conn.clone();
-        let (fields, pttl): (Vec<Value>, i64) = redis::pipe()
+        let reply: Result<(Vec<Value>, i64), RedisError> = redis::pipe()
             .cmd("HMGET")
             .arg(&req.key)
             .arg("data")
@@ -203,8 +227,25 @@ impl StateStore for RedisStore {
             .cmd("PTTL")
             .arg(&req.key)
             .query_async(&mut conn)
-            .await
-            .map_err(StateError::backend)?;
+            .await;
+        let (fields, pttl) = match reply {
+            Ok(r) => r,
+            // A plain string written by something else: readable, with no ETag, as Dapr's
+            // store falls back to GET.
+            Err(e) if e.to_string().contains("WRONGTYPE") => {
+                let data: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&req.key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(StateError::backend)?;
+                return Ok(data.map(|d| Item {
+                    data: Bytes::from(d),
+                    etag: None,
+                    expires_at: None,
+                }));
+            }
+            Err(e) => return Err(StateError::backend(e)),
+        };
         let Some(data) = fields.first().and_then(bytes_of) else {
             return Ok(None);
         };
@@ -230,7 +271,7 @@ impl StateStore for RedisStore {
             .arg(etag)
             .arg(req.value.as_ref())
             .arg(first_write(req.concurrency))
-            .arg(self.ttl_secs(req.ttl))
+            .arg(self.ttl_arg(req.ttl))
             .invoke_async(&mut conn)
             .await
             .map_err(|e| map_err(&req.key, e))?;
@@ -265,7 +306,7 @@ impl StateStore for RedisStore {
                         .arg(check_etag(r.etag.as_deref())?)
                         .arg(r.value.as_ref())
                         .arg(first_write(r.concurrency))
-                        .arg(self.ttl_secs(r.ttl));
+                        .arg(self.ttl_arg(r.ttl));
                 }
                 Operation::Delete(r) => {
                     invocation

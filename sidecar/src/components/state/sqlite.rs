@@ -92,7 +92,7 @@ fn encode_value(value: &[u8], is_json: bool) -> (String, bool) {
 fn do_set(c: &Connection, sql: &Statements, req: &SetRequest) -> Result<(), StateError> {
     let (value, is_binary) = encode_value(&req.value, req.is_json);
     let etag = uuid::Uuid::new_v4().to_string();
-    let ttl = req.ttl.map_or(0, |d| d.as_secs().max(1) as i64);
+    let ttl = req.ttl.duration().map_or(0, |d| d.as_secs().max(1) as i64);
     let rows = match (&req.etag, req.concurrency) {
         (Some(old), _) => c
             .prepare_cached(&sql.update_etag)
@@ -266,7 +266,11 @@ impl StateStore for SqliteStore {
     async fn transact(&self, ops: &[Operation]) -> Result<(), StateError> {
         let ops = ops.to_vec();
         self.with_conn(move |c, sql| {
-            let tx = c.transaction().map_err(db_err)?;
+            // IMMEDIATE takes the write lock up front, so two transactions cannot both read
+            // and then fail to upgrade (Dapr's store uses `_txlock=immediate` too).
+            let tx = c
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(db_err)?;
             for op in &ops {
                 // Returning early drops `tx`, which rolls back.
                 match op {

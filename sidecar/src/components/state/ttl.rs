@@ -1,14 +1,39 @@
+//! `ttlInSeconds`, the request metadata that gives a value a time to live.
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use super::StateError;
 
+/// What a write asks about expiry. The difference between "not said" and "never" matters
+/// for stores with a component-wide default TTL (Redis `ttlInSeconds`): only an unspecified
+/// TTL falls back to the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Ttl {
+    /// No `ttlInSeconds` given.
+    #[default]
+    Unspecified,
+    /// `ttlInSeconds` of `-1` or `0`: keep the value until deleted.
+    Never,
+    /// Expire after this long.
+    After(Duration),
+}
+
+impl Ttl {
+    /// The expiry to apply when the store has no default TTL of its own.
+    pub fn duration(self) -> Option<Duration> {
+        match self {
+            Ttl::After(d) => Some(d),
+            Ttl::Unspecified | Ttl::Never => None,
+        }
+    }
+}
+
 /// Reads Dapr's `ttlInSeconds` request metadata. As in Dapr, `-1` and `0` mean "never
-/// expire" (and clear an earlier expiry); anything below -1, above `i32::MAX` or not an
-/// integer is refused.
-pub fn parse_ttl(metadata: &HashMap<String, String>) -> Result<Option<Duration>, StateError> {
+/// expire"; anything below -1, above `i32::MAX` or not an integer is refused.
+pub fn parse_ttl(metadata: &HashMap<String, String>) -> Result<Ttl, StateError> {
     let Some(raw) = metadata.get("ttlInSeconds").filter(|v| !v.is_empty()) else {
-        return Ok(None);
+        return Ok(Ttl::Unspecified);
     };
     let secs: i64 = raw.trim().parse().map_err(|_| {
         StateError::InvalidRequest(format!(
@@ -21,7 +46,11 @@ pub fn parse_ttl(metadata: &HashMap<String, String>) -> Result<Option<Duration>,
             i32::MAX
         )));
     }
-    Ok((secs > 0).then(|| Duration::from_secs(secs as u64)))
+    Ok(if secs > 0 {
+        Ttl::After(Duration::from_secs(secs as u64))
+    } else {
+        Ttl::Never
+    })
 }
 
 #[cfg(test)]
@@ -34,10 +63,14 @@ mod tests {
 
     #[test]
     fn parses_ttl_values() {
-        assert_eq!(parse_ttl(&HashMap::new()).ok(), Some(None));
-        assert_eq!(parse_ttl(&md("5")).ok(), Some(Some(Duration::from_secs(5))));
-        assert_eq!(parse_ttl(&md("-1")).ok(), Some(None));
-        assert_eq!(parse_ttl(&md("0")).ok(), Some(None));
+        assert_eq!(parse_ttl(&HashMap::new()).ok(), Some(Ttl::Unspecified));
+        assert_eq!(parse_ttl(&md("")).ok(), Some(Ttl::Unspecified));
+        assert_eq!(
+            parse_ttl(&md("5")).ok(),
+            Some(Ttl::After(Duration::from_secs(5)))
+        );
+        assert_eq!(parse_ttl(&md("-1")).ok(), Some(Ttl::Never));
+        assert_eq!(parse_ttl(&md("0")).ok(), Some(Ttl::Never));
         assert!(parse_ttl(&md("-2")).is_err());
         assert!(parse_ttl(&md("2147483648")).is_err());
         assert!(parse_ttl(&md("abc")).is_err());
