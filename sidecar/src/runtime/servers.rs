@@ -110,6 +110,13 @@ impl Servers {
 fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> JoinHandle<()> {
     let mut stop = api.shutdown.subscribe();
     tokio::spawn(async move {
+        // Without TCP_NODELAY a response written in two segments waits for the client's
+        // delayed ACK: a 40 ms stall per request.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -124,7 +131,19 @@ fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> Jo
 fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
     let mut stop = api.shutdown.subscribe();
     tokio::spawn(async move {
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // gRPC writes headers, data and trailers separately: without TCP_NODELAY each call
+        // would stall on the client's delayed ACK.
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |conn| {
+                if let Ok(tcp) = &conn
+                    && let Err(e) = tcp.set_nodelay(true)
+                {
+                    tracing::debug!("cannot set TCP_NODELAY: {e}");
+                }
+                conn
+            },
+        );
         let result = tonic::transport::Server::builder()
             .layer(api::grpc::MeteredLayer(api.metrics.clone()))
             .add_service(api::grpc::service(api))

@@ -311,10 +311,16 @@ async fn ttl(store: &dyn StateStore, p: &str) {
         .expect("set with ttl");
     store.set(&set(&keep, b"1")).await.expect("set without ttl");
     let item = get(store, &key).await.expect("readable before expiry");
-    assert!(
-        item.expires_at.is_some(),
-        "TTL stores report the expiry time"
-    );
+    // Stores may report the expiry (Dapr's Redis store does not); if they do, it is right.
+    if let Some(at) = item.expires_at {
+        let left = at
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or_default();
+        assert!(
+            left <= Duration::from_secs(1),
+            "reported expiry is too late: {left:?}"
+        );
+    }
     tokio::time::sleep(Duration::from_millis(2200)).await;
     assert!(get(store, &key).await.is_none(), "value outlived its ttl");
     assert!(

@@ -4,7 +4,7 @@
 //! checks and writes are atomic on the server.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -190,10 +190,11 @@ fn map_err(key: &str, err: RedisError) -> StateError {
     }
 }
 
-fn bytes_of(v: &Value) -> Option<Bytes> {
+/// Takes the reply's buffer as it is, without copying the value.
+fn into_bytes(v: Value) -> Option<Bytes> {
     match v {
-        Value::BulkString(b) => Some(Bytes::copy_from_slice(b)),
-        Value::SimpleString(s) => Some(Bytes::copy_from_slice(s.as_bytes())),
+        Value::BulkString(b) => Some(Bytes::from(b)),
+        Value::SimpleString(s) => Some(Bytes::from(s)),
         _ => None,
     }
 }
@@ -217,18 +218,17 @@ impl StateStore for RedisStore {
         }
     }
 
+    /// One `HMGET` per read. Like Dapr's Redis store, no `ttlExpireTime` is reported:
+    /// that would cost a second command on every read.
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError> {
         let mut conn = self.conn.clone();
-        let reply: Result<(Vec<Value>, i64), RedisError> = redis::pipe()
-            .cmd("HMGET")
+        let reply: Result<Vec<Value>, RedisError> = redis::cmd("HMGET")
             .arg(&req.key)
             .arg("data")
             .arg("version")
-            .cmd("PTTL")
-            .arg(&req.key)
             .query_async(&mut conn)
             .await;
-        let (fields, pttl) = match reply {
+        let fields = match reply {
             Ok(r) => r,
             // A plain string written by something else: readable, with no ETag, as Dapr's
             // store falls back to GET.
@@ -246,18 +246,18 @@ impl StateStore for RedisStore {
             }
             Err(e) => return Err(StateError::backend(e)),
         };
-        let Some(data) = fields.first().and_then(bytes_of) else {
+        let mut fields = fields.into_iter();
+        let Some(data) = fields.next().and_then(into_bytes) else {
             return Ok(None);
         };
         let etag = fields
-            .get(1)
-            .and_then(bytes_of)
+            .next()
+            .and_then(into_bytes)
             .map(|b| String::from_utf8_lossy(&b).into_owned());
-        let expires_at = (pttl > 0).then(|| SystemTime::now() + Duration::from_millis(pttl as u64));
         Ok(Some(Item {
             data,
             etag,
-            expires_at,
+            expires_at: None,
         }))
     }
 
