@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 use crate::errors::DaprError;
 
@@ -27,7 +27,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
 
 impl Body {
     /// Parses the body as JSON; `context` prefixes the parser's message as Dapr's does.
-    pub fn json<T: DeserializeOwned>(&self, context: &str) -> Result<T, DaprError> {
+    pub fn json<'a, T: Deserialize<'a>>(&'a self, context: &str) -> Result<T, DaprError> {
         serde_json::from_slice(&self.0).map_err(|e| DaprError::malformed(format!("{context}{e}")))
     }
 }

@@ -25,11 +25,14 @@ struct OptionsJson {
     consistency: String,
 }
 
+/// One item of a save body. The value borrows from the request body: it is copied once,
+/// compacted, into the stored bytes.
 #[derive(Deserialize)]
-struct SaveJson {
+struct SaveJson<'a> {
     #[serde(default)]
     key: String,
-    value: Option<Box<RawValue>>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
     #[serde(default)]
     etag: Option<String>,
     #[serde(default)]
@@ -38,7 +41,7 @@ struct SaveJson {
     options: Option<OptionsJson>,
 }
 
-impl SaveJson {
+impl SaveJson<'_> {
     /// The value is stored as the JSON the caller sent (`"text"` keeps its quotes), which
     /// is what Dapr stores for HTTP saves.
     /// `fail` reports a bad option as the failure of the operation it belongs to.
@@ -54,7 +57,7 @@ impl SaveJson {
             key: self.key,
             value: self
                 .value
-                .map(|v| Bytes::from(compact_json(v.get())))
+                .map(|v| Bytes::from(compact_json(v.get().as_bytes())))
                 .unwrap_or_default(),
             is_json: true,
             etag: self.etag,
@@ -264,17 +267,18 @@ pub async fn bulk_get(
 }
 
 #[derive(Deserialize)]
-struct TxJson {
-    #[serde(default)]
-    operations: Vec<TxOpJson>,
+struct TxJson<'a> {
+    #[serde(borrow, default)]
+    operations: Vec<TxOpJson<'a>>,
     #[serde(default)]
     metadata: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
-struct TxOpJson {
+struct TxOpJson<'a> {
     operation: String,
-    request: SaveJson,
+    #[serde(borrow)]
+    request: SaveJson<'a>,
 }
 
 /// `POST|PUT /v1.0/state/{store}/transaction`: all operations apply, or none.
