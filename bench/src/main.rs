@@ -19,7 +19,7 @@ use anyhow::{Context, Result, ensure};
 use clap::Parser;
 
 use crate::redis_server::Redis;
-use crate::scenarios::{Settings, Workload};
+use crate::scenarios::{GrpcClient, Settings, Workload};
 use crate::sidecar::Sidecar;
 use crate::stats::{Ratio, Report, Row, Startup};
 
@@ -65,6 +65,11 @@ struct Args {
     /// daprd and Redis, so more threads can slow down what is measured.
     #[arg(long, default_value_t = 2)]
     client_threads: usize,
+    /// Client of the gRPC scenarios: `raw` is tonic's generated client on a bare hyper
+    /// HTTP/2 connection (as lean as the HTTP/1.1 client); `channel` is the same client on
+    /// a `tonic::transport::Channel`, whose tower `Buffer` adds a task hop to every call.
+    #[arg(long, value_enum, default_value_t = GrpcClient::Raw)]
+    grpc_client: GrpcClient,
 }
 
 impl Args {
@@ -142,6 +147,7 @@ fn main() -> Result<()> {
         ops: args.ops,
         concurrency: args.concurrency,
         duration: Duration::from_secs(args.seconds),
+        grpc_client: args.grpc_client,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.client_threads)
@@ -184,13 +190,14 @@ fn main() -> Result<()> {
     };
     println!(
         "state-bench: {} keys, {} B values; latency: {} ops after {} warm-up on one connection; \
-         throughput: {} concurrent clients for {} s",
+         throughput: {} concurrent clients for {} s; gRPC client: {}",
         scenarios::KEYS,
         scenarios::VALUE_LEN,
         args.ops,
         args.warmup,
         args.concurrency,
-        args.seconds
+        args.seconds,
+        args.grpc_client.name()
     );
     println!();
     report.print();

@@ -129,6 +129,20 @@ impl Report {
         }
 
         println!();
+        println!("added by the sidecar, p50 (through-sidecar p50 - direct-redis p50):");
+        for ratio in &self.ratios {
+            let (Some(s), Some(d)) = (self.row(ratio.sidecar), self.row(ratio.direct)) else {
+                continue;
+            };
+            println!(
+                "  {:<18} - {:<17} {:>+8.1} µs",
+                s.name,
+                d.name,
+                us(s.latency.p50) - us(d.latency.p50)
+            );
+        }
+
+        println!();
         let idle_mb = self.idle_rss_kib as f64 / 1024.0;
         println!(
             "idle RSS: {idle_mb:.1} MB (target <= {} MB): {}",
