@@ -4,6 +4,7 @@
 //! Kubernetes or the control plane; those arrive through `resources`.
 
 pub mod api;
+pub mod app;
 pub mod blocks;
 pub mod components;
 pub mod config;

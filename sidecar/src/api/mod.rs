@@ -3,6 +3,7 @@
 
 pub mod grpc;
 pub mod http;
+pub mod internal;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use crate::blocks::state::StateBlock;
 /// What both front doors share: the building blocks and the sidecar's lifecycle.
 pub struct Api {
     pub state: StateBlock,
+    pub invoke: crate::blocks::invoke::InvokeBlock,
     pub metadata: MetadataBlock,
     pub health: Arc<Health>,
     /// `DAPR_API_TOKEN`: when set, every API but healthz requires it.

@@ -5,5 +5,6 @@
 //! [`DaprError`]: crate::errors::DaprError
 
 pub mod health;
+pub mod invoke;
 pub mod metadata;
 pub mod state;

@@ -1,6 +1,7 @@
 //! Pluggable components: the traits building blocks program against, one module per
 //! component type, and the registry that turns a `spec.type` into a live instance.
 
+pub mod nameresolution;
 pub mod properties;
 mod registry;
 pub mod state;

@@ -1,9 +1,11 @@
 //! The sidecar's command line: Dapr's `daprd` flags with Dapr's names and defaults.
 
 mod flags;
+mod ports;
 mod quantity;
 
 pub use flags::{Flags, parse_args};
+pub use ports::stable_port;
 pub use quantity::parse_quantity;
 
 /// The Dapr release whose APIs and flags this sidecar implements. Reported by

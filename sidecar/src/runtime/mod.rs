@@ -2,6 +2,7 @@
 //! servers, report ready, and shut down gracefully on SIGTERM or `POST /v1.0/shutdown`.
 
 mod components;
+mod invocation;
 mod servers;
 
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Running {
     api: Arc<Api>,
     servers: servers::Servers,
     grace: Duration,
+    /// This sidecar's entry in name resolution, removed on shutdown.
+    registration: Option<Arc<crate::components::nameresolution::SqliteResolver>>,
 }
 
 fn load_config(flags: &Flags) -> Result<Configuration> {
@@ -68,10 +71,15 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
     if let Some(m) = &metrics {
         loaded.infos.iter().for_each(|_| m.component_loaded());
     }
+    let max_body_size = flags.max_body_bytes().map_err(anyhow::Error::msg)?;
+    let internal = invocation::bind_internal(flags).await?;
+    let invocation =
+        invocation::setup(flags, &config, internal.local_addr()?.port(), max_body_size).await?;
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::default());
     let api = Arc::new(Api {
         state: StateBlock::new(flags.app_id.clone(), loaded.stores),
+        invoke: invocation.block,
         metadata: MetadataBlock::new(
             flags.app_id.clone(),
             DAPR_COMPAT_VERSION.to_string(),
@@ -83,7 +91,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         api_token: std::env::var("DAPR_API_TOKEN")
             .ok()
             .filter(|t| !t.is_empty()),
-        max_body_size: flags.max_body_bytes().map_err(anyhow::Error::msg)?,
+        max_body_size,
         log_requests: flags.enable_api_logging,
         metrics,
         shutdown: shutdown_tx,
@@ -92,8 +100,16 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         "The request body size parameter is: {} bytes",
         api.max_body_size
     );
-    let servers = servers::Servers::start(flags, api.clone()).await?;
+    let servers = servers::Servers::start(flags, api.clone(), internal).await?;
     health.set_outbound_ready();
+    if let Some(port) = flags.app_port().map_err(anyhow::Error::msg)? {
+        tracing::info!(
+            "application protocol: {}. waiting on port {port}",
+            flags.app_protocol
+        );
+        crate::app::wait_for_port(&flags.app_channel_address, port).await;
+        tracing::info!("application discovered on port {port}");
+    }
     health.set_ready(true);
     tracing::info!(
         "dapr initialized. Status: Running. Init Elapsed {}ms",
@@ -104,6 +120,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         api,
         servers,
         grace: flags.graceful_shutdown(),
+        registration: invocation.registration,
     })
 }
 
@@ -120,6 +137,9 @@ impl Running {
     pub async fn stop(self) -> Result<()> {
         tracing::info!("Dapr shutting down");
         self.api.health.set_ready(false);
+        if let Some(r) = &self.registration {
+            r.unregister().await;
+        }
         self.api.request_shutdown();
         if tokio::time::timeout(self.grace, self.servers.wait())
             .await

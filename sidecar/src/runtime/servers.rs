@@ -17,6 +17,7 @@ pub struct Listening {
     pub grpc: Vec<SocketAddr>,
     pub public: Option<SocketAddr>,
     pub metrics: Option<SocketAddr>,
+    pub internal: Option<SocketAddr>,
 }
 
 pub struct Servers {
@@ -36,7 +37,7 @@ async fn bind(host: &str, port: u16) -> Result<TcpListener> {
 }
 
 impl Servers {
-    pub async fn start(flags: &Flags, api: Arc<Api>) -> Result<Self> {
+    pub async fn start(flags: &Flags, api: Arc<Api>, internal: TcpListener) -> Result<Self> {
         let mut listening = Listening::default();
         let mut tasks = Vec::new();
         let http_port = flags
@@ -55,6 +56,12 @@ impl Servers {
             listening.grpc.push(listener.local_addr()?);
             tasks.push(serve_grpc(listener, api.clone()));
         }
+        listening.internal = Some(internal.local_addr()?);
+        tracing::info!(
+            "internal gRPC server listening on {}",
+            internal.local_addr()?
+        );
+        tasks.push(serve_internal(internal, api.clone()));
         if let Some(port) = flags.public_port().map_err(anyhow::Error::msg)? {
             let host = if flags.dapr_public_listen_address.is_empty() {
                 "0.0.0.0"
@@ -153,6 +160,30 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
             .await;
         if let Err(e) = result {
             tracing::error!("gRPC server failed: {e}");
+        }
+    })
+}
+
+fn serve_internal(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
+    let mut stop = api.shutdown.subscribe();
+    tokio::spawn(async move {
+        let incoming = tokio_stream::StreamExt::map(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            |conn| {
+                if let Ok(tcp) = &conn {
+                    let _ = tcp.set_nodelay(true);
+                }
+                conn
+            },
+        );
+        let result = tonic::transport::Server::builder()
+            .add_service(api::internal::service(api))
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::error!("internal gRPC server failed: {e}");
         }
     })
 }

@@ -41,6 +41,13 @@ macro_rules! dapr_service {
 
 dapr_service! {
     implemented {
+        async fn invoke_service(
+            &self,
+            r: Request<pb::InvokeServiceRequest>,
+        ) -> Result<Response<common::InvokeResponse>, Status> {
+            self.invoke_service_impl(r.into_inner()).await.map(Response::new)
+        }
+
         async fn get_state(&self, r: Request<pb::GetStateRequest>) -> Result<Response<pb::GetStateResponse>, Status> {
             self.get_state_impl(r.into_inner()).await.map(Response::new)
         }
@@ -142,7 +149,6 @@ dapr_service! {
         }
     }
     not_yet {
-        invoke_service(pb::InvokeServiceRequest) -> common::InvokeResponse;
         publish_event(pb::PublishEventRequest) -> ();
         bulk_publish_event_alpha1(pb::BulkPublishRequest) -> pb::BulkPublishResponse;
         bulk_publish_event(pb::BulkPublishRequest) -> pb::BulkPublishResponse;

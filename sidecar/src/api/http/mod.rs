@@ -6,6 +6,7 @@ mod body;
 mod compact;
 mod errors;
 mod health;
+mod invoke;
 mod metadata;
 mod middleware;
 mod params;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post, put};
+use axum::routing::{any, get, post, put};
 
 use crate::api::Api;
 pub use errors::error_response;
@@ -52,8 +53,9 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/v1.0/healthz", get(health::healthz))
         .route("/v1.0/healthz/outbound", get(health::outbound))
         .route("/v1.0/shutdown", post(health::shutdown))
-        .fallback(errors::no_route)
-        .method_not_allowed_fallback(errors::no_route)
+        .route("/v1.0/invoke/{*rest}", any(invoke::invoke))
+        .fallback(invoke::by_header)
+        .method_not_allowed_fallback(invoke::by_header)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),

@@ -1,0 +1,12 @@
+//! Wire contracts we own, generated from the .proto files beside this crate: the
+//! sidecar-to-sidecar `dapr.proto.internals.v1` service now, the control-plane services
+//! (sentry, placement, operator) as they land. Names and numbers are Dapr's so that a
+//! mixed fleet interoperates. This crate holds types only, no behaviour.
+
+/// `dapr.proto.internals.v1`: service invocation between sidecars.
+pub mod internals {
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("dapr.proto.internals.v1");
+    }
+}

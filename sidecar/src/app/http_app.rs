@@ -1,0 +1,102 @@
+//! Calling an HTTP app (`--app-protocol http`, `h2c`).
+
+use bytes::Bytes;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::{AppError, AppRequest, AppResponse};
+
+/// Headers that describe one hop and must not be forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::HOST,
+    header::CONTENT_LENGTH,
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for h in &HOP_BY_HOP {
+        headers.remove(h);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+pub struct HttpChannel {
+    client: Client<HttpConnector, Full<Bytes>>,
+    base: String,
+    token: Option<HeaderValue>,
+    max_body: usize,
+}
+
+impl HttpChannel {
+    /// `h2c` speaks HTTP/2 without TLS to the app; `http` HTTP/1.1.
+    pub fn new(host: &str, port: u16, h2c: bool, token: Option<&str>, max_body: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let mut builder = Client::builder(TokioExecutor::new());
+        builder.http2_only(h2c);
+        Self {
+            client: builder.build(connector),
+            base: format!("http://{host}:{port}"),
+            token: token.and_then(|t| HeaderValue::from_str(t).ok()),
+            max_body,
+        }
+    }
+
+    pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
+        let mut uri = String::with_capacity(self.base.len() + req.path.len() + req.query.len() + 2);
+        uri.push_str(&self.base);
+        uri.push('/');
+        uri.push_str(&req.path);
+        if !req.query.is_empty() {
+            uri.push('?');
+            uri.push_str(&req.query);
+        }
+        let uri: Uri = uri
+            .parse()
+            .map_err(|e| AppError::Call(format!("invalid method path: {e}")))?;
+        let mut headers = req.headers;
+        strip_hop_by_hop(&mut headers);
+        if let Some(token) = &self.token {
+            headers.insert("dapr-api-token", token.clone());
+        }
+        let mut request = Request::builder()
+            .method(req.method)
+            .uri(uri)
+            .body(Full::new(req.body))
+            .map_err(|e| AppError::Call(e.to_string()))?;
+        *request.headers_mut() = headers;
+        let resp = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| AppError::Call(e.to_string()))?;
+        let (parts, body) = resp.into_parts();
+        let body = Limited::new(body, self.max_body)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    AppError::TooLarge(self.max_body)
+                } else {
+                    AppError::Call(e.to_string())
+                }
+            })?
+            .to_bytes();
+        let mut headers = parts.headers;
+        strip_hop_by_hop(&mut headers);
+        Ok(AppResponse {
+            status: parts.status,
+            headers,
+            body,
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! The channel from the sidecar to its app: invocations of the app's methods, the app-port
+//! wait at startup, `--app-max-concurrency` and `APP_API_TOKEN`.
+
+mod http_app;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+pub use http_app::HttpChannel;
+
+/// A method call on the app, as neutral values (built from an HTTP request, a gRPC
+/// `InvokeRequest`, or another sidecar's `CallLocal`).
+#[derive(Debug, Clone)]
+pub struct AppRequest {
+    pub method: http::Method,
+    /// The app's method path, without the leading `/`.
+    pub path: String,
+    /// Raw query string, without `?`.
+    pub query: String,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+/// The app's answer, relayed to the caller as it is.
+#[derive(Debug, Clone)]
+pub struct AppResponse {
+    pub status: http::StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug, Error)]
+pub enum AppError {
+    #[error("app channel not initialized: the sidecar was started without --app-port")]
+    NoChannel,
+    #[error("error invoking app: {0}")]
+    Call(String),
+    #[error("the app's response is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+}
+
+/// The app, reached over its protocol, with a concurrency limit shared by every caller.
+pub struct AppChannel {
+    http: HttpChannel,
+    limit: Option<Arc<Semaphore>>,
+}
+
+impl AppChannel {
+    pub fn new(http: HttpChannel, max_concurrency: Option<usize>) -> Self {
+        Self {
+            http,
+            limit: max_concurrency
+                .filter(|n| *n > 0)
+                .map(|n| Arc::new(Semaphore::new(n))),
+        }
+    }
+
+    /// Calls the app; with `--app-max-concurrency`, waits for a free slot first.
+    pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
+        let _permit = match &self.limit {
+            Some(sem) => Some(
+                sem.acquire()
+                    .await
+                    .map_err(|e| AppError::Call(e.to_string()))?,
+            ),
+            None => None,
+        };
+        self.http.invoke(req).await
+    }
+}
+
+/// Waits until something listens on the app port, logging while it waits, as Dapr does
+/// before it reports ready.
+pub async fn wait_for_port(host: &str, port: u16) {
+    let addr = format!("{host}:{port}");
+    let mut waited = Duration::ZERO;
+    loop {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            return;
+        }
+        if waited.as_secs() > 0 && waited.as_millis() % 5000 < 50 {
+            tracing::info!("application discovered on port {port}? not yet, still waiting");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+}

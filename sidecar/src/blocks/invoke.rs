@@ -1,0 +1,357 @@
+//! Service invocation: a call for app `X` goes to this sidecar's own app when `X` is us,
+//! and otherwise to `X`'s sidecar, found by name resolution and called over the internal
+//! gRPC API (`dapr.proto.internals.v1.ServiceInvocation/CallLocal`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest, InvokeResponse, http_extension};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use proto::internals::v1::service_invocation_client::ServiceInvocationClient;
+use proto::internals::v1::{
+    ApiVersion, InternalInvokeRequest, InternalInvokeResponse, ListStringValue,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::app::{AppChannel, AppError, AppRequest, AppResponse};
+use crate::components::nameresolution::{ResolveError, Resolver};
+use crate::errors::DaprError;
+
+/// Headers the callee's app sees, as Dapr sets them.
+pub const CALLER_APP_ID: &str = "dapr-caller-app-id";
+pub const CALLER_NAMESPACE: &str = "dapr-caller-namespace";
+pub const CALLEE_APP_ID: &str = "dapr-callee-app-id";
+
+pub struct InvokeBlock {
+    app_id: String,
+    namespace: String,
+    app: Option<Arc<AppChannel>>,
+    resolver: Option<Arc<dyn Resolver>>,
+    /// One HTTP/2 channel per peer sidecar address, reused by every call.
+    peers: Mutex<HashMap<String, ServiceInvocationClient<Channel>>>,
+    max_message: usize,
+}
+
+fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
+    DaprError::new("ERR_DIRECT_INVOKE", message, status, tonic::Code::Internal)
+}
+
+fn app_error(target: &str, e: AppError) -> DaprError {
+    let status = match e {
+        AppError::NoChannel => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Call(_) | AppError::TooLarge(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    direct_invoke_error(status, format!("failed to invoke, id: {target}, err: {e}"))
+}
+
+impl InvokeBlock {
+    pub fn new(
+        app_id: String,
+        namespace: String,
+        app: Option<Arc<AppChannel>>,
+        resolver: Option<Arc<dyn Resolver>>,
+        max_message: usize,
+    ) -> Self {
+        Self {
+            app_id,
+            namespace,
+            app,
+            resolver,
+            peers: Mutex::default(),
+            max_message,
+        }
+    }
+
+    /// Splits `app` or `app.namespace` into its parts; the namespace defaults to ours.
+    fn target<'a>(&'a self, id: &'a str) -> (&'a str, &'a str) {
+        match id.split_once('.') {
+            Some((app, ns)) => (app, ns),
+            None => (id, self.namespace.as_str()),
+        }
+    }
+
+    /// Invokes `req` on the app `target` (`app` or `app.namespace`).
+    pub async fn invoke(
+        &self,
+        target: &str,
+        mut req: AppRequest,
+    ) -> Result<AppResponse, DaprError> {
+        let (app_id, namespace) = self.target(target);
+        if app_id.is_empty() {
+            return Err(direct_invoke_error(
+                StatusCode::NOT_FOUND,
+                "failed getting app id either from the URL path or the header dapr-app-id".into(),
+            ));
+        }
+        set_header(&mut req.headers, CALLER_APP_ID, &self.app_id);
+        set_header(&mut req.headers, CALLER_NAMESPACE, &self.namespace);
+        set_header(&mut req.headers, CALLEE_APP_ID, app_id);
+        if app_id == self.app_id && namespace == self.namespace {
+            return self.call_local(req).await.map_err(|e| app_error(target, e));
+        }
+        let resolver = self.resolver.as_ref().ok_or_else(|| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no name resolution is configured".into(),
+            )
+        })?;
+        let address = resolver
+            .resolve(app_id, namespace)
+            .await
+            .map_err(|e| match e {
+                ResolveError::NotFound(_) => direct_invoke_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("failed to invoke, id: {target}, err: couldn't find service: {app_id}"),
+                ),
+                other => direct_invoke_error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+            })?;
+        let mut client = self.peer(&address).map_err(|e| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to invoke, id: {target}, err: {e}"),
+            )
+        })?;
+        let resp = client
+            .call_local(to_internal(req))
+            .await
+            .map_err(|status| {
+                direct_invoke_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("failed to invoke, id: {target}, err: {}", status.message()),
+                )
+            })?;
+        from_internal(resp.into_inner())
+    }
+
+    /// Calls this sidecar's own app.
+    pub async fn call_local(&self, req: AppRequest) -> Result<AppResponse, AppError> {
+        let app = self.app.as_ref().ok_or(AppError::NoChannel)?;
+        app.invoke(req).await
+    }
+
+    fn peer(&self, address: &str) -> Result<ServiceInvocationClient<Channel>, String> {
+        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = peers.get(address) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let client = ServiceInvocationClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(self.max_message);
+        peers.insert(address.to_string(), client.clone());
+        Ok(client)
+    }
+}
+
+fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn verb_of(method: &Method) -> http_extension::Verb {
+    use http_extension::Verb;
+    match *method {
+        Method::GET => Verb::Get,
+        Method::HEAD => Verb::Head,
+        Method::POST => Verb::Post,
+        Method::PUT => Verb::Put,
+        Method::DELETE => Verb::Delete,
+        Method::CONNECT => Verb::Connect,
+        Method::OPTIONS => Verb::Options,
+        Method::TRACE => Verb::Trace,
+        Method::PATCH => Verb::Patch,
+        _ => Verb::None,
+    }
+}
+
+/// The HTTP method an `HTTPExtension` verb names; `NONE` (gRPC callers) becomes POST.
+pub fn method_of(verb: i32) -> Method {
+    use http_extension::Verb;
+    match Verb::try_from(verb).unwrap_or(Verb::None) {
+        Verb::Get => Method::GET,
+        Verb::Head => Method::HEAD,
+        Verb::Put => Method::PUT,
+        Verb::Delete => Method::DELETE,
+        Verb::Connect => Method::CONNECT,
+        Verb::Options => Method::OPTIONS,
+        Verb::Trace => Method::TRACE,
+        Verb::Patch => Method::PATCH,
+        Verb::Post | Verb::None => Method::POST,
+    }
+}
+
+fn header_map_to_proto(headers: &HeaderMap) -> HashMap<String, ListStringValue> {
+    let mut out: HashMap<String, ListStringValue> = HashMap::with_capacity(headers.keys_len());
+    for (name, value) in headers {
+        if let Ok(v) = value.to_str() {
+            out.entry(name.as_str().to_string())
+                .or_default()
+                .values
+                .push(v.to_string());
+        }
+    }
+    out
+}
+
+fn proto_to_header_map(map: HashMap<String, ListStringValue>) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(map.len());
+    for (name, list) in map {
+        let Ok(name) = HeaderName::try_from(name) else {
+            continue;
+        };
+        for v in list.values {
+            if let Ok(v) = HeaderValue::try_from(v) {
+                out.append(name.clone(), v);
+            }
+        }
+    }
+    out
+}
+
+fn content_type(headers: &HeaderMap) -> String {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An app call as the internal API carries it.
+pub fn to_internal(req: AppRequest) -> InternalInvokeRequest {
+    InternalInvokeRequest {
+        ver: ApiVersion::V1 as i32,
+        metadata: header_map_to_proto(&req.headers),
+        message: Some(InvokeRequest {
+            content_type: content_type(&req.headers),
+            method: req.path,
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: req.body.into(),
+            }),
+            http_extension: Some(HttpExtension {
+                verb: verb_of(&req.method) as i32,
+                querystring: req.query,
+            }),
+        }),
+        actor: None,
+    }
+}
+
+/// The app call an internal request describes (on the callee's side).
+pub fn from_internal_request(req: InternalInvokeRequest) -> AppRequest {
+    let message = req.message.unwrap_or_default();
+    let (verb, query) = message
+        .http_extension
+        .map(|h| (h.verb, h.querystring))
+        .unwrap_or_default();
+    let mut headers = proto_to_header_map(req.metadata);
+    if !message.content_type.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&message.content_type)
+    {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    AppRequest {
+        method: method_of(verb),
+        path: message.method.trim_start_matches('/').to_string(),
+        query,
+        headers,
+        body: message
+            .data
+            .map(|d| Bytes::from(d.value))
+            .unwrap_or_default(),
+    }
+}
+
+/// The app's answer as the internal API carries it back.
+pub fn to_internal_response(resp: AppResponse) -> InternalInvokeResponse {
+    InternalInvokeResponse {
+        status: Some(proto::internals::v1::Status {
+            code: i32::from(resp.status.as_u16()),
+            message: resp
+                .status
+                .canonical_reason()
+                .unwrap_or_default()
+                .to_string(),
+            details: Vec::new(),
+        }),
+        message: Some(InvokeResponse {
+            content_type: content_type(&resp.headers),
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: resp.body.into(),
+            }),
+        }),
+        headers: header_map_to_proto(&resp.headers),
+        trailers: HashMap::new(),
+    }
+}
+
+fn from_internal(resp: InternalInvokeResponse) -> Result<AppResponse, DaprError> {
+    let code = resp.status.map_or(200, |s| s.code);
+    let status = u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::OK);
+    let message = resp.message.unwrap_or_default();
+    let mut headers = proto_to_header_map(resp.headers);
+    if !message.content_type.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&message.content_type)
+    {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    Ok(AppResponse {
+        status,
+        headers,
+        body: message
+            .data
+            .map(|d| Bytes::from(d.value))
+            .unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_survive_the_internal_encoding() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.append("x-multi", HeaderValue::from_static("a"));
+        headers.append("x-multi", HeaderValue::from_static("b"));
+        let req = AppRequest {
+            method: Method::PATCH,
+            path: "orders/42".into(),
+            query: "a=1&b=2".into(),
+            headers,
+            body: Bytes::from_static(b"{\"x\":1}"),
+        };
+        let back = from_internal_request(to_internal(req));
+        assert_eq!(back.method, Method::PATCH);
+        assert_eq!(back.path, "orders/42");
+        assert_eq!(back.query, "a=1&b=2");
+        assert_eq!(back.body.as_ref(), b"{\"x\":1}");
+        assert_eq!(back.headers.get_all("x-multi").iter().count(), 2);
+        assert_eq!(back.headers["content-type"], "application/json");
+    }
+
+    #[test]
+    fn responses_keep_status_headers_and_body() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-app", HeaderValue::from_static("yes"));
+        let resp = AppResponse {
+            status: StatusCode::IM_A_TEAPOT,
+            headers,
+            body: Bytes::from_static(b"tea"),
+        };
+        let back = from_internal(to_internal_response(resp)).expect("decodes");
+        assert_eq!(back.status, StatusCode::IM_A_TEAPOT);
+        assert_eq!(back.headers["x-app"], "yes");
+        assert_eq!(back.body.as_ref(), b"tea");
+    }
+}

@@ -1,0 +1,134 @@
+//! Setting up service invocation: the internal gRPC listener, this sidecar's registration
+//! in name resolution, and the channel to the app.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::app::{AppChannel, HttpChannel};
+use crate::blocks::invoke::InvokeBlock;
+use crate::components::Properties;
+use crate::components::nameresolution::{Instance, Resolver, SqliteResolver};
+use crate::config::{Flags, stable_port};
+use crate::resources::Configuration;
+
+pub struct Invocation {
+    pub block: InvokeBlock,
+    pub registration: Option<Arc<SqliteResolver>>,
+}
+
+/// Binds `--dapr-internal-grpc-port`, or Dapr's stable port for this app when unset.
+pub async fn bind_internal(flags: &Flags) -> Result<TcpListener> {
+    let port = match flags.dapr_internal_grpc_port.trim() {
+        "" | "0" => stable_port(47300, &flags.app_id),
+        p => p
+            .parse()
+            .with_context(|| format!("invalid value {p:?} for --dapr-internal-grpc-port"))?,
+    };
+    let host = match flags.dapr_internal_grpc_listen_address.trim() {
+        "" => "0.0.0.0",
+        h => h,
+    };
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("listening on {host}:{port} (internal gRPC)"))
+}
+
+/// Name resolution as the Configuration's `spec.nameResolution` selects it. Without one,
+/// sidecars on this host find each other through a registry file in the temp directory
+/// (Dapr's default is mDNS, which this sidecar does not implement yet).
+async fn resolver(config: &Configuration, me: Instance) -> Result<Arc<SqliteResolver>> {
+    let spec = config.spec.other.get("nameResolution");
+    let component = spec
+        .and_then(|s| s.get("component"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let settings: Vec<(String, String)> = spec
+        .and_then(|s| s.get("configuration"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let props = match component {
+        "sqlite" => Properties::new(settings),
+        "" | "mdns" => {
+            if component == "mdns" {
+                tracing::warn!(
+                    "nameResolution mdns is not supported yet; using the host-local registry file"
+                );
+            }
+            let path = std::env::temp_dir().join("dapr-rs-nameresolution.db");
+            Properties::new([("connectionString", path.display().to_string())])
+        }
+        other => anyhow::bail!("unsupported name resolution component {other:?}"),
+    };
+    let resolver = SqliteResolver::start(&props, me)
+        .await
+        .context("starting name resolution")?;
+    Ok(Arc::new(resolver))
+}
+
+pub async fn setup(
+    flags: &Flags,
+    config: &Configuration,
+    internal_port: u16,
+    max_body: usize,
+) -> Result<Invocation> {
+    let host = std::env::var("DAPR_HOST_IP")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let namespace = std::env::var("NAMESPACE").unwrap_or_default();
+    let me = Instance {
+        app_id: flags.app_id.clone(),
+        namespace: namespace.clone(),
+        address: format!("{host}:{internal_port}"),
+    };
+    let registration = resolver(config, me).await?;
+    let app = match flags.app_port().map_err(anyhow::Error::msg)? {
+        None => None,
+        Some(port) => {
+            let protocol = flags.app_protocol.to_ascii_lowercase();
+            if !matches!(protocol.as_str(), "http" | "h2c") {
+                tracing::warn!(
+                    "--app-protocol {protocol} is not supported yet; calls to the app will fail"
+                );
+            }
+            let token = std::env::var("APP_API_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+            let channel = HttpChannel::new(
+                &flags.app_channel_address,
+                port,
+                protocol == "h2c",
+                token.as_deref(),
+                max_body,
+            );
+            let concurrency = usize::try_from(flags.app_max_concurrency).ok();
+            Some(Arc::new(AppChannel::new(channel, concurrency)))
+        }
+    };
+    let resolver: Arc<dyn Resolver> = registration.clone();
+    Ok(Invocation {
+        block: InvokeBlock::new(
+            flags.app_id.clone(),
+            namespace,
+            app,
+            Some(resolver),
+            max_body,
+        ),
+        registration: Some(registration),
+    })
+}
