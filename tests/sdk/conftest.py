@@ -143,7 +143,9 @@ def _component_yaml(name: str, type_: str, metadata: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _start_sidecar(name: str, workdir: Path, resources_path: Optional[Path], env: dict) -> Sidecar:
+def _start_sidecar(
+    name: str, workdir: Path, resources_path: Optional[Path], env: dict, extra: Optional[List[str]] = None
+) -> Sidecar:
     binary = _daprd_bin()
     http_port, grpc_port, internal_port, public_port, metrics_port = _free_ports(5)
     sidecar = Sidecar(
@@ -169,6 +171,7 @@ def _start_sidecar(name: str, workdir: Path, resources_path: Optional[Path], env
     ]
     if resources_path is not None:
         argv += ["--resources-path", str(resources_path)]
+    argv += extra or []
     sidecar.argv = argv
 
     log = open(sidecar.log_path, "wb")

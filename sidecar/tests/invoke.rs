@@ -1,0 +1,194 @@
+//! Service invocation between two real `daprd` processes: the caller has no app, the callee
+//! fronts an HTTP app running in this test. Name resolution is `nameresolution.sqlite` on a
+//! file private to the test, selected through a Configuration as a user would.
+
+mod common;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::IntoResponse;
+use common::{daprd, resources};
+use serde_json::{Value, json};
+
+/// An app that echoes what it received; `x-status` picks the status it answers with.
+async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let status = h("x-status").and_then(|s| s.parse().ok()).unwrap_or(200);
+    let out = json!({
+        "method": method.as_str(),
+        "uri": uri.to_string(),
+        "body": String::from_utf8_lossy(&body),
+        "caller": h("dapr-caller-app-id"),
+        "callee": h("dapr-callee-app-id"),
+        "custom": h("x-custom"),
+        "token": h("dapr-api-token"),
+    });
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        [("x-from-app", "yes")],
+        out.to_string(),
+    )
+}
+
+async fn start_app() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, Router::new().fallback(echo)).await;
+    });
+    addr
+}
+
+fn config_for(dir: &std::path::Path) -> String {
+    let db = dir.join("hosts.db");
+    format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nr\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n      updateInterval: 1s\n",
+        db.display()
+    )
+}
+
+#[tokio::test]
+async fn http_invocation_between_two_sidecars() {
+    let app = start_app().await;
+    let dir = resources(&[]);
+    let cfg_path = dir.path().join("config.yaml");
+    std::fs::write(&cfg_path, config_for(dir.path())).expect("write config");
+    let cfg = cfg_path.display().to_string();
+    let callee = daprd()
+        .app_id("callee")
+        .arg("--app-port")
+        .arg(app.port().to_string())
+        .arg("--config")
+        .arg(cfg.clone())
+        .env("APP_API_TOKEN", "app-secret")
+        .start()
+        .await;
+    let caller = daprd()
+        .app_id("caller")
+        .arg("--config")
+        .arg(cfg)
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+
+    let r = c
+        .post(caller.url("/v1.0/invoke/callee/method/orders/42?x=1&y=two"))
+        .header("x-custom", "hello")
+        .body("payload")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-from-app"], "yes");
+    assert_eq!(r.headers().get_all("content-type").iter().count(), 1);
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["method"], "POST");
+    assert_eq!(got["uri"], "/orders/42?x=1&y=two");
+    assert_eq!(got["body"], "payload");
+    assert_eq!(got["caller"], "caller");
+    assert_eq!(got["callee"], "callee");
+    assert_eq!(got["custom"], "hello");
+    assert_eq!(
+        got["token"], "app-secret",
+        "APP_API_TOKEN reaches the app as dapr-api-token"
+    );
+
+    for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH] {
+        let r = c
+            .request(
+                method.clone(),
+                caller.url("/v1.0/invoke/callee/method/verbs"),
+            )
+            .send()
+            .await
+            .expect("invoke");
+        let got: Value = r.json().await.expect("json");
+        assert_eq!(got["method"], method.as_str());
+    }
+
+    // The app's status and body are relayed as they are.
+    let r = c
+        .get(caller.url("/v1.0/invoke/callee/method/teapot"))
+        .header("x-status", "418")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 418);
+
+    // The dapr-app-id header routes any path.
+    let r = c
+        .get(caller.url("/any/path?q=1"))
+        .header("dapr-app-id", "callee")
+        .send()
+        .await
+        .expect("invoke");
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["uri"], "/any/path?q=1");
+
+    // The callee's own sidecar reaches its app directly.
+    let r = c
+        .get(callee.url("/v1.0/invoke/callee/method/self"))
+        .send()
+        .await
+        .expect("invoke");
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["uri"], "/self");
+
+    // An app nobody registered.
+    let r = c
+        .get(caller.url("/v1.0/invoke/nobody/method/x"))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 500);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
+
+    // A sidecar without an app refuses calls for itself.
+    let r = c
+        .get(caller.url("/v1.0/invoke/caller/method/x"))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 500);
+
+    // gRPC InvokeService reaches the same app.
+    use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest, http_extension::Verb};
+    use dapr::dapr::proto::runtime::v1::{InvokeServiceRequest, dapr_client::DaprClient};
+    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", caller.grpc))
+        .await
+        .expect("connect");
+    let resp = grpc
+        .invoke_service(InvokeServiceRequest {
+            id: "callee".into(),
+            message: Some(InvokeRequest {
+                method: "grpc-path".into(),
+                data: Some(prost_types::Any {
+                    type_url: String::new(),
+                    value: b"from grpc".to_vec(),
+                }),
+                content_type: "text/plain".into(),
+                http_extension: Some(HttpExtension {
+                    verb: Verb::Put as i32,
+                    querystring: "k=v".into(),
+                }),
+            }),
+        })
+        .await
+        .expect("invoke_service")
+        .into_inner();
+    let got: Value = serde_json::from_slice(&resp.data.expect("data").value).expect("json");
+    assert_eq!(got["method"], "PUT");
+    assert_eq!(got["uri"], "/grpc-path?k=v");
+    assert_eq!(got["body"], "from grpc");
+}
