@@ -192,3 +192,111 @@ async fn http_invocation_between_two_sidecars() {
     assert_eq!(got["uri"], "/grpc-path?k=v");
     assert_eq!(got["body"], "from grpc");
 }
+
+#[tokio::test]
+async fn app_health_checks_gate_readiness_and_invocation() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let port = listener.local_addr().expect("addr").port();
+    let app = Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(move || {
+                let ok = flag.load(Ordering::SeqCst);
+                async move {
+                    if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        )
+        .fallback(echo);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let d = daprd()
+        .arg("--app-port")
+        .arg(port.to_string())
+        .arg("--enable-app-health-check")
+        .arg("--app-health-probe-interval")
+        .arg("1")
+        .arg("--app-health-threshold")
+        .arg("1")
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+    let status = |c: reqwest::Client, url: String| async move {
+        c.get(url).send().await.expect("get").status().as_u16()
+    };
+    let id = d.app_id.clone();
+    assert_eq!(
+        status(c.clone(), d.url(&format!("/v1.0/invoke/{id}/method/x"))).await,
+        200
+    );
+
+    healthy.store(false, Ordering::SeqCst);
+    let mut waited = 0;
+    while status(c.clone(), d.url("/v1.0/healthz")).await != 500 {
+        waited += 1;
+        assert!(
+            waited < 50,
+            "healthz never followed the app going unhealthy"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status(c.clone(), d.url(&format!("/v1.0/invoke/{id}/method/x"))).await,
+        500
+    );
+    assert_eq!(
+        status(c.clone(), d.url("/v1.0/healthz/outbound")).await,
+        204,
+        "outbound stays ready"
+    );
+
+    healthy.store(true, Ordering::SeqCst);
+    let mut waited = 0;
+    while status(c.clone(), d.url("/v1.0/healthz")).await != 204 {
+        waited += 1;
+        assert!(waited < 50, "healthz never followed the app recovering");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status(c.clone(), d.url(&format!("/v1.0/invoke/{id}/method/x"))).await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn sidecar_waits_for_the_app_port_before_ready() {
+    let port = common::free_port();
+    let mut d = daprd().arg("--app-port").arg(port.to_string()).spawn();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let r = reqwest::get(d.url("/v1.0/healthz"))
+        .await
+        .expect("healthz answers while waiting");
+    assert_eq!(r.status(), 500, "not ready before the app listens");
+    let r = reqwest::get(d.url("/v1.0/healthz/outbound"))
+        .await
+        .expect("outbound");
+    assert_eq!(
+        r.status(),
+        204,
+        "outbound is ready while waiting for the app"
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("bind app port");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, Router::new().fallback(echo)).await;
+    });
+    d.wait_healthy().await;
+    assert!(d.log().contains("dapr initialized. Status: Running."));
+}

@@ -99,4 +99,17 @@ impl HttpChannel {
             body,
         })
     }
+
+    /// `GET <path>` answers 2xx.
+    pub async fn healthy(&self, path: &str) -> bool {
+        let uri: Result<Uri, _> = format!("{}/{}", self.base, path.trim_start_matches('/')).parse();
+        let Ok(uri) = uri else { return false };
+        let Ok(req) = Request::get(uri).body(Full::new(Bytes::new())) else {
+            return false;
+        };
+        match self.client.request(req).await {
+            Ok(resp) => resp.status().is_success(),
+            Err(_) => false,
+        }
+    }
 }

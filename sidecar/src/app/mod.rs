@@ -1,6 +1,8 @@
 //! The channel from the sidecar to its app: invocations of the app's methods, the app-port
 //! wait at startup, `--app-max-concurrency` and `APP_API_TOKEN`.
 
+mod grpc_app;
+mod health;
 mod http_app;
 
 use std::sync::Arc;
@@ -10,6 +12,8 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+pub use grpc_app::GrpcChannel;
+pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
 
 /// A method call on the app, as neutral values (built from an HTTP request, a gRPC
@@ -41,22 +45,50 @@ pub enum AppError {
     Call(String),
     #[error("the app's response is larger than the limit of {0} bytes")]
     TooLarge(usize),
+    #[error("app is not in a healthy state")]
+    Unhealthy,
 }
 
-/// The app, reached over its protocol, with a concurrency limit shared by every caller.
+/// How the app is reached. One value per sidecar, so the size difference between the
+/// variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub enum Protocol {
+    Http(HttpChannel),
+    Grpc(GrpcChannel),
+}
+
+/// The app, reached over its protocol, with a concurrency limit shared by every caller and
+/// the health the probes last saw.
 pub struct AppChannel {
-    http: HttpChannel,
+    protocol: Protocol,
     limit: Option<Arc<Semaphore>>,
+    health: Arc<AppHealth>,
 }
 
 impl AppChannel {
-    pub fn new(http: HttpChannel, max_concurrency: Option<usize>) -> Self {
+    pub fn new(protocol: Protocol, max_concurrency: Option<usize>, health: Arc<AppHealth>) -> Self {
         Self {
-            http,
+            protocol,
             limit: max_concurrency
                 .filter(|n| *n > 0)
                 .map(|n| Arc::new(Semaphore::new(n))),
+            health,
         }
+    }
+
+    pub fn health(&self) -> &Arc<AppHealth> {
+        &self.health
+    }
+
+    /// Runs one health probe: `path` on an HTTP app, `HealthCheck` on a gRPC app.
+    pub async fn probe(&self, path: &str, timeout: Duration) -> bool {
+        let check = async {
+            match &self.protocol {
+                Protocol::Http(h) => h.healthy(path).await,
+                Protocol::Grpc(g) => g.healthy().await,
+            }
+        };
+        tokio::time::timeout(timeout, check).await.unwrap_or(false)
     }
 
     /// Calls the app; with `--app-max-concurrency`, waits for a free slot first.
@@ -69,7 +101,13 @@ impl AppChannel {
             ),
             None => None,
         };
-        self.http.invoke(req).await
+        if !self.health.is_healthy() {
+            return Err(AppError::Unhealthy);
+        }
+        match &self.protocol {
+            Protocol::Http(h) => h.invoke(req).await,
+            Protocol::Grpc(g) => g.invoke(req).await,
+        }
     }
 }
 

@@ -6,9 +6,23 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct Health {
     ready: AtomicBool,
     outbound: AtomicBool,
+    /// With app health checks on, an unhealthy app makes the sidecar not ready.
+    app: Option<std::sync::Arc<crate::app::AppHealth>>,
 }
 
 impl Health {
+    pub fn with_app(app: Option<std::sync::Arc<crate::app::AppHealth>>) -> Self {
+        Self {
+            app,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the app (if checked) is healthy.
+    pub fn app_healthy(&self) -> bool {
+        self.app.as_ref().is_none_or(|a| a.is_healthy())
+    }
+
     pub fn set_outbound_ready(&self) {
         self.outbound.store(true, Ordering::Release);
     }

@@ -39,8 +39,10 @@ fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
 
 fn app_error(target: &str, e: AppError) -> DaprError {
     let status = match e {
-        AppError::NoChannel => StatusCode::INTERNAL_SERVER_ERROR,
-        AppError::Call(_) | AppError::TooLarge(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::Unhealthy => StatusCode::INTERNAL_SERVER_ERROR,
+        AppError::NoChannel | AppError::Call(_) | AppError::TooLarge(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
     };
     direct_invoke_error(status, format!("failed to invoke, id: {target}, err: {e}"))
 }
@@ -153,7 +155,8 @@ fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-fn verb_of(method: &Method) -> http_extension::Verb {
+/// The `HTTPExtension` verb for an HTTP method.
+pub fn verb_of(method: &Method) -> http_extension::Verb {
     use http_extension::Verb;
     match *method {
         Method::GET => Verb::Get,

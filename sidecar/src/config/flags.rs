@@ -323,7 +323,6 @@ impl Flags {
             "--control-plane-address",
         );
         note(self.enable_profiling, "--enable-profiling");
-        note(self.enable_app_health_check, "--enable-app-health-check");
         note(!self.unix_domain_socket.is_empty(), "--unix-domain-socket");
         note(!self.allowed_origins.is_empty(), "--allowed-origins");
         note(self.mode == "kubernetes", "--mode kubernetes");

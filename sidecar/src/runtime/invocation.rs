@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::app::{AppChannel, HttpChannel};
+use crate::app::{AppChannel, AppHealth, GrpcChannel, HealthProbe, HttpChannel, Protocol};
 use crate::blocks::invoke::InvokeBlock;
 use crate::components::Properties;
 use crate::components::nameresolution::{Instance, Resolver, SqliteResolver};
@@ -16,6 +16,8 @@ use crate::resources::Configuration;
 
 pub struct Invocation {
     pub block: InvokeBlock,
+    /// The app's health when health checks are on (it then gates readiness).
+    pub app_health: Option<Arc<AppHealth>>,
     pub registration: Option<Arc<SqliteResolver>>,
 }
 
@@ -99,29 +101,16 @@ pub async fn setup(
     let registration = resolver(config, me).await?;
     let app = match flags.app_port().map_err(anyhow::Error::msg)? {
         None => None,
-        Some(port) => {
-            let protocol = flags.app_protocol.to_ascii_lowercase();
-            if !matches!(protocol.as_str(), "http" | "h2c") {
-                tracing::warn!(
-                    "--app-protocol {protocol} is not supported yet; calls to the app will fail"
-                );
-            }
-            let token = std::env::var("APP_API_TOKEN")
-                .ok()
-                .filter(|t| !t.is_empty());
-            let channel = HttpChannel::new(
-                &flags.app_channel_address,
-                port,
-                protocol == "h2c",
-                token.as_deref(),
-                max_body,
-            );
-            let concurrency = usize::try_from(flags.app_max_concurrency).ok();
-            Some(Arc::new(AppChannel::new(channel, concurrency)))
-        }
+        Some(port) => Some(app_channel(flags, port, max_body)?),
     };
     let resolver: Arc<dyn Resolver> = registration.clone();
+    let app_health = if flags.enable_app_health_check {
+        app.as_ref().map(|a| a.health().clone())
+    } else {
+        None
+    };
     Ok(Invocation {
+        app_health,
         block: InvokeBlock::new(
             flags.app_id.clone(),
             namespace,
@@ -131,4 +120,49 @@ pub async fn setup(
         ),
         registration: Some(registration),
     })
+}
+
+/// The channel to the app for `--app-protocol`, with health probes when asked for.
+fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChannel>> {
+    let token = std::env::var("APP_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let host = &flags.app_channel_address;
+    let protocol = match flags.app_protocol.to_ascii_lowercase().as_str() {
+        "http" => Protocol::Http(HttpChannel::new(
+            host,
+            port,
+            false,
+            token.as_deref(),
+            max_body,
+        )),
+        "h2c" => Protocol::Http(HttpChannel::new(
+            host,
+            port,
+            true,
+            token.as_deref(),
+            max_body,
+        )),
+        "grpc" => Protocol::Grpc(GrpcChannel::new(host, port, token.as_deref(), max_body)?),
+        other => anyhow::bail!("--app-protocol {other} (TLS to the app) is not supported yet"),
+    };
+    let concurrency = usize::try_from(flags.app_max_concurrency).ok();
+    let channel = Arc::new(AppChannel::new(
+        protocol,
+        concurrency,
+        Arc::new(AppHealth::default()),
+    ));
+    if flags.enable_app_health_check {
+        let secs = |v: i64, default: u64| if v > 0 { v as u64 } else { default };
+        HealthProbe {
+            path: flags.app_health_check_path.clone(),
+            interval: std::time::Duration::from_secs(secs(flags.app_health_probe_interval, 5)),
+            timeout: std::time::Duration::from_millis(secs(flags.app_health_probe_timeout, 500)),
+            threshold: u32::try_from(flags.app_health_threshold)
+                .unwrap_or(3)
+                .max(1),
+        }
+        .spawn(&channel);
+    }
+    Ok(channel)
 }

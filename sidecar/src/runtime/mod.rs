@@ -76,7 +76,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
     let invocation =
         invocation::setup(flags, &config, internal.local_addr()?.port(), max_body_size).await?;
     let (shutdown_tx, _) = watch::channel(false);
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health::with_app(invocation.app_health.clone()));
     let api = Arc::new(Api {
         state: StateBlock::new(flags.app_id.clone(), loaded.stores),
         invoke: invocation.block,

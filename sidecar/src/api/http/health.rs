@@ -30,10 +30,10 @@ pub async fn healthz(
     {
         return not_ready("ERR_HEALTH_APPID_NOT_MATCH", "dapr app-id does not match");
     }
-    if api.health.is_ready() {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        not_ready("ERR_HEALTH_NOT_READY", "dapr is not ready: [runtime]")
+    match (api.health.is_ready(), api.health.app_healthy()) {
+        (true, true) => StatusCode::NO_CONTENT.into_response(),
+        (false, _) => not_ready("ERR_HEALTH_NOT_READY", "dapr is not ready: [runtime]"),
+        (true, false) => not_ready("ERR_HEALTH_NOT_READY", "dapr is not ready: [app]"),
     }
 }
 

@@ -1,0 +1,124 @@
+//! Calling a gRPC app (`--app-protocol grpc`) through `dapr.proto.runtime.v1.AppCallback`.
+
+use bytes::Bytes;
+use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest};
+use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
+use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint};
+
+use super::{AppError, AppRequest, AppResponse};
+
+pub struct GrpcChannel {
+    channel: Channel,
+    token: Option<MetadataValue<tonic::metadata::Ascii>>,
+    max_message: usize,
+}
+
+/// The HTTP status Dapr reports for a gRPC app's error code (grpc-gateway's mapping).
+pub fn http_status_of(code: tonic::Code) -> StatusCode {
+    use tonic::Code::*;
+    match code {
+        Ok => StatusCode::OK,
+        Cancelled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+        InvalidArgument | FailedPrecondition | OutOfRange => StatusCode::BAD_REQUEST,
+        DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        NotFound => StatusCode::NOT_FOUND,
+        AlreadyExists | Aborted => StatusCode::CONFLICT,
+        PermissionDenied => StatusCode::FORBIDDEN,
+        Unauthenticated => StatusCode::UNAUTHORIZED,
+        ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Unknown | Internal | DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl GrpcChannel {
+    pub fn new(
+        host: &str,
+        port: u16,
+        token: Option<&str>,
+        max_message: usize,
+    ) -> Result<Self, AppError> {
+        let channel = Endpoint::from_shared(format!("http://{host}:{port}"))
+            .map_err(|e| AppError::Call(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Ok(Self {
+            channel,
+            token: token.and_then(|t| t.parse().ok()),
+            max_message,
+        })
+    }
+
+    fn metadata(&self, headers: &HeaderMap) -> MetadataMap {
+        let mut md = MetadataMap::with_capacity(headers.len() + 1);
+        for (name, value) in headers {
+            let ascii = value.to_str().ok().and_then(|v| v.parse().ok());
+            if let (Ok(key), Some(v)) = (MetadataKey::from_bytes(name.as_str().as_bytes()), ascii) {
+                md.append(key, v);
+            }
+        }
+        if let Some(t) = &self.token {
+            md.insert("dapr-api-token", t.clone());
+        }
+        md
+    }
+
+    pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
+        let content_type = req
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let mut request = tonic::Request::new(InvokeRequest {
+            method: req.path,
+            data: Some(prost_types::Any {
+                type_url: String::new(),
+                value: req.body.into(),
+            }),
+            content_type,
+            http_extension: Some(HttpExtension {
+                verb: crate::blocks::invoke::verb_of(&req.method) as i32,
+                querystring: req.query,
+            }),
+        });
+        *request.metadata_mut() = self.metadata(&req.headers);
+        let mut client = AppCallbackClient::new(self.channel.clone())
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(self.max_message);
+        match client.on_invoke(request).await {
+            Ok(resp) => {
+                let resp = resp.into_inner();
+                let mut headers = HeaderMap::new();
+                if let Ok(v) = HeaderValue::from_str(&resp.content_type)
+                    && !resp.content_type.is_empty()
+                {
+                    headers.insert(http::header::CONTENT_TYPE, v);
+                }
+                let body = resp.data.map(|d| Bytes::from(d.value)).unwrap_or_default();
+                Ok(AppResponse {
+                    status: StatusCode::OK,
+                    headers,
+                    body,
+                })
+            }
+            // The app answered with an error status: relayed, like an HTTP app's 4xx/5xx.
+            Err(status) if status.code() != tonic::Code::Unavailable => Ok(AppResponse {
+                status: http_status_of(status.code()),
+                headers: HeaderMap::new(),
+                body: Bytes::from(status.message().to_string()),
+            }),
+            Err(status) => Err(AppError::Call(status.message().to_string())),
+        }
+    }
+
+    /// `AppCallbackHealthCheck/HealthCheck` answers OK.
+    pub async fn healthy(&self) -> bool {
+        let mut client = AppCallbackHealthCheckClient::new(self.channel.clone());
+        client.health_check(()).await.is_ok()
+    }
+}
