@@ -10,5 +10,6 @@ pub mod components;
 pub mod config;
 pub mod errors;
 pub mod metrics;
+pub mod resiliency;
 pub mod resources;
 pub mod runtime;

@@ -17,6 +17,7 @@ use tonic::transport::{Channel, Endpoint};
 use crate::app::{AppChannel, AppError, AppRequest, AppResponse};
 use crate::components::nameresolution::{ResolveError, Resolver};
 use crate::errors::DaprError;
+use crate::resiliency::{Outcome, Policies};
 
 /// Headers the callee's app sees, as Dapr sets them.
 pub const CALLER_APP_ID: &str = "dapr-caller-app-id";
@@ -31,6 +32,7 @@ pub struct InvokeBlock {
     /// One HTTP/2 channel per peer sidecar address, reused by every call.
     peers: Mutex<HashMap<String, ServiceInvocationClient<Channel>>>,
     max_message: usize,
+    policies: Policies,
 }
 
 fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
@@ -54,6 +56,7 @@ impl InvokeBlock {
         app: Option<Arc<AppChannel>>,
         resolver: Option<Arc<dyn Resolver>>,
         max_message: usize,
+        policies: Policies,
     ) -> Self {
         Self {
             app_id,
@@ -62,6 +65,7 @@ impl InvokeBlock {
             resolver,
             peers: Mutex::default(),
             max_message,
+            policies,
         }
     }
 
@@ -73,7 +77,8 @@ impl InvokeBlock {
         }
     }
 
-    /// Invokes `req` on the app `target` (`app` or `app.namespace`).
+    /// Invokes `req` on the app `target` (`app` or `app.namespace`), under the resiliency
+    /// policy for that app (Dapr's built-in retries when none is configured).
     pub async fn invoke(
         &self,
         target: &str,
@@ -89,9 +94,33 @@ impl InvokeBlock {
         set_header(&mut req.headers, CALLER_APP_ID, &self.app_id);
         set_header(&mut req.headers, CALLER_NAMESPACE, &self.namespace);
         set_header(&mut req.headers, CALLEE_APP_ID, app_id);
-        if app_id == self.app_id && namespace == self.namespace {
-            return self.call_local(req).await.map_err(|e| app_error(target, e));
-        }
+        let local = app_id == self.app_id && namespace == self.namespace;
+        let policy = self.policies.app(app_id);
+        let attempt = || {
+            let req = req.clone();
+            async move {
+                if local {
+                    self.call_local(req).await.map_err(|e| app_error(target, e))
+                } else {
+                    self.call_remote(target, app_id, namespace, req).await
+                }
+            }
+        };
+        policy.run(attempt, classify).await.map_err(|e| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to invoke, id: {target}, err: {e}"),
+            )
+        })?
+    }
+
+    async fn call_remote(
+        &self,
+        target: &str,
+        app_id: &str,
+        namespace: &str,
+        req: AppRequest,
+    ) -> Result<AppResponse, DaprError> {
         let resolver = self.resolver.as_ref().ok_or_else(|| {
             direct_invoke_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -118,10 +147,15 @@ impl InvokeBlock {
             .call_local(to_internal(req))
             .await
             .map_err(|status| {
-                direct_invoke_error(
+                let mut e = direct_invoke_error(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("failed to invoke, id: {target}, err: {}", status.message()),
-                )
+                );
+                // Remembered for the retry policy: the other sidecar was not reached.
+                if status.code() == tonic::Code::Unavailable {
+                    e.reason = Some(UNREACHABLE);
+                }
+                e
             })?;
         from_internal(resp.into_inner())
     }
@@ -146,6 +180,20 @@ impl InvokeBlock {
             .max_encoding_message_size(self.max_message);
         peers.insert(address.to_string(), client.clone());
         Ok(client)
+    }
+}
+
+/// Marks an invocation error as "the target's sidecar could not be reached".
+const UNREACHABLE: &str = "ERR_DIRECT_INVOKE_UNREACHABLE";
+
+/// How an invocation attempt counts for resiliency: a 5xx answer or an unreachable target
+/// is a failure; a 4xx is the app's answer to a bad request, not a failure.
+fn classify(r: &Result<AppResponse, DaprError>) -> Outcome {
+    match r {
+        Ok(resp) if resp.status.is_server_error() => Outcome::Http(resp.status.as_u16()),
+        Ok(_) => Outcome::Success,
+        Err(e) if e.reason == Some(UNREACHABLE) => Outcome::Transport,
+        Err(e) => Outcome::Http(e.http.as_u16()),
     }
 }
 

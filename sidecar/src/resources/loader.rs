@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{Component, Configuration};
+use super::{Component, Configuration, Resiliency};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -30,6 +30,8 @@ pub enum LoadError {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub components: Vec<Component>,
+    /// `Resiliency` documents, kept raw for the resiliency module to interpret.
+    pub resiliencies: Vec<Resiliency>,
     pub problems: Vec<LoadError>,
 }
 
@@ -79,6 +81,18 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
+                if kind == "Resiliency" {
+                    match serde_json::from_value::<Resiliency>(doc) {
+                        Ok(r) => loaded.resiliencies.push(r),
+                        Err(e) => loaded.problems.push(LoadError::Document {
+                            path: path.clone(),
+                            index,
+                            kind: kind.clone(),
+                            reason: e.to_string(),
+                        }),
+                    }
+                    continue;
+                }
                 if kind != "Component" {
                     continue;
                 }

@@ -4,7 +4,9 @@
 mod component;
 mod configuration;
 mod loader;
+mod resiliency;
 
 pub use component::{Component, ComponentSpec, MetadataItem, SecretKeyRef};
 pub use configuration::Configuration;
 pub use loader::{LoadError, Loaded, load_configuration, load_resources};
+pub use resiliency::Resiliency;

@@ -37,6 +37,8 @@ const LATER_CATEGORIES: &[&str] = &[
 pub struct Loaded {
     pub stores: HashMap<String, StoreEntry>,
     pub infos: Vec<ComponentInfo>,
+    /// The `spec` of every Resiliency resource in scope for this app.
+    pub resiliency: Vec<crate::resiliency::ResiliencySpec>,
 }
 
 /// Environment variables a component may not read through `envRef`, as in Dapr.
@@ -119,6 +121,7 @@ fn embedded_default(app_id: &str) -> Loaded {
     Loaded {
         stores: HashMap::from([("statestore".to_string(), StoreEntry::new(store, prefix))]),
         infos: vec![info],
+        resiliency: Vec::new(),
     }
 }
 
@@ -134,7 +137,18 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
     let mut loaded = Loaded {
         stores: HashMap::new(),
         infos: Vec::new(),
+        resiliency: Vec::new(),
     };
+    for r in resources
+        .resiliencies
+        .iter()
+        .filter(|r| r.in_scope(&flags.app_id))
+    {
+        let spec = serde_json::from_value(r.spec.clone())
+            .map_err(|e| anyhow::anyhow!("Resiliency {}: {e}", r.metadata.name))?;
+        tracing::info!("Resiliency configuration loaded: {}", r.metadata.name);
+        loaded.resiliency.push(spec);
+    }
     let mut seen = std::collections::HashSet::new();
     for c in &resources.components {
         if !seen.insert(c.name().to_string()) {

@@ -12,6 +12,7 @@ use crate::blocks::invoke::InvokeBlock;
 use crate::components::Properties;
 use crate::components::nameresolution::{Instance, Resolver, SqliteResolver};
 use crate::config::{Flags, stable_port};
+use crate::resiliency::Policies;
 use crate::resources::Configuration;
 
 pub struct Invocation {
@@ -87,6 +88,7 @@ pub async fn setup(
     config: &Configuration,
     internal_port: u16,
     max_body: usize,
+    policies: Policies,
 ) -> Result<Invocation> {
     let host = std::env::var("DAPR_HOST_IP")
         .ok()
@@ -117,6 +119,7 @@ pub async fn setup(
             app,
             Some(resolver),
             max_body,
+            policies,
         ),
         registration: Some(registration),
     })

@@ -72,9 +72,17 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         loaded.infos.iter().for_each(|_| m.component_loaded());
     }
     let max_body_size = flags.max_body_bytes().map_err(anyhow::Error::msg)?;
+    let policies = crate::resiliency::parse_resiliency(&loaded.resiliency)
+        .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;
     let internal = invocation::bind_internal(flags).await?;
-    let invocation =
-        invocation::setup(flags, &config, internal.local_addr()?.port(), max_body_size).await?;
+    let invocation = invocation::setup(
+        flags,
+        &config,
+        internal.local_addr()?.port(),
+        max_body_size,
+        policies,
+    )
+    .await?;
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::with_app(invocation.app_health.clone()));
     let api = Arc::new(Api {
