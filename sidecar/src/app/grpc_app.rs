@@ -12,6 +12,7 @@ use super::{AppError, AppRequest, AppResponse};
 
 pub struct GrpcChannel {
     channel: Channel,
+    address: String,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
     max_message: usize,
 }
@@ -48,9 +49,14 @@ impl GrpcChannel {
             .connect_lazy();
         Ok(Self {
             channel,
+            address: format!("{host}:{port}"),
             token: token.and_then(|t| t.parse().ok()),
             max_message,
         })
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
     }
 
     fn metadata(&self, headers: &HeaderMap) -> MetadataMap {

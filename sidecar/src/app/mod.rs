@@ -76,6 +76,14 @@ impl AppChannel {
         }
     }
 
+    /// `host:port` of a gRPC app, which proxied gRPC calls are sent to.
+    pub fn grpc_address(&self) -> Option<String> {
+        match &self.protocol {
+            Protocol::Grpc(g) => Some(g.address().to_string()),
+            Protocol::Http(_) => None,
+        }
+    }
+
     pub fn health(&self) -> &Arc<AppHealth> {
         &self.health
     }

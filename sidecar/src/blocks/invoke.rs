@@ -24,6 +24,15 @@ pub const CALLER_APP_ID: &str = "dapr-caller-app-id";
 pub const CALLER_NAMESPACE: &str = "dapr-caller-namespace";
 pub const CALLEE_APP_ID: &str = "dapr-callee-app-id";
 
+/// Where a proxied gRPC call is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `host:port` of our own app's gRPC server.
+    LocalApp(String),
+    /// `host:port` of the target's sidecar's internal gRPC server.
+    Sidecar(String),
+}
+
 pub struct InvokeBlock {
     app_id: String,
     namespace: String,
@@ -158,6 +167,45 @@ impl InvokeBlock {
                 e
             })?;
         from_internal(resp.into_inner())
+    }
+
+    pub fn app_id(&self) -> &str {
+        &self.app_id
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Where a raw (proxied) call for `target` goes: our app's gRPC server, or the internal
+    /// port of the sidecar that fronts `target`.
+    pub async fn route(&self, target: &str) -> Result<Route, DaprError> {
+        let (app_id, namespace) = self.target(target);
+        if app_id == self.app_id && namespace == self.namespace {
+            return self.route_local();
+        }
+        let resolver = self.resolver.as_ref().ok_or_else(|| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no name resolution is configured".into(),
+            )
+        })?;
+        let address = resolver.resolve(app_id, namespace).await.map_err(|e| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to proxy to {target}: {e}"),
+            )
+        })?;
+        Ok(Route::Sidecar(address))
+    }
+
+    /// Our own app's gRPC address, for proxied calls.
+    pub fn route_local(&self) -> Result<Route, DaprError> {
+        self.app
+            .as_ref()
+            .and_then(|a| a.grpc_address())
+            .map(Route::LocalApp)
+            .ok_or_else(|| direct_invoke_error(StatusCode::INTERNAL_SERVER_ERROR, "no gRPC app to proxy to: start the sidecar with --app-protocol grpc and --app-port".into()))
     }
 
     /// Calls this sidecar's own app.

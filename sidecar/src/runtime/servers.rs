@@ -153,7 +153,10 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
         );
         let result = tonic::transport::Server::builder()
             .layer(api::grpc::MeteredLayer(api.metrics.clone()))
-            .add_service(api::grpc::service(api))
+            .add_routes(with_proxy(
+                tonic::service::Routes::new(api::grpc::service(api.clone())),
+                api::grpc::proxy::Proxy::new(api, false),
+            ))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
@@ -177,7 +180,10 @@ fn serve_internal(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
             },
         );
         let result = tonic::transport::Server::builder()
-            .add_service(api::internal::service(api))
+            .add_routes(with_proxy(
+                tonic::service::Routes::new(api::internal::service(api.clone())),
+                api::grpc::proxy::Proxy::new(api, true),
+            ))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
@@ -186,4 +192,14 @@ fn serve_internal(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
             tracing::error!("internal gRPC server failed: {e}");
         }
     })
+}
+
+/// The given services, plus gRPC proxying for every other service name.
+fn with_proxy(
+    routes: tonic::service::Routes,
+    proxy: api::grpc::proxy::Proxy,
+) -> tonic::service::Routes {
+    let fallback = axum::routing::any(api::grpc::proxy::forward).with_state(proxy);
+    let router = routes.into_axum_router().fallback_service(fallback);
+    tonic::service::Routes::from(router)
 }

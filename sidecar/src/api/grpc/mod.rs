@@ -3,6 +3,7 @@
 
 mod invoke;
 mod metadata;
+pub mod proxy;
 mod service;
 mod state;
 mod status;

@@ -1,0 +1,115 @@
+//! gRPC proxying: a call for any service other than Dapr's own, made to the sidecar with
+//! `dapr-app-id` metadata, is forwarded as raw HTTP/2 (so every streaming shape works) to
+//! that app's gRPC server: directly when the app is ours, else through the app's sidecar,
+//! whose internal port forwards it on the same way.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderValue, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::api::Api;
+use crate::blocks::invoke::{CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, Route};
+
+const APP_ID: &str = "dapr-app-id";
+
+/// The HTTP/2 client that carries proxied calls.
+#[derive(Clone)]
+pub struct Proxy {
+    api: Arc<Api>,
+    client: Client<HttpConnector, Body>,
+    /// On the internal port, calls are for our own app only (the hop is already made).
+    internal: bool,
+}
+
+impl Proxy {
+    pub fn new(api: Arc<Api>, internal: bool) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        Self {
+            api,
+            client,
+            internal,
+        }
+    }
+}
+
+/// A gRPC status as a trailers-only response.
+fn grpc_error(code: tonic::Code, message: &str) -> Response {
+    let mut resp = Response::new(Body::empty());
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from(code as i32));
+    if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
+        headers.insert("grpc-message", v);
+    }
+    resp
+}
+
+/// Serves every gRPC call no registered service claims.
+pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
+    let Some(target) = req
+        .headers()
+        .get(APP_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return grpc_error(
+            tonic::Code::Unimplemented,
+            "unknown service; to proxy a call, set dapr-app-id metadata",
+        );
+    };
+    let invoke = &proxy.api.invoke;
+    let route = if proxy.internal {
+        invoke.route_local()
+    } else {
+        invoke.route(&target).await
+    };
+    let address = match route {
+        Ok(Route::LocalApp(addr)) | Ok(Route::Sidecar(addr)) => addr,
+        Err(e) => return grpc_error(tonic::Code::Unavailable, &e.message),
+    };
+    if !proxy.internal {
+        let headers = req.headers_mut();
+        for (name, value) in [
+            (CALLER_APP_ID, invoke.app_id()),
+            (CALLER_NAMESPACE, invoke.namespace()),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(target.split('.').next().unwrap_or(&target)) {
+            headers.insert(CALLEE_APP_ID, v);
+        }
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let uri: Result<Uri, _> = format!("http://{address}{path}").parse();
+    match uri {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
+    }
+    req.headers_mut().remove(http::header::HOST);
+    match proxy.client.request(req).await {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => grpc_error(
+            tonic::Code::Unavailable,
+            &format!("proxying to {target}: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,141 @@
+//! gRPC proxying between two real sidecars: a generated client (grpc.health.v1) calls the
+//! caller's sidecar with `dapr-app-id` metadata; the call reaches the gRPC app behind the
+//! other sidecar, unary and server-streaming alike.
+
+mod common;
+
+use common::{daprd, resources};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+fn with_app_id<T>(msg: T, app: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("dapr-app-id", app.parse().expect("ascii"));
+    req
+}
+
+#[tokio::test]
+async fn unary_and_streaming_calls_are_proxied_to_the_app() {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+    });
+
+    let dir = resources(&[]);
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kind: Configuration\nmetadata:\n  name: c\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n",
+            dir.path().join("hosts.db").display()
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let _callee = daprd()
+        .app_id("grpc-server")
+        .args([
+            "--app-port",
+            &port.to_string(),
+            "--app-protocol",
+            "grpc",
+            "--config",
+            &config,
+        ])
+        .start()
+        .await;
+    let caller = daprd()
+        .app_id("grpc-client")
+        .args(["--config", &config])
+        .start()
+        .await;
+
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", caller.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+    let mut client = HealthClient::new(channel);
+    let resp = client
+        .check(with_app_id(
+            HealthCheckRequest {
+                service: "orders".into(),
+            },
+            "grpc-server",
+        ))
+        .await
+        .expect("proxied unary call")
+        .into_inner();
+    assert_eq!(resp.status, ServingStatus::Serving as i32);
+
+    // The app's own errors come back unchanged.
+    let err = client
+        .check(with_app_id(
+            HealthCheckRequest {
+                service: "unknown".into(),
+            },
+            "grpc-server",
+        ))
+        .await
+        .expect_err("the app answers NOT_FOUND");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // Server streaming: the watch sees the current status, then a change made in the app.
+    let mut stream = client
+        .watch(with_app_id(
+            HealthCheckRequest {
+                service: "orders".into(),
+            },
+            "grpc-server",
+        ))
+        .await
+        .expect("proxied stream")
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .expect("stream item")
+        .expect("an item");
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::NotServing)
+        .await;
+    let second = stream
+        .message()
+        .await
+        .expect("stream item")
+        .expect("an item");
+    assert_eq!(second.status, ServingStatus::NotServing as i32);
+
+    // Without dapr-app-id, an unknown service is UNIMPLEMENTED; an unknown app UNAVAILABLE.
+    let err = client
+        .check(HealthCheckRequest {
+            service: "orders".into(),
+        })
+        .await
+        .expect_err("no app id");
+    assert_eq!(err.code(), tonic::Code::Unimplemented);
+    let err = client
+        .check(with_app_id(
+            HealthCheckRequest {
+                service: "orders".into(),
+            },
+            "nobody",
+        ))
+        .await
+        .expect_err("unknown app");
+    assert_eq!(err.code(), tonic::Code::Unavailable);
+}
