@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::Api;
 use crate::blocks::invoke::{from_internal_request, to_internal_response};
+use crate::blocks::invoke_stream::serve_call_local_stream;
 
 pub struct Internal {
     api: Arc<Api>,
@@ -59,10 +60,9 @@ impl ServiceInvocation for Internal {
 
     async fn call_local_stream(
         &self,
-        _request: Request<Streaming<InternalInvokeRequestStream>>,
+        request: Request<Streaming<InternalInvokeRequestStream>>,
     ) -> Result<Response<Self::CallLocalStreamStream>, Status> {
-        Err(Status::unimplemented(
-            "streamed invocation is not supported by this sidecar yet",
-        ))
+        let stream = serve_call_local_stream(&self.api.invoke, request.into_inner()).await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -1,9 +1,8 @@
 //! Calling an HTTP app (`--app-protocol http`, `h2c`).
 
-use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{HeaderMap, HeaderValue, Request, Uri};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -30,7 +29,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 pub struct HttpChannel {
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpConnector, axum::body::Body>,
     base: String,
     token: Option<HeaderValue>,
     max_body: usize,
@@ -71,7 +70,7 @@ impl HttpChannel {
         let mut request = Request::builder()
             .method(req.method)
             .uri(uri)
-            .body(Full::new(req.body))
+            .body(axum::body::Body::from(req.body))
             .map_err(|e| AppError::Call(e.to_string()))?;
         *request.headers_mut() = headers;
         let resp = self
@@ -100,11 +99,52 @@ impl HttpChannel {
         })
     }
 
+    /// Calls the app with a streamed body and hands back its response unread, so neither
+    /// body is ever held whole in the sidecar.
+    pub async fn invoke_streaming(
+        &self,
+        head: super::AppRequestHead,
+        body: axum::body::Body,
+    ) -> Result<http::Response<hyper::body::Incoming>, AppError> {
+        let uri = self.uri(&head.path, &head.query)?;
+        let mut headers = head.headers;
+        strip_hop_by_hop(&mut headers);
+        if let Some(token) = &self.token {
+            headers.insert("dapr-api-token", token.clone());
+        }
+        let mut request = Request::builder()
+            .method(head.method)
+            .uri(uri)
+            .body(body)
+            .map_err(|e| AppError::Call(e.to_string()))?;
+        *request.headers_mut() = headers;
+        let mut resp = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| AppError::Call(e.to_string()))?;
+        strip_hop_by_hop(resp.headers_mut());
+        Ok(resp)
+    }
+
+    fn uri(&self, path: &str, query: &str) -> Result<Uri, AppError> {
+        let mut uri = String::with_capacity(self.base.len() + path.len() + query.len() + 2);
+        uri.push_str(&self.base);
+        uri.push('/');
+        uri.push_str(path);
+        if !query.is_empty() {
+            uri.push('?');
+            uri.push_str(query);
+        }
+        uri.parse()
+            .map_err(|e| AppError::Call(format!("invalid method path: {e}")))
+    }
+
     /// `GET <path>` answers 2xx.
     pub async fn healthy(&self, path: &str) -> bool {
         let uri: Result<Uri, _> = format!("{}/{}", self.base, path.trim_start_matches('/')).parse();
         let Ok(uri) = uri else { return false };
-        let Ok(req) = Request::get(uri).body(Full::new(Bytes::new())) else {
+        let Ok(req) = Request::get(uri).body(axum::body::Body::empty()) else {
             return false;
         };
         match self.client.request(req).await {

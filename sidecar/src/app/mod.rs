@@ -29,6 +29,15 @@ pub struct AppRequest {
     pub body: Bytes,
 }
 
+/// A method call without its body, for calls whose body is streamed.
+#[derive(Debug, Clone)]
+pub struct AppRequestHead {
+    pub method: http::Method,
+    pub path: String,
+    pub query: String,
+    pub headers: http::HeaderMap,
+}
+
 /// The app's answer, relayed to the caller as it is.
 #[derive(Debug, Clone)]
 pub struct AppResponse {
@@ -73,6 +82,53 @@ impl AppChannel {
                 .filter(|n| *n > 0)
                 .map(|n| Arc::new(Semaphore::new(n))),
             health,
+        }
+    }
+
+    /// Calls the app with a streamed body; the response body streams back. gRPC apps take
+    /// whole messages, so for them the body is collected (within the size limit) first.
+    pub async fn invoke_streaming(
+        &self,
+        head: AppRequestHead,
+        body: axum::body::Body,
+        max_body: usize,
+    ) -> Result<http::Response<axum::body::Body>, AppError> {
+        let _permit = match &self.limit {
+            Some(sem) => Some(
+                sem.acquire()
+                    .await
+                    .map_err(|e| AppError::Call(e.to_string()))?,
+            ),
+            None => None,
+        };
+        if !self.health.is_healthy() {
+            return Err(AppError::Unhealthy);
+        }
+        match &self.protocol {
+            Protocol::Http(h) => Ok(h
+                .invoke_streaming(head, body)
+                .await?
+                .map(axum::body::Body::new)),
+            Protocol::Grpc(g) => {
+                use http_body_util::BodyExt;
+                let body = http_body_util::Limited::new(body, max_body)
+                    .collect()
+                    .await
+                    .map_err(|_| AppError::TooLarge(max_body))?
+                    .to_bytes();
+                let req = AppRequest {
+                    method: head.method,
+                    path: head.path,
+                    query: head.query,
+                    headers: head.headers,
+                    body,
+                };
+                let resp = g.invoke(req).await?;
+                let mut out = http::Response::new(axum::body::Body::from(resp.body));
+                *out.status_mut() = resp.status;
+                *out.headers_mut() = resp.headers;
+                Ok(out)
+            }
         }
     }
 

@@ -34,21 +34,21 @@ pub enum Route {
 }
 
 pub struct InvokeBlock {
-    app_id: String,
-    namespace: String,
-    app: Option<Arc<AppChannel>>,
+    pub(super) app_id: String,
+    pub(super) namespace: String,
+    pub(super) app: Option<Arc<AppChannel>>,
     resolver: Option<Arc<dyn Resolver>>,
     /// One HTTP/2 channel per peer sidecar address, reused by every call.
     peers: Mutex<HashMap<String, ServiceInvocationClient<Channel>>>,
-    max_message: usize,
-    policies: Policies,
+    pub(super) max_message: usize,
+    pub(super) policies: Policies,
 }
 
-fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
+pub(super) fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
     DaprError::new("ERR_DIRECT_INVOKE", message, status, tonic::Code::Internal)
 }
 
-fn app_error(target: &str, e: AppError) -> DaprError {
+pub(super) fn app_error(target: &str, e: AppError) -> DaprError {
     let status = match e {
         AppError::Unhealthy => StatusCode::INTERNAL_SERVER_ERROR,
         AppError::NoChannel | AppError::Call(_) | AppError::TooLarge(_) => {
@@ -79,7 +79,7 @@ impl InvokeBlock {
     }
 
     /// Splits `app` or `app.namespace` into its parts; the namespace defaults to ours.
-    fn target<'a>(&'a self, id: &'a str) -> (&'a str, &'a str) {
+    pub(super) fn target<'a>(&'a self, id: &'a str) -> (&'a str, &'a str) {
         match id.split_once('.') {
             Some((app, ns)) => (app, ns),
             None => (id, self.namespace.as_str()),
@@ -121,6 +121,31 @@ impl InvokeBlock {
                 format!("failed to invoke, id: {target}, err: {e}"),
             )
         })?
+    }
+
+    /// The internal address of `app_id`'s sidecar.
+    pub(super) async fn resolve(
+        &self,
+        target: &str,
+        app_id: &str,
+        namespace: &str,
+    ) -> Result<String, DaprError> {
+        let resolver = self.resolver.as_ref().ok_or_else(|| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "no name resolution is configured".into(),
+            )
+        })?;
+        resolver
+            .resolve(app_id, namespace)
+            .await
+            .map_err(|e| match e {
+                ResolveError::NotFound(_) => direct_invoke_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("failed to invoke, id: {target}, err: couldn't find service: {app_id}"),
+                ),
+                other => direct_invoke_error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
+            })
     }
 
     async fn call_remote(
@@ -214,7 +239,7 @@ impl InvokeBlock {
         app.invoke(req).await
     }
 
-    fn peer(&self, address: &str) -> Result<ServiceInvocationClient<Channel>, String> {
+    pub(super) fn peer(&self, address: &str) -> Result<ServiceInvocationClient<Channel>, String> {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = peers.get(address) {
             return Ok(c.clone());
@@ -232,7 +257,7 @@ impl InvokeBlock {
 }
 
 /// Marks an invocation error as "the target's sidecar could not be reached".
-const UNREACHABLE: &str = "ERR_DIRECT_INVOKE_UNREACHABLE";
+pub(super) const UNREACHABLE: &str = "ERR_DIRECT_INVOKE_UNREACHABLE";
 
 /// How an invocation attempt counts for resiliency: a 5xx answer or an unreachable target
 /// is a failure; a 4xx is the app's answer to a bad request, not a failure.
@@ -245,7 +270,7 @@ fn classify(r: &Result<AppResponse, DaprError>) -> Outcome {
     }
 }
 
-fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+pub(super) fn set_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         headers.insert(HeaderName::from_static(name), v);
     }
@@ -284,7 +309,7 @@ pub fn method_of(verb: i32) -> Method {
     }
 }
 
-fn header_map_to_proto(headers: &HeaderMap) -> HashMap<String, ListStringValue> {
+pub(super) fn header_map_to_proto(headers: &HeaderMap) -> HashMap<String, ListStringValue> {
     let mut out: HashMap<String, ListStringValue> = HashMap::with_capacity(headers.keys_len());
     for (name, value) in headers {
         if let Ok(v) = value.to_str() {
@@ -318,6 +343,38 @@ fn content_type(headers: &HeaderMap) -> String {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string()
+}
+
+/// A streamed call's head as the internal API carries it (the body follows in chunks).
+pub(super) fn to_internal_head(head: crate::app::AppRequestHead) -> InternalInvokeRequest {
+    to_internal(AppRequest {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
+        body: Bytes::new(),
+    })
+}
+
+/// The head of a streamed call on the callee's side.
+pub(super) fn from_internal_request_head(req: InternalInvokeRequest) -> crate::app::AppRequestHead {
+    let r = from_internal_request(req);
+    crate::app::AppRequestHead {
+        method: r.method,
+        path: r.path,
+        query: r.query,
+        headers: r.headers,
+    }
+}
+
+/// Status and headers of a streamed response head.
+pub(super) fn from_internal_head(resp: InternalInvokeResponse) -> (StatusCode, HeaderMap) {
+    let code = resp.status.map_or(200, |s| s.code);
+    let status = u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::OK);
+    (status, proto_to_header_map(resp.headers))
 }
 
 /// An app call as the internal API carries it.

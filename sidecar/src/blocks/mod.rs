@@ -6,5 +6,6 @@
 
 pub mod health;
 pub mod invoke;
+pub mod invoke_stream;
 pub mod metadata;
 pub mod state;

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, Limited};
 
 use crate::api::Api;
-use crate::app::{AppRequest, AppResponse};
+use crate::app::AppRequestHead;
+use crate::blocks::invoke_stream::RequestBody;
 use crate::errors::DaprError;
 
 const APP_ID_HEADER: &str = "dapr-app-id";
@@ -22,32 +22,6 @@ fn invoke_target(path: &str) -> Option<(&str, &str)> {
         .split_once("/method/")
         .or_else(|| rest.strip_suffix("/method").map(|id| (id, "")))?;
     Some((id, method))
-}
-
-async fn app_request(api: &Api, req: Request, path: String) -> Result<AppRequest, DaprError> {
-    let (parts, body) = req.into_parts();
-    let body = Limited::new(body, api.max_body_size)
-        .collect()
-        .await
-        .map_err(|_| DaprError::malformed("stream too large"))?
-        .to_bytes();
-    let mut headers: HeaderMap = parts.headers;
-    headers.remove(APP_ID_HEADER);
-    Ok(AppRequest {
-        method: parts.method,
-        path,
-        query: parts.uri.query().unwrap_or_default().to_string(),
-        headers,
-        body,
-    })
-}
-
-/// The app's status, headers and body, exactly as the app sent them.
-fn relay(resp: AppResponse) -> Response {
-    let mut out = Response::new(axum::body::Body::from(resp.body));
-    *out.status_mut() = resp.status;
-    *out.headers_mut() = resp.headers;
-    out
 }
 
 /// `/v1.0/invoke/...`.
@@ -75,13 +49,36 @@ pub async fn by_header(State(api): State<Arc<Api>>, req: Request) -> Response {
     call(&api, &id, req, method).await
 }
 
+/// Bodies of a known size up to this are read whole, so resiliency can retry the call;
+/// larger or unsized ones stream through in chunks and are never held whole.
+const BUFFER_UP_TO: u64 = 1 << 20;
+
 async fn call(api: &Api, id: &str, req: Request, method: String) -> Response {
-    let req = match app_request(api, req, method).await {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
+    use http_body::Body as _;
+    let small = req
+        .body()
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= BUFFER_UP_TO);
+    let (parts, body) = req.into_parts();
+    let body = if small {
+        match Limited::new(body, api.max_body_size).collect().await {
+            Ok(b) => RequestBody::Whole(b.to_bytes()),
+            Err(_) => return DaprError::malformed("stream too large").into_response(),
+        }
+    } else {
+        RequestBody::Stream(body)
     };
-    match api.invoke.invoke(id, req).await {
-        Ok(resp) => relay(resp),
+    let mut headers = parts.headers;
+    headers.remove(APP_ID_HEADER);
+    let head = AppRequestHead {
+        method: parts.method,
+        path: method,
+        query: parts.uri.query().unwrap_or_default().to_string(),
+        headers,
+    };
+    match api.invoke.invoke_streaming(id, head, body).await {
+        Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
