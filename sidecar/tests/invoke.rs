@@ -300,3 +300,115 @@ async fn sidecar_waits_for_the_app_port_before_ready() {
     d.wait_healthy().await;
     assert!(d.log().contains("dapr initialized. Status: Running."));
 }
+
+#[tokio::test]
+async fn app_max_concurrency_limits_calls_in_flight() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (f, p) = (in_flight.clone(), peak.clone());
+    let app = Router::new().fallback(move || {
+        let (f, p) = (f.clone(), p.clone());
+        async move {
+            let now = f.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            f.fetch_sub(1, Ordering::SeqCst);
+            "done"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let d = daprd()
+        .args([
+            "--app-port",
+            &port.to_string(),
+            "--app-max-concurrency",
+            "1",
+        ])
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+    let url = d.url(&format!("/v1.0/invoke/{}/method/work", d.app_id));
+    let calls = (0..4).map(|_| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            c.post(url)
+                .body("x")
+                .send()
+                .await
+                .expect("invoke")
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures::future::join_all(calls).await;
+    assert_eq!(statuses, [200, 200, 200, 200]);
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        1,
+        "the app saw more than one call at a time"
+    );
+}
+
+#[tokio::test]
+async fn http_endpoints_and_url_app_ids_reach_non_dapr_services() {
+    let app = start_app().await;
+    let endpoint = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: external\nspec:\n  baseUrl: http://127.0.0.1:{}/api\n  headers:\n  - name: x-custom\n    value: from-endpoint\n",
+        app.port()
+    );
+    let dir = resources(&[("endpoint.yaml", &endpoint)]);
+    let d = daprd().resources(dir.path()).start().await;
+    assert!(
+        d.log().contains("HTTPEndpoint loaded: external"),
+        "{}",
+        d.log()
+    );
+    let c = reqwest::Client::new();
+
+    let r = c
+        .post(d.url("/v1.0/invoke/external/method/orders?x=1"))
+        .body("hi")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["uri"], "/api/orders?x=1");
+    assert_eq!(
+        got["custom"], "from-endpoint",
+        "the endpoint's headers are sent"
+    );
+    assert_eq!(got["body"], "hi");
+
+    let raw = format!("/v1.0/invoke/http://127.0.0.1:{}/method/raw", app.port());
+    let got: Value = c
+        .get(d.url(&raw))
+        .send()
+        .await
+        .expect("invoke")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["uri"], "/raw");
+    let encoded = format!(
+        "/v1.0/invoke/http%3A%2F%2F127.0.0.1%3A{}/method/enc",
+        app.port()
+    );
+    let got: Value = c
+        .get(d.url(&encoded))
+        .send()
+        .await
+        .expect("invoke")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["uri"], "/enc");
+}

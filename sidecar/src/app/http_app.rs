@@ -50,6 +50,18 @@ impl HttpChannel {
         }
     }
 
+    /// A channel to a non-Dapr HTTP endpoint at `base_url` (`http://host:port[/prefix]`).
+    pub fn external(base_url: &str, max_body: usize) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base: base_url.trim_end_matches('/').to_string(),
+            token: None,
+            max_body,
+        }
+    }
+
     pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
         let mut uri = String::with_capacity(self.base.len() + req.path.len() + req.query.len() + 2);
         uri.push_str(&self.base);

@@ -12,7 +12,7 @@ use proto::internals::v1::service_invocation_client::ServiceInvocationClient;
 use proto::internals::v1::{
     ApiVersion, InternalInvokeRequest, InternalInvokeResponse, ListStringValue,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 
 use crate::app::{AppChannel, AppError, AppRequest, AppResponse};
 use crate::components::nameresolution::{ResolveError, Resolver};
@@ -42,6 +42,15 @@ pub struct InvokeBlock {
     peers: Mutex<HashMap<String, ServiceInvocationClient<Channel>>>,
     pub(super) max_message: usize,
     pub(super) policies: Policies,
+    /// `HTTPEndpoint` resources by name, and channels to URL app ids as they are used.
+    pub(super) endpoints: HashMap<String, Arc<Endpoint>>,
+    pub(super) url_endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+}
+
+/// A non-Dapr HTTP service: where it is and the headers every call to it carries.
+pub struct Endpoint {
+    pub channel: crate::app::HttpChannel,
+    pub headers: HeaderMap,
 }
 
 pub(super) fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
@@ -75,6 +84,8 @@ impl InvokeBlock {
             peers: Mutex::default(),
             max_message,
             policies,
+            endpoints: HashMap::new(),
+            url_endpoints: Mutex::default(),
         }
     }
 
@@ -194,6 +205,30 @@ impl InvokeBlock {
         from_internal(resp.into_inner())
     }
 
+    /// Adds the `HTTPEndpoint`s this app may call by name.
+    pub fn with_endpoints(mut self, endpoints: HashMap<String, Arc<Endpoint>>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// The non-Dapr endpoint `target` names: an `HTTPEndpoint`, or an `http(s)://` URL.
+    pub(super) fn external(&self, target: &str) -> Option<Arc<Endpoint>> {
+        if let Some(e) = self.endpoints.get(target) {
+            return Some(e.clone());
+        }
+        if !(target.starts_with("http://") || target.starts_with("https://")) {
+            return None;
+        }
+        let mut urls = self.url_endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        let endpoint = urls.entry(target.to_string()).or_insert_with(|| {
+            Arc::new(Endpoint {
+                channel: crate::app::HttpChannel::external(target, self.max_message),
+                headers: HeaderMap::new(),
+            })
+        });
+        Some(endpoint.clone())
+    }
+
     pub fn app_id(&self) -> &str {
         &self.app_id
     }
@@ -244,7 +279,7 @@ impl InvokeBlock {
         if let Some(c) = peers.get(address) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{address}"))
+        let endpoint = GrpcEndpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?
             .tcp_nodelay(true)
             .connect_timeout(std::time::Duration::from_secs(5));

@@ -37,6 +37,9 @@ impl InvokeBlock {
         mut head: AppRequestHead,
         body: RequestBody,
     ) -> Result<Response<Body>, DaprError> {
+        if let Some(endpoint) = self.external(target) {
+            return self.call_external(target, &endpoint, head, body).await;
+        }
         let (app_id, namespace) = self.target(target);
         set_header(&mut head.headers, CALLER_APP_ID, &self.app_id);
         set_header(&mut head.headers, CALLER_NAMESPACE, &self.namespace);
@@ -72,6 +75,55 @@ impl InvokeBlock {
             Ok(_) => Outcome::Success,
             Err(e) if e.reason == Some(super::invoke::UNREACHABLE) => Outcome::Transport,
             Err(e) => Outcome::Http(e.http.as_u16()),
+        };
+        policy.run(attempt, classify).await.map_err(|e| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to invoke, id: {target}, err: {e}"),
+            )
+        })?
+    }
+
+    /// Calls a non-Dapr endpoint directly, with its configured headers, under the policy
+    /// named after it.
+    async fn call_external(
+        &self,
+        target: &str,
+        endpoint: &super::invoke::Endpoint,
+        mut head: AppRequestHead,
+        body: RequestBody,
+    ) -> Result<Response<Body>, DaprError> {
+        for (name, value) in &endpoint.headers {
+            head.headers.insert(name, value.clone());
+        }
+        set_header(&mut head.headers, CALLER_APP_ID, &self.app_id);
+        let mut policy = self.policies.app(target);
+        let (whole, mut stream) = match body {
+            RequestBody::Whole(b) => (Some(b), None),
+            RequestBody::Stream(s) => {
+                policy.retry = None;
+                (None, Some(s))
+            }
+        };
+        let attempt = || {
+            let body = match &whole {
+                Some(b) => Body::from(b.clone()),
+                None => stream.take().unwrap_or_else(Body::empty),
+            };
+            let head = head.clone();
+            async move {
+                let resp = endpoint
+                    .channel
+                    .invoke_streaming(head, body)
+                    .await
+                    .map_err(|e| app_error(target, e))?;
+                Ok::<_, DaprError>(resp.map(Body::new))
+            }
+        };
+        let classify = |r: &Result<Response<Body>, DaprError>| match r {
+            Ok(resp) if resp.status().is_server_error() => Outcome::Http(resp.status().as_u16()),
+            Ok(_) => Outcome::Success,
+            Err(_) => Outcome::Transport,
         };
         policy.run(attempt, classify).await.map_err(|e| {
             direct_invoke_error(

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{Component, Configuration, Resiliency};
+use super::{Component, Configuration, HttpEndpoint, Resiliency};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -32,6 +32,7 @@ pub struct Loaded {
     pub components: Vec<Component>,
     /// `Resiliency` documents, kept raw for the resiliency module to interpret.
     pub resiliencies: Vec<Resiliency>,
+    pub http_endpoints: Vec<HttpEndpoint>,
     pub problems: Vec<LoadError>,
 }
 
@@ -81,6 +82,18 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
+                if kind == "HTTPEndpoint" {
+                    match serde_json::from_value::<HttpEndpoint>(doc) {
+                        Ok(e) => loaded.http_endpoints.push(e),
+                        Err(e) => loaded.problems.push(LoadError::Document {
+                            path: path.clone(),
+                            index,
+                            kind: kind.clone(),
+                            reason: e.to_string(),
+                        }),
+                    }
+                    continue;
+                }
                 if kind == "Resiliency" {
                     match serde_json::from_value::<Resiliency>(doc) {
                         Ok(r) => loaded.resiliencies.push(r),

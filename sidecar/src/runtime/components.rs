@@ -39,6 +39,8 @@ pub struct Loaded {
     pub infos: Vec<ComponentInfo>,
     /// The `spec` of every Resiliency resource in scope for this app.
     pub resiliency: Vec<crate::resiliency::ResiliencySpec>,
+    /// HTTPEndpoint resources in scope for this app.
+    pub http_endpoints: Vec<crate::resources::HttpEndpoint>,
 }
 
 /// Environment variables a component may not read through `envRef`, as in Dapr.
@@ -122,6 +124,7 @@ fn embedded_default(app_id: &str) -> Loaded {
         stores: HashMap::from([("statestore".to_string(), StoreEntry::new(store, prefix))]),
         infos: vec![info],
         resiliency: Vec::new(),
+        http_endpoints: Vec::new(),
     }
 }
 
@@ -138,6 +141,12 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
         stores: HashMap::new(),
         infos: Vec::new(),
         resiliency: Vec::new(),
+        http_endpoints: resources
+            .http_endpoints
+            .iter()
+            .filter(|e| e.in_scope(&flags.app_id))
+            .cloned()
+            .collect(),
     };
     for r in resources
         .resiliencies

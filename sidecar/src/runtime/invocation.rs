@@ -10,10 +10,10 @@ use tokio::net::TcpListener;
 use crate::app::{AppChannel, AppHealth, GrpcChannel, HealthProbe, HttpChannel, Protocol};
 use crate::blocks::invoke::InvokeBlock;
 use crate::components::Properties;
-use crate::components::nameresolution::{Instance, Resolver, SqliteResolver};
+use crate::components::nameresolution::{Instance, KubernetesResolver, Resolver, SqliteResolver};
 use crate::config::{Flags, stable_port};
 use crate::resiliency::Policies;
-use crate::resources::Configuration;
+use crate::resources::{Configuration, HttpEndpoint};
 
 pub struct Invocation {
     pub block: InvokeBlock,
@@ -39,10 +39,16 @@ pub async fn bind_internal(flags: &Flags) -> Result<TcpListener> {
         .with_context(|| format!("listening on {host}:{port} (internal gRPC)"))
 }
 
-/// Name resolution as the Configuration's `spec.nameResolution` selects it. Without one,
-/// sidecars on this host find each other through a registry file in the temp directory
-/// (Dapr's default is mDNS, which this sidecar does not implement yet).
-async fn resolver(config: &Configuration, me: Instance) -> Result<Arc<SqliteResolver>> {
+/// Name resolution as the Configuration's `spec.nameResolution` selects it. Without one:
+/// Kubernetes DNS in Kubernetes mode; otherwise sidecars on this host find each other
+/// through a registry file in the temp directory (Dapr's standalone default is mDNS, which
+/// this sidecar does not implement yet). Returns the resolver, and the registration to
+/// remove on shutdown when there is one.
+async fn resolver(
+    flags: &Flags,
+    config: &Configuration,
+    me: Instance,
+) -> Result<(Arc<dyn Resolver>, Option<Arc<SqliteResolver>>)> {
     let spec = config.spec.other.get("nameResolution");
     let component = spec
         .and_then(|s| s.get("component"))
@@ -64,6 +70,12 @@ async fn resolver(config: &Configuration, me: Instance) -> Result<Arc<SqliteReso
                 .collect()
         })
         .unwrap_or_default();
+    let kubernetes =
+        component == "kubernetes" || (component.is_empty() && flags.mode == "kubernetes");
+    if kubernetes {
+        let r = KubernetesResolver::new(&Properties::new(settings), &me.namespace);
+        return Ok((Arc::new(r), None));
+    }
     let props = match component {
         "sqlite" => Properties::new(settings),
         "" | "mdns" => {
@@ -77,10 +89,12 @@ async fn resolver(config: &Configuration, me: Instance) -> Result<Arc<SqliteReso
         }
         other => anyhow::bail!("unsupported name resolution component {other:?}"),
     };
-    let resolver = SqliteResolver::start(&props, me)
-        .await
-        .context("starting name resolution")?;
-    Ok(Arc::new(resolver))
+    let registry = Arc::new(
+        SqliteResolver::start(&props, me)
+            .await
+            .context("starting name resolution")?,
+    );
+    Ok((registry.clone(), Some(registry)))
 }
 
 pub async fn setup(
@@ -89,6 +103,7 @@ pub async fn setup(
     internal_port: u16,
     max_body: usize,
     policies: Policies,
+    http_endpoints: &[HttpEndpoint],
 ) -> Result<Invocation> {
     let host = std::env::var("DAPR_HOST_IP")
         .ok()
@@ -100,12 +115,11 @@ pub async fn setup(
         namespace: namespace.clone(),
         address: format!("{host}:{internal_port}"),
     };
-    let registration = resolver(config, me).await?;
+    let (resolver, registration) = resolver(flags, config, me).await?;
     let app = match flags.app_port().map_err(anyhow::Error::msg)? {
         None => None,
         Some(port) => Some(app_channel(flags, port, max_body)?),
     };
-    let resolver: Arc<dyn Resolver> = registration.clone();
     let app_health = if flags.enable_app_health_check {
         app.as_ref().map(|a| a.health().clone())
     } else {
@@ -120,8 +134,9 @@ pub async fn setup(
             Some(resolver),
             max_body,
             policies,
-        ),
-        registration: Some(registration),
+        )
+        .with_endpoints(endpoints(http_endpoints, max_body)),
+        registration,
     })
 }
 
@@ -168,4 +183,63 @@ fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChann
         .spawn(&channel);
     }
     Ok(channel)
+}
+
+/// The channels to `HTTPEndpoint` resources. Header values given as `secretKeyRef` wait
+/// for secret stores, like components do; `https` endpoints wait for TLS to endpoints.
+fn endpoints(
+    specs: &[HttpEndpoint],
+    max_body: usize,
+) -> std::collections::HashMap<String, Arc<crate::blocks::invoke::Endpoint>> {
+    let mut out = std::collections::HashMap::new();
+    for e in specs {
+        if e.spec.base_url.starts_with("https://") || e.spec.client_tls.is_some() {
+            tracing::warn!(
+                "HTTPEndpoint {}: TLS to endpoints is not supported yet; calls will fail",
+                e.metadata.name
+            );
+        }
+        let mut headers = http::HeaderMap::new();
+        for h in &e.spec.headers {
+            let value = match (&h.value, &h.secret_key_ref) {
+                (Some(v), _) => v
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string()),
+                (None, Some(_)) => {
+                    tracing::warn!(
+                        "HTTPEndpoint {}: header {} needs a secret store; not sent",
+                        e.metadata.name,
+                        h.name
+                    );
+                    continue;
+                }
+                (None, None) => String::new(),
+            };
+            match (
+                http::HeaderName::try_from(h.name.as_str()),
+                http::HeaderValue::try_from(value),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    headers.append(n, v);
+                }
+                _ => tracing::warn!(
+                    "HTTPEndpoint {}: invalid header {}",
+                    e.metadata.name,
+                    h.name
+                ),
+            }
+        }
+        let channel = crate::app::HttpChannel::external(&e.spec.base_url, max_body);
+        tracing::info!(
+            "HTTPEndpoint loaded: {} ({})",
+            e.metadata.name,
+            e.spec.base_url
+        );
+        out.insert(
+            e.metadata.name.clone(),
+            Arc::new(crate::blocks::invoke::Endpoint { channel, headers }),
+        );
+    }
+    out
 }

@@ -81,6 +81,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         internal.local_addr()?.port(),
         max_body_size,
         policies,
+        &loaded.http_endpoints,
     )
     .await?;
     let (shutdown_tx, _) = watch::channel(false);

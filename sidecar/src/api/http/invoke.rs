@@ -30,7 +30,12 @@ pub async fn invoke(State(api): State<Arc<Api>>, req: Request) -> Response {
     let Some((id, method)) = invoke_target(&path) else {
         return super::errors::no_route().await;
     };
-    let (id, method) = (id.to_string(), method.to_string());
+    // App ids may be URL-encoded URLs of non-Dapr endpoints.
+    let id = match super::params::query_unescape("appId", id) {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let method = method.to_string();
     call(&api, &id, req, method).await
 }
 

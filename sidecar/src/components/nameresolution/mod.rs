@@ -1,11 +1,13 @@
 //! Name resolution: finding the internal gRPC address of another app's sidecar by app id.
 //! A resolver also announces this sidecar so others can find it.
 
+mod kubernetes;
 mod sqlite;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
+pub use kubernetes::KubernetesResolver;
 pub use sqlite::SqliteResolver;
 
 /// This sidecar, as others should reach it.
