@@ -30,6 +30,9 @@ async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl
         "callee": h("dapr-callee-app-id"),
         "custom": h("x-custom"),
         "token": h("dapr-api-token"),
+        "traceparent": h("traceparent"),
+        "tracestate": h("tracestate"),
+        "authorization": h("authorization"),
     });
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
@@ -411,4 +414,118 @@ async fn http_endpoints_and_url_app_ids_reach_non_dapr_services() {
         .await
         .expect("json");
     assert_eq!(got["uri"], "/enc");
+}
+
+#[tokio::test]
+async fn basic_auth_app_ids_trace_context_and_misbehaving_apps() {
+    let app = start_app().await;
+    let d = daprd()
+        .args(["--app-port", &app.port().to_string()])
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+
+    // http://dapr-app-id:<id>@localhost:3500/path
+    let got: Value = c
+        .get(d.url("/basic/path"))
+        .basic_auth("dapr-app-id", Some(&d.app_id))
+        .send()
+        .await
+        .expect("invoke")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(got["uri"], "/basic/path");
+    assert_eq!(
+        got["authorization"],
+        Value::Null,
+        "the app id credentials are not forwarded"
+    );
+
+    // W3C trace context reaches the app with the caller's trace id.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let r = c
+        .get(d.url(&format!("/v1.0/invoke/{}/method/traced", d.app_id)))
+        .header("traceparent", traceparent)
+        .header("tracestate", "vendor=x")
+        .header("x-status", "200")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.expect("json");
+    let seen = got["traceparent"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        seen.split('-').nth(1),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736"),
+        "same trace id: {seen}"
+    );
+    assert_eq!(got["tracestate"], "vendor=x");
+}
+
+#[tokio::test]
+async fn a_misbehaving_app_only_affects_its_own_calls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An "app" that answers garbage to one request and resets the next.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            n += 1;
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            if n % 2 == 1 {
+                let _ = sock.write_all(b"this is not HTTP at all\r\n\r\n").await;
+            }
+            drop(sock);
+        }
+    });
+    let good = start_app().await;
+    let dir = resources(&[]);
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, config_for(dir.path())).expect("config");
+    let config = config.display().to_string();
+    let _bad = daprd()
+        .app_id("bad-app")
+        .args(["--app-port", &port.to_string(), "--config", &config])
+        .start()
+        .await;
+    let _good = daprd()
+        .app_id("good-app")
+        .args(["--app-port", &good.port().to_string(), "--config", &config])
+        .start()
+        .await;
+    let caller = daprd()
+        .app_id("caller-of-both")
+        .args(["--config", &config])
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+    for _ in 0..3 {
+        let r = c
+            .get(caller.url("/v1.0/invoke/bad-app/method/x"))
+            .send()
+            .await
+            .expect("invoke");
+        assert_eq!(r.status(), 500);
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
+        let r = c
+            .get(caller.url("/v1.0/invoke/good-app/method/y"))
+            .send()
+            .await
+            .expect("invoke");
+        assert_eq!(r.status(), 200, "the healthy app is unaffected");
+    }
+    assert_eq!(
+        c.get(caller.url("/v1.0/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        204
+    );
 }

@@ -39,17 +39,35 @@ pub async fn invoke(State(api): State<Arc<Api>>, req: Request) -> Response {
     call(&api, &id, req, method).await
 }
 
-/// Any route nothing else serves: with a `dapr-app-id` header it is an invocation of that
-/// path on that app; without one, Dapr's "no app id" error.
-pub async fn by_header(State(api): State<Arc<Api>>, req: Request) -> Response {
-    let Some(id) = req
-        .headers()
-        .get(APP_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-    else {
+/// The app id a request names outside the `/v1.0/invoke` path: the `dapr-app-id` header,
+/// or basic auth with user `dapr-app-id` (`http://dapr-app-id:<id>@localhost:3500/...`).
+fn app_id_of(headers: &http::HeaderMap) -> Option<String> {
+    if let Some(id) = headers.get(APP_ID_HEADER).and_then(|v| v.to_str().ok()) {
+        return Some(id.to_string());
+    }
+    use base64::Engine;
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = auth
+        .strip_prefix("Basic ")
+        .or_else(|| auth.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, id) = text.split_once(':')?;
+    (user == APP_ID_HEADER && !id.is_empty()).then(|| id.to_string())
+}
+
+/// Any route nothing else serves: with an app id in a header or basic auth it is an
+/// invocation of that path on that app; without one, Dapr's "no app id" error.
+pub async fn by_header(State(api): State<Arc<Api>>, mut req: Request) -> Response {
+    let Some(id) = app_id_of(req.headers()) else {
         return super::errors::no_route().await;
     };
+    if req.headers().get(APP_ID_HEADER).is_none() {
+        // The credentials only named the app; they are not the app's to see.
+        req.headers_mut().remove(http::header::AUTHORIZATION);
+    }
     let method = req.uri().path().trim_start_matches('/').to_string();
     call(&api, &id, req, method).await
 }
