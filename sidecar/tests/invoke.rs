@@ -529,3 +529,57 @@ async fn a_misbehaving_app_only_affects_its_own_calls() {
         204
     );
 }
+
+/// Apps that cannot read chunked bodies still get sized ones across two sidecars.
+#[tokio::test]
+async fn content_length_reaches_apps_across_sidecars() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(k) => n += k,
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
+                let answer = match head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+                    Some(len) => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {0}\r\n\r\n{0}",
+                        len.trim().len() + 4
+                    ),
+                    None => "HTTP/1.1 411 Length Required\r\ncontent-length: 0\r\n\r\n".to_string(),
+                };
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    let dir = resources(&[]);
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, config_for(dir.path())).expect("config");
+    let config = config.display().to_string();
+    let _callee = daprd()
+        .app_id("sized-app")
+        .args(["--app-port", &port.to_string(), "--config", &config])
+        .start()
+        .await;
+    let caller = daprd()
+        .app_id("sized-caller")
+        .args(["--config", &config])
+        .start()
+        .await;
+    let r = reqwest::Client::new()
+        .post(caller.url("/v1.0/invoke/sized-app/method/x"))
+        .body("{\"id\": 1}")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200, "the app got a Content-Length");
+}

@@ -120,7 +120,13 @@ impl HttpChannel {
     ) -> Result<http::Response<hyper::body::Incoming>, AppError> {
         let uri = self.uri(&head.path, &head.query)?;
         let mut headers = head.headers;
+        // The caller's Content-Length survives the chunked hop between sidecars, so the
+        // app gets a sized body, as from Dapr, rather than a chunked one it may not read.
+        let length = headers.get(header::CONTENT_LENGTH).cloned();
         strip_hop_by_hop(&mut headers);
+        if let Some(length) = length {
+            headers.insert(header::CONTENT_LENGTH, length);
+        }
         if let Some(token) = &self.token {
             headers.insert("dapr-api-token", token.clone());
         }
