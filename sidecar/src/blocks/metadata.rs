@@ -36,6 +36,8 @@ pub struct MetadataBlock {
     pub runtime_version: String,
     pub enabled_features: Vec<String>,
     pub components: Vec<ComponentInfo>,
+    /// Names of the loaded `HTTPEndpoint` resources.
+    pub http_endpoints: Vec<String>,
     pub app_connection: AppConnection,
     extended: RwLock<BTreeMap<String, String>>,
 }
@@ -62,6 +64,7 @@ impl MetadataBlock {
             runtime_version,
             enabled_features,
             components,
+            http_endpoints: Vec::new(),
             app_connection,
             extended: RwLock::new(extended),
         }
@@ -74,6 +77,11 @@ impl MetadataBlock {
         }
         let mut map = self.extended.write().unwrap_or_else(|e| e.into_inner());
         map.insert(key.to_string(), value);
+    }
+
+    pub fn with_http_endpoints(mut self, names: Vec<String>) -> Self {
+        self.http_endpoints = names;
+        self
     }
 
     pub fn view(&self) -> MetadataView<'_> {

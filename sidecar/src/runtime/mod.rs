@@ -84,6 +84,11 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         &loaded.http_endpoints,
     )
     .await?;
+    let endpoint_names: Vec<String> = loaded
+        .http_endpoints
+        .iter()
+        .map(|e| e.metadata.name.clone())
+        .collect();
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::with_app(invocation.app_health.clone()));
     let api = Arc::new(Api {
@@ -95,7 +100,8 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
             config.enabled_features(),
             loaded.infos,
             app_connection(flags)?,
-        ),
+        )
+        .with_http_endpoints(endpoint_names),
         health: health.clone(),
         api_token: std::env::var("DAPR_API_TOKEN")
             .ok()

@@ -24,6 +24,11 @@ impl DaprGrpc {
                 })
                 .collect(),
             extended_metadata: view.extended.into_iter().collect(),
+            http_endpoints: m
+                .http_endpoints
+                .iter()
+                .map(|name| pb::MetadataHttpEndpoint { name: name.clone() })
+                .collect(),
             app_connection_properties: Some(pb::AppConnectionProperties {
                 port: i32::from(conn.port),
                 protocol: conn.protocol.clone(),

@@ -23,9 +23,14 @@ struct MetadataJson<'a> {
     components: Vec<ComponentJson<'a>>,
     extended: &'a BTreeMap<String, String>,
     subscriptions: [(); 0],
-    http_endpoints: [(); 0],
+    http_endpoints: Vec<NameJson<'a>>,
     app_connection_properties: AppConnectionJson<'a>,
     actor_runtime: ActorRuntimeJson,
+}
+
+#[derive(Serialize)]
+struct NameJson<'a> {
+    name: &'a str,
 }
 
 #[derive(Serialize)]
@@ -100,7 +105,11 @@ pub async fn get(State(api): State<Arc<Api>>) -> Response {
             .collect(),
         extended: &view.extended,
         subscriptions: [],
-        http_endpoints: [],
+        http_endpoints: m
+            .http_endpoints
+            .iter()
+            .map(|name| NameJson { name })
+            .collect(),
         app_connection_properties: AppConnectionJson {
             port: conn.port,
             protocol: &conn.protocol,
