@@ -8,8 +8,6 @@
 
 mod redis_server;
 mod scenarios;
-mod sidecar;
-mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,10 +16,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use clap::Parser;
 
+use bench::sidecar::{self, Sidecar};
+use bench::stats::{Ratio, Report, Row, Startup};
+
 use crate::redis_server::Redis;
 use crate::scenarios::{GrpcClient, Settings, Workload};
-use crate::sidecar::Sidecar;
-use crate::stats::{Ratio, Report, Row, Startup};
 
 /// Idle-memory target for the sidecar, in MB (MiB of VmRSS).
 const RSS_TARGET_MB: f64 = 10.0;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::sidecar::free_ports;
+use bench::sidecar::free_ports;
 
 pub struct Redis {
     pub port: u16,

@@ -6,32 +6,25 @@
 //! a fixed time. Payloads, URIs and keys are built once up front, so the per-operation
 //! client work is the request itself and the numbers show the server side.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use bench::conn::{H2Connection, HttpConnection};
+use bench::sidecar::{APP_ID, STORE};
+use bench::stats::Summary;
 use bytes::Bytes;
 use dapr::dapr::proto::common::v1::StateItem;
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
 use dapr::dapr::proto::runtime::v1::{GetStateRequest, SaveStateRequest};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
 use hyper::header::{CONTENT_TYPE, HOST, HeaderValue};
-use hyper::{Request, Response, StatusCode, Uri};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::{Request, StatusCode, Uri};
 use redis::aio::ConnectionManager;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tonic::client::GrpcService;
-use tonic::codegen::{Service, StdError};
+use tonic::codegen::StdError;
 use tonic::transport::{Channel, Endpoint};
-
-use crate::sidecar::{APP_ID, STORE};
-use crate::stats::Summary;
 
 /// Size of the working set.
 pub const KEYS: usize = 1_000;
@@ -232,80 +225,6 @@ enum Client {
     GrpcChannel(DaprClient<Channel>),
     /// One bare HTTP/2 connection per client (see [`Client::fork`]).
     GrpcRaw(DaprClient<H2Connection>),
-}
-
-/// HTTP/1.1 keep-alive connection driven by hyper's low-level `client::conn` API. Chosen
-/// over reqwest and hyper-util's pooled legacy client because it has the least client-side
-/// work per request (no pool lookup, no URI/host resolution, no extra layers), and it
-/// guarantees the closed loop really uses exactly one connection.
-struct HttpConnection {
-    sender: http1::SendRequest<Full<Bytes>>,
-}
-
-impl HttpConnection {
-    async fn open(port: u16) -> Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .with_context(|| format!("cannot connect to the sidecar's HTTP port {port}"))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        // The connection task ends when `sender` is dropped.
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                eprintln!("sidecar HTTP connection failed: {e}");
-            }
-        });
-        Ok(Self { sender })
-    }
-}
-
-/// The gRPC counterpart of [`HttpConnection`]: an HTTP/2 connection from hyper's low-level
-/// `client::conn::http2`, used as the tower service under tonic's generated client (which
-/// still does the gRPC framing, protobuf coding and status/trailer handling).
-///
-/// A `tonic::transport::Channel` puts every call through a tower `Buffer`: the caller hands
-/// the request to the buffer's worker task, which hands it to the connection task, and the
-/// response travels back the same way, so each call costs two task hops and, on a 2-core
-/// machine, cross-thread wake-ups. Here the caller talks to the connection task directly,
-/// one hop, exactly as the HTTP/1.1 client does, so both APIs are measured with equally
-/// thin clients.
-#[derive(Clone)]
-struct H2Connection {
-    sender: http2::SendRequest<tonic::body::Body>,
-}
-
-impl H2Connection {
-    async fn open(port: u16) -> Result<Self> {
-        let stream = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .with_context(|| format!("cannot connect to the sidecar's gRPC port {port}"))?;
-        stream.set_nodelay(true)?;
-        let (sender, connection) =
-            http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
-        // The connection task ends when the last clone of `sender` is dropped.
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                eprintln!("sidecar gRPC connection failed: {e}");
-            }
-        });
-        Ok(Self { sender })
-    }
-}
-
-impl Service<Request<tonic::body::Body>> for H2Connection {
-    type Response = Response<Incoming>;
-    type Error = hyper::Error;
-    /// Boxed because hyper's response future has no nameable type; one small allocation
-    /// per call (tonic's `Channel` boxes its response future too).
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
-        self.sender.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        Box::pin(self.sender.send_request(request))
-    }
 }
 
 impl Client {

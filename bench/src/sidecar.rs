@@ -1,21 +1,24 @@
 //! The `daprd` under test as a child process: spawn on free ports, poll `/v1.0/healthz`,
-//! read its resident memory, and stop it with SIGTERM the way an orchestrator would.
+//! read its resident memory and CPU time, and stop it with SIGTERM the way an orchestrator
+//! would.
 //!
 //! Everything here is blocking on purpose: start-up is measured before the benchmark's
 //! async runtime exists, so no client threads compete with `daprd` for the two cores while
 //! it starts.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 
-/// The app id given to `daprd`; Redis keys are stored as `<app id>||<key>`.
+/// The app id state-bench gives `daprd`; Redis keys are stored as `<app id>||<key>`.
 pub const APP_ID: &str = "bench";
 /// Name of the state store, both in the Redis component and in the embedded default.
 pub const STORE: &str = "statestore";
@@ -70,21 +73,33 @@ impl Sidecar {
     /// without it the sidecar falls back to its embedded in-memory store. Its stdout and
     /// stderr go to `log`, quoted in errors when it fails to come up.
     pub fn spawn(daprd: &Path, resources: Option<&Path>, log: &Path) -> Result<Self> {
+        let mut extra: Vec<&OsStr> = Vec::new();
+        if let Some(dir) = resources {
+            extra.extend([OsStr::new("--resources-path"), dir.as_os_str()]);
+        }
+        Self::spawn_with(daprd, APP_ID, extra, log)
+    }
+
+    /// Starts `daprd --app-id <app_id>` with its HTTP, gRPC and metrics ports on fresh
+    /// loopback ports, followed by the `extra` arguments. Its stdout and stderr go to `log`.
+    pub fn spawn_with<I, A>(daprd: &Path, app_id: &str, extra: I, log: &Path) -> Result<Self>
+    where
+        I: IntoIterator<Item = A>,
+        A: AsRef<OsStr>,
+    {
         let [http_port, grpc_port, metrics_port] = free_ports::<3>()?;
         let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(daprd);
         cmd.arg("--app-id")
-            .arg(APP_ID)
+            .arg(app_id)
             .arg("--dapr-http-port")
             .arg(http_port.to_string())
             .arg("--dapr-grpc-port")
             .arg(grpc_port.to_string())
             .arg("--metrics-port")
-            .arg(metrics_port.to_string());
-        if let Some(dir) = resources {
-            cmd.arg("--resources-path").arg(dir);
-        }
+            .arg(metrics_port.to_string())
+            .args(extra);
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         // The clock starts right before the fork, as `time daprd ...` would see it.
         let spawned_at = Instant::now();
@@ -101,6 +116,10 @@ impl Sidecar {
             log: log.to_path_buf(),
             spawned_at,
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Probes `GET /v1.0/healthz` about every millisecond and returns the time from spawn
@@ -128,16 +147,12 @@ impl Sidecar {
 
     /// Resident set size in KiB, from `VmRSS` in `/proc/<pid>/status`.
     pub fn rss_kib(&self) -> Result<u64> {
-        let path = format!("/proc/{}/status", self.child.id());
-        let status =
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .with_context(|| format!("no VmRSS line in {path}"))?;
-        let kib = line.trim().trim_end_matches("kB").trim();
-        kib.parse()
-            .with_context(|| format!("unexpected VmRSS value {line:?} in {path}"))
+        rss_kib(self.child.id())
+    }
+
+    /// CPU time used so far, user plus system, over all threads.
+    pub fn cpu_time(&self) -> Result<Duration> {
+        cpu_time(self.child.id())
     }
 
     /// Sends SIGTERM and waits for the exit, escalating to SIGKILL after [`STOP_TIMEOUT`].
@@ -184,6 +199,60 @@ impl Drop for Sidecar {
             eprintln!("stopping daprd (pid {}): {e:#}", self.child.id());
         }
     }
+}
+
+/// Resident set size of any process in KiB, from `VmRSS` in `/proc/<pid>/status`.
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .with_context(|| format!("no VmRSS line in {path}"))?;
+    let kib = line.trim().trim_end_matches("kB").trim();
+    kib.parse()
+        .with_context(|| format!("unexpected VmRSS value {line:?} in {path}"))
+}
+
+/// CPU time any process has used so far: `utime + stime` (all its threads) from
+/// `/proc/<pid>/stat`, in clock ticks converted with `getconf CLK_TCK`. A tick is usually
+/// 10 ms, fine enough over phases of seconds.
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    // The command name (field 2) is in parentheses and may contain spaces; fields are
+    // counted after its closing parenthesis, starting with field 3 (state).
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("unexpected {path}: {stat:?}"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| -> Result<u64> {
+        fields
+            .get(n - 3)
+            .and_then(|f| f.parse().ok())
+            .with_context(|| format!("no field {n} in {path}: {stat:?}"))
+    };
+    let ticks = field(14)? + field(15)?;
+    Ok(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_sec() as f64,
+    ))
+}
+
+/// `sysconf(_SC_CLK_TCK)` without libc (the workspace forbids unsafe code): asks
+/// `getconf` once; Linux's USER_HZ is 100 on every common architecture if that fails.
+fn clock_ticks_per_sec() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&t| t > 0)
+            .unwrap_or(100)
+    })
 }
 
 /// One raw HTTP/1.1 request on a fresh connection: a client library would add its own

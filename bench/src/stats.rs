@@ -51,7 +51,7 @@ pub fn min_median(times: &[Duration]) -> Option<(Duration, Duration)> {
     Some((min, median))
 }
 
-fn us(ns: u64) -> f64 {
+pub fn us(ns: u64) -> f64 {
     ns as f64 / 1_000.0
 }
 
@@ -59,7 +59,7 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000.0
 }
 
-fn verdict(met: bool) -> &'static str {
+pub fn verdict(met: bool) -> &'static str {
     if met { "MET" } else { "MISSED" }
 }
 
