@@ -7,14 +7,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, params};
 use tokio::task::JoinHandle;
 
 use super::{Instance, ResolveError, Resolver};
 use crate::components::{ComponentError, Properties};
 
+/// How long a lookup is reused before the table is asked again: short enough to notice a
+/// restarted sidecar within a heartbeat, long enough that calls do not each hit SQLite.
+const CACHE_FOR: Duration = Duration::from_secs(1);
+
 pub struct SqliteResolver {
     conn: Arc<Mutex<Connection>>,
+    /// Recent lookups: the addresses of each `(app id, namespace)` and when they were read.
+    cache: Mutex<std::collections::HashMap<(String, String), (Vec<String>, std::time::Instant)>>,
+    /// Spreads calls over an app's instances.
+    next: std::sync::atomic::AtomicUsize,
     table: String,
     registration_id: String,
     address: String,
@@ -117,6 +125,8 @@ impl SqliteResolver {
         };
         Ok(Self {
             conn,
+            cache: Mutex::default(),
+            next: std::sync::atomic::AtomicUsize::new(0),
             table,
             registration_id,
             address: me.address,
@@ -153,22 +163,44 @@ impl Drop for SqliteResolver {
 #[async_trait]
 impl Resolver for SqliteResolver {
     async fn resolve(&self, app_id: &str, namespace: &str) -> Result<String, ResolveError> {
-        let conn = self.conn.clone();
-        let sql = format!(
-            "SELECT address FROM {} WHERE app_id = ?1 AND namespace = ?2 \
-             AND unixepoch(CURRENT_TIMESTAMP) - last_update < ?3 ORDER BY RANDOM() LIMIT 1",
-            self.table
-        );
-        let (app, ns, stale) = (app_id.to_string(), namespace.to_string(), self.stale_after);
-        let found = tokio::task::spawn_blocking(move || {
-            let c = conn.lock().map_err(|_| err("connection lock poisoned"))?;
-            c.query_row(&sql, params![app, ns, stale], |r| r.get::<_, String>(0))
-                .optional()
-                .map_err(err)
-        })
-        .await
-        .map_err(err)??;
-        found.ok_or_else(|| ResolveError::NotFound(app_id.to_string()))
+        let key = (app_id.to_string(), namespace.to_string());
+        let cached = {
+            let cache = self.cache.lock().map_err(|_| err("cache lock poisoned"))?;
+            cache
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < CACHE_FOR)
+                .map(|(a, _)| a.clone())
+        };
+        let addresses = match cached {
+            Some(a) => a,
+            None => {
+                let conn = self.conn.clone();
+                let sql = format!(
+                    "SELECT address FROM {} WHERE app_id = ?1 AND namespace = ?2 \
+                     AND unixepoch(CURRENT_TIMESTAMP) - last_update < ?3",
+                    self.table
+                );
+                let (app, ns, stale) = (key.0.clone(), key.1.clone(), self.stale_after);
+                let found = tokio::task::spawn_blocking(move || {
+                    let c = conn.lock().map_err(|_| err("connection lock poisoned"))?;
+                    let mut stmt = c.prepare_cached(&sql).map_err(err)?;
+                    let rows = stmt
+                        .query_map(params![app, ns, stale], |r| r.get::<_, String>(0))
+                        .map_err(err)?;
+                    rows.collect::<Result<Vec<String>, _>>().map_err(err)
+                })
+                .await
+                .map_err(err)??;
+                let mut cache = self.cache.lock().map_err(|_| err("cache lock poisoned"))?;
+                cache.insert(key, (found.clone(), std::time::Instant::now()));
+                found
+            }
+        };
+        if addresses.is_empty() {
+            return Err(ResolveError::NotFound(app_id.to_string()));
+        }
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % addresses.len();
+        Ok(addresses[i].clone())
     }
 }
 
@@ -211,9 +243,10 @@ mod tests {
             Err(ResolveError::NotFound(_))
         ));
         b.unregister().await;
-        assert!(matches!(
-            a.resolve("b", "").await,
-            Err(ResolveError::NotFound(_))
-        ));
+        tokio::time::sleep(CACHE_FOR + Duration::from_millis(100)).await;
+        assert!(
+            matches!(a.resolve("b", "").await, Err(ResolveError::NotFound(_))),
+            "gone once the cache expires"
+        );
     }
 }
