@@ -17,10 +17,12 @@ use crate::components::{ComponentError, Properties};
 /// restarted sidecar within a heartbeat, long enough that calls do not each hit SQLite.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
+type Lookups = std::collections::HashMap<(String, String), (Vec<String>, std::time::Instant)>;
+
 pub struct SqliteResolver {
     conn: Arc<Mutex<Connection>>,
     /// Recent lookups: the addresses of each `(app id, namespace)` and when they were read.
-    cache: Mutex<std::collections::HashMap<(String, String), (Vec<String>, std::time::Instant)>>,
+    cache: Mutex<Lookups>,
     /// Spreads calls over an app's instances.
     next: std::sync::atomic::AtomicUsize,
     table: String,
