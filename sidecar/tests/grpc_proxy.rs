@@ -34,16 +34,7 @@ async fn unary_and_streaming_calls_are_proxied_to_the_app() {
     });
 
     let dir = resources(&[]);
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kind: Configuration\nmetadata:\n  name: c\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n",
-            dir.path().join("hosts.db").display()
-        ),
-    )
-    .expect("config");
-    let config = config.display().to_string();
+    let config = common::resolution_config(dir.path());
     let _callee = daprd()
         .app_id("grpc-server")
         .args([

@@ -52,21 +52,11 @@ async fn start_app() -> SocketAddr {
     addr
 }
 
-fn config_for(dir: &std::path::Path) -> String {
-    let db = dir.join("hosts.db");
-    format!(
-        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nr\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n      updateInterval: 1s\n",
-        db.display()
-    )
-}
-
 #[tokio::test]
 async fn http_invocation_between_two_sidecars() {
     let app = start_app().await;
     let dir = resources(&[]);
-    let cfg_path = dir.path().join("config.yaml");
-    std::fs::write(&cfg_path, config_for(dir.path())).expect("write config");
-    let cfg = cfg_path.display().to_string();
+    let cfg = common::resolution_config(dir.path());
     let callee = daprd()
         .app_id("callee")
         .arg("--app-port")
@@ -485,9 +475,7 @@ async fn a_misbehaving_app_only_affects_its_own_calls() {
     });
     let good = start_app().await;
     let dir = resources(&[]);
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, config_for(dir.path())).expect("config");
-    let config = config.display().to_string();
+    let config = common::resolution_config(dir.path());
     let _bad = daprd()
         .app_id("bad-app")
         .args(["--app-port", &port.to_string(), "--config", &config])
@@ -562,9 +550,7 @@ async fn content_length_reaches_apps_across_sidecars() {
         }
     });
     let dir = resources(&[]);
-    let config = dir.path().join("config.yaml");
-    std::fs::write(&config, config_for(dir.path())).expect("config");
-    let config = config.display().to_string();
+    let config = common::resolution_config(dir.path());
     let _callee = daprd()
         .app_id("sized-app")
         .args(["--app-port", &port.to_string(), "--config", &config])

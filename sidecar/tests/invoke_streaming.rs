@@ -69,16 +69,7 @@ async fn sixty_four_mib_each_way_with_bounded_memory() {
         let _ = axum::serve(listener, app).await;
     });
     let dir = resources(&[]);
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kind: Configuration\nmetadata:\n  name: c\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n",
-            dir.path().join("hosts.db").display()
-        ),
-    )
-    .expect("config");
-    let config = config.display().to_string();
+    let config = common::resolution_config(dir.path());
     let callee = daprd()
         .app_id("big-callee")
         .args([

@@ -97,16 +97,7 @@ async fn retries_timeouts_and_circuit_breakers() {
     let state = Arc::new(AppState::default());
     let port = start_app(state.clone()).await;
     let dir = resources(&[]);
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "kind: Configuration\nmetadata:\n  name: c\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n",
-            dir.path().join("hosts.db").display()
-        ),
-    )
-    .expect("config");
-    let config = config.display().to_string();
+    let config = common::resolution_config(dir.path());
     // One app behind three sidecars with different app ids, one per policy.
     let mut callees = Vec::new();
     for id in ["flaky-app", "slow-app", "breaker-app"] {

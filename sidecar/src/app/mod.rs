@@ -93,17 +93,7 @@ impl AppChannel {
         body: axum::body::Body,
         max_body: usize,
     ) -> Result<http::Response<axum::body::Body>, AppError> {
-        let _permit = match &self.limit {
-            Some(sem) => Some(
-                sem.acquire()
-                    .await
-                    .map_err(|e| AppError::Call(e.to_string()))?,
-            ),
-            None => None,
-        };
-        if !self.health.is_healthy() {
-            return Err(AppError::Unhealthy);
-        }
+        let _permit = self.admit().await?;
         match &self.protocol {
             Protocol::Http(h) => Ok(h
                 .invoke_streaming(head, body)
@@ -155,9 +145,10 @@ impl AppChannel {
         tokio::time::timeout(timeout, check).await.unwrap_or(false)
     }
 
-    /// Calls the app; with `--app-max-concurrency`, waits for a free slot first.
-    pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
-        let _permit = match &self.limit {
+    /// Waits for a free slot under `--app-max-concurrency` and refuses an unhealthy app;
+    /// the slot is held until the returned permit drops.
+    async fn admit(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, AppError> {
+        let permit = match &self.limit {
             Some(sem) => Some(
                 sem.acquire()
                     .await
@@ -168,6 +159,12 @@ impl AppChannel {
         if !self.health.is_healthy() {
             return Err(AppError::Unhealthy);
         }
+        Ok(permit)
+    }
+
+    /// Calls the app with a whole body.
+    pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
+        let _permit = self.admit().await?;
         match &self.protocol {
             Protocol::Http(h) => h.invoke(req).await,
             Protocol::Grpc(g) => g.invoke(req).await,

@@ -166,22 +166,7 @@ impl InvokeBlock {
         namespace: &str,
         req: AppRequest,
     ) -> Result<AppResponse, DaprError> {
-        let resolver = self.resolver.as_ref().ok_or_else(|| {
-            direct_invoke_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "no name resolution is configured".into(),
-            )
-        })?;
-        let address = resolver
-            .resolve(app_id, namespace)
-            .await
-            .map_err(|e| match e {
-                ResolveError::NotFound(_) => direct_invoke_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("failed to invoke, id: {target}, err: couldn't find service: {app_id}"),
-                ),
-                other => direct_invoke_error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
-            })?;
+        let address = self.resolve(target, app_id, namespace).await?;
         let mut client = self.peer(&address).map_err(|e| {
             direct_invoke_error(
                 StatusCode::INTERNAL_SERVER_ERROR,

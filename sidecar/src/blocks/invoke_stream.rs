@@ -21,7 +21,7 @@ use super::invoke::{
 };
 use crate::app::AppRequestHead;
 use crate::errors::DaprError;
-use crate::resiliency::Outcome;
+use crate::resiliency::{Outcome, Policy};
 
 /// A request body: kept whole (replayable) or passed through as a stream.
 pub enum RequestBody {
@@ -45,19 +45,8 @@ impl InvokeBlock {
         set_header(&mut head.headers, CALLER_NAMESPACE, &self.namespace);
         set_header(&mut head.headers, CALLEE_APP_ID, app_id);
         let local = app_id == self.app_id && namespace == self.namespace;
-        let mut policy = self.policies.app(app_id);
-        let (whole, mut stream) = match body {
-            RequestBody::Whole(b) => (Some(b), None),
-            RequestBody::Stream(s) => {
-                policy.retry = None;
-                (None, Some(s))
-            }
-        };
-        let attempt = || {
-            let body = match &whole {
-                Some(b) => Body::from(b.clone()),
-                None => stream.take().unwrap_or_else(Body::empty),
-            };
+        let policy = self.policies.app(app_id);
+        run_with_body(target, policy, body, |body| {
             let head = head.clone();
             async move {
                 if local {
@@ -69,19 +58,8 @@ impl InvokeBlock {
                         .await
                 }
             }
-        };
-        let classify = |r: &Result<Response<Body>, DaprError>| match r {
-            Ok(resp) if resp.status().is_server_error() => Outcome::Http(resp.status().as_u16()),
-            Ok(_) => Outcome::Success,
-            Err(e) if e.reason == Some(super::invoke::UNREACHABLE) => Outcome::Transport,
-            Err(e) => Outcome::Http(e.http.as_u16()),
-        };
-        policy.run(attempt, classify).await.map_err(|e| {
-            direct_invoke_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to invoke, id: {target}, err: {e}"),
-            )
-        })?
+        })
+        .await
     }
 
     /// Calls a non-Dapr endpoint directly, with its configured headers, under the policy
@@ -97,19 +75,7 @@ impl InvokeBlock {
             head.headers.insert(name, value.clone());
         }
         set_header(&mut head.headers, CALLER_APP_ID, &self.app_id);
-        let mut policy = self.policies.app(target);
-        let (whole, mut stream) = match body {
-            RequestBody::Whole(b) => (Some(b), None),
-            RequestBody::Stream(s) => {
-                policy.retry = None;
-                (None, Some(s))
-            }
-        };
-        let attempt = || {
-            let body = match &whole {
-                Some(b) => Body::from(b.clone()),
-                None => stream.take().unwrap_or_else(Body::empty),
-            };
+        run_with_body(target, self.policies.app(target), body, |body| {
             let head = head.clone();
             async move {
                 let resp = endpoint
@@ -117,20 +83,10 @@ impl InvokeBlock {
                     .invoke_streaming(head, body)
                     .await
                     .map_err(|e| app_error(target, e))?;
-                Ok::<_, DaprError>(resp.map(Body::new))
+                Ok(resp.map(Body::new))
             }
-        };
-        let classify = |r: &Result<Response<Body>, DaprError>| match r {
-            Ok(resp) if resp.status().is_server_error() => Outcome::Http(resp.status().as_u16()),
-            Ok(_) => Outcome::Success,
-            Err(_) => Outcome::Transport,
-        };
-        policy.run(attempt, classify).await.map_err(|e| {
-            direct_invoke_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to invoke, id: {target}, err: {e}"),
-            )
-        })?
+        })
+        .await
     }
 
     /// Streams a call into this sidecar's own app.
@@ -217,6 +173,46 @@ impl InvokeBlock {
         *resp.headers_mut() = headers;
         Ok(resp)
     }
+}
+
+/// Runs one call under `policy`, giving each attempt its body: a whole body again on every
+/// retry, a stream only once (so a streamed call is never retried).
+async fn run_with_body<F, Fut>(
+    target: &str,
+    mut policy: Policy,
+    body: RequestBody,
+    mut call: F,
+) -> Result<Response<Body>, DaprError>
+where
+    F: FnMut(Body) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<Body>, DaprError>>,
+{
+    let (whole, mut stream) = match body {
+        RequestBody::Whole(b) => (Some(b), None),
+        RequestBody::Stream(s) => {
+            policy.retry = None;
+            (None, Some(s))
+        }
+    };
+    let attempt = || {
+        let body = match &whole {
+            Some(b) => Body::from(b.clone()),
+            None => stream.take().unwrap_or_else(Body::empty),
+        };
+        call(body)
+    };
+    let classify = |r: &Result<Response<Body>, DaprError>| match r {
+        Ok(resp) if resp.status().is_server_error() => Outcome::Http(resp.status().as_u16()),
+        Ok(_) => Outcome::Success,
+        Err(e) if e.reason == Some(super::invoke::UNREACHABLE) => Outcome::Transport,
+        Err(e) => Outcome::Http(e.http.as_u16()),
+    };
+    policy.run(attempt, classify).await.map_err(|e| {
+        direct_invoke_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to invoke, id: {target}, err: {e}"),
+        )
+    })?
 }
 
 /// The callee's side of `CallLocalStream`: the request body streams into the app, the

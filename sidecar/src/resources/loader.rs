@@ -64,7 +64,8 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Reads every YAML document in each folder (multi-document files included) and keeps
-/// the Components. Other kinds are left to the features that own them.
+/// the Components, Resiliencies and HTTPEndpoints. Other kinds are left to the features
+/// that own them.
 pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
     for dir in dirs {
@@ -82,55 +83,39 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                if kind == "HTTPEndpoint" {
-                    match serde_json::from_value::<HttpEndpoint>(doc) {
-                        Ok(e) => loaded.http_endpoints.push(e),
-                        Err(e) => loaded.problems.push(LoadError::Document {
-                            path: path.clone(),
-                            index,
-                            kind: kind.clone(),
-                            reason: e.to_string(),
-                        }),
-                    }
-                    continue;
-                }
-                if kind == "Resiliency" {
-                    match serde_json::from_value::<Resiliency>(doc) {
-                        Ok(r) => loaded.resiliencies.push(r),
-                        Err(e) => loaded.problems.push(LoadError::Document {
-                            path: path.clone(),
-                            index,
-                            kind: kind.clone(),
-                            reason: e.to_string(),
-                        }),
-                    }
-                    continue;
-                }
-                if kind != "Component" {
-                    continue;
-                }
                 let problem = |reason: String| LoadError::Document {
                     path: path.clone(),
                     index,
                     kind: kind.clone(),
                     reason,
                 };
-                match serde_json::from_value::<Component>(doc) {
-                    Ok(c) if c.metadata.name.is_empty() => loaded
-                        .problems
-                        .push(problem("metadata.name is required".into())),
-                    Ok(c) if c.spec.kind.is_empty() => loaded
-                        .problems
-                        .push(problem("spec.type is required".into())),
-                    Ok(c) => loaded.components.push(c),
-                    Err(e) => loaded.problems.push(problem(e.to_string())),
+                match kind.as_str() {
+                    "HTTPEndpoint" => match serde_json::from_value::<HttpEndpoint>(doc) {
+                        Ok(e) => loaded.http_endpoints.push(e),
+                        Err(e) => loaded.problems.push(problem(e.to_string())),
+                    },
+                    "Resiliency" => match serde_json::from_value::<Resiliency>(doc) {
+                        Ok(r) => loaded.resiliencies.push(r),
+                        Err(e) => loaded.problems.push(problem(e.to_string())),
+                    },
+                    "Component" => match serde_json::from_value::<Component>(doc) {
+                        Ok(c) if c.metadata.name.is_empty() => loaded
+                            .problems
+                            .push(problem("metadata.name is required".into())),
+                        Ok(c) if c.spec.kind.is_empty() => loaded
+                            .problems
+                            .push(problem("spec.type is required".into())),
+                        Ok(c) => loaded.components.push(c),
+                        Err(e) => loaded.problems.push(problem(e.to_string())),
+                    },
+                    // Other kinds belong to features that read them themselves.
+                    _ => {}
                 }
             }
         }
     }
     Ok(loaded)
 }
-
 /// Reads the Configuration named by `--config`: a file, failing loudly since a
 /// configuration the user asked for must not be silently ignored.
 pub fn load_configuration(path: &Path) -> Result<Configuration, LoadError> {

@@ -135,11 +135,41 @@ fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> Jo
     })
 }
 
+/// The public gRPC API: Dapr's service, with proxying for any other service, metered.
 fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
+    let router = with_proxy(
+        tonic::service::Routes::new(api::grpc::service(api.clone())),
+        api::grpc::proxy::Proxy::new(api.clone(), false),
+    )
+    .layer(api::grpc::MeteredLayer(api.metrics.clone()));
+    serve_tonic(listener, &api, "gRPC", tonic::service::Routes::from(router))
+}
+
+/// The internal gRPC API for other sidecars, with proxying on to our own app.
+fn serve_internal(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
+    let router = with_proxy(
+        tonic::service::Routes::new(api::internal::service(api.clone())),
+        api::grpc::proxy::Proxy::new(api.clone(), true),
+    );
+    serve_tonic(
+        listener,
+        &api,
+        "internal gRPC",
+        tonic::service::Routes::from(router),
+    )
+}
+
+/// Serves `routes` until shutdown. Accepted connections get TCP_NODELAY: gRPC writes
+/// headers, data and trailers separately, and without it each call would stall on the
+/// client's delayed ACK.
+fn serve_tonic(
+    listener: TcpListener,
+    api: &Arc<Api>,
+    name: &'static str,
+    routes: tonic::service::Routes,
+) -> JoinHandle<()> {
     let mut stop = api.shutdown.subscribe();
     tokio::spawn(async move {
-        // gRPC writes headers, data and trailers separately: without TCP_NODELAY each call
-        // would stall on the client's delayed ACK.
         let incoming = tokio_stream::StreamExt::map(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             |conn| {
@@ -152,54 +182,19 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
             },
         );
         let result = tonic::transport::Server::builder()
-            .layer(api::grpc::MeteredLayer(api.metrics.clone()))
-            .add_routes(with_proxy(
-                tonic::service::Routes::new(api::grpc::service(api.clone())),
-                api::grpc::proxy::Proxy::new(api, false),
-            ))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await;
         if let Err(e) = result {
-            tracing::error!("gRPC server failed: {e}");
-        }
-    })
-}
-
-fn serve_internal(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
-    let mut stop = api.shutdown.subscribe();
-    tokio::spawn(async move {
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |conn| {
-                if let Ok(tcp) = &conn {
-                    let _ = tcp.set_nodelay(true);
-                }
-                conn
-            },
-        );
-        let result = tonic::transport::Server::builder()
-            .add_routes(with_proxy(
-                tonic::service::Routes::new(api::internal::service(api.clone())),
-                api::grpc::proxy::Proxy::new(api, true),
-            ))
-            .serve_with_incoming_shutdown(incoming, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!("internal gRPC server failed: {e}");
+            tracing::error!("{name} server failed: {e}");
         }
     })
 }
 
 /// The given services, plus gRPC proxying for every other service name.
-fn with_proxy(
-    routes: tonic::service::Routes,
-    proxy: api::grpc::proxy::Proxy,
-) -> tonic::service::Routes {
+fn with_proxy(routes: tonic::service::Routes, proxy: api::grpc::proxy::Proxy) -> axum::Router {
     let fallback = axum::routing::any(api::grpc::proxy::forward).with_state(proxy);
-    let router = routes.into_axum_router().fallback_service(fallback);
-    tonic::service::Routes::from(router)
+    routes.into_axum_router().fallback_service(fallback)
 }

@@ -206,3 +206,15 @@ pub fn component(name: &str, kind: &str, metadata: &[(&str, &str)]) -> String {
     }
     yaml
 }
+
+/// Writes a Configuration selecting `nameresolution.sqlite` on a file in `dir`, so the
+/// sidecars of one test find each other and nobody else's; returns its path.
+pub fn resolution_config(dir: &Path) -> String {
+    let path = dir.join("config.yaml");
+    let yaml = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nr\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      connectionString: \"{}\"\n      updateInterval: 1s\n",
+        dir.join("hosts.db").display()
+    );
+    std::fs::write(&path, yaml).expect("write config");
+    path.display().to_string()
+}
