@@ -21,12 +21,13 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 python3 -c 'import venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "ok: redis-server, postgresql, python3-venv"
+echo "ok: redis-server, postgresql, sqlite3, python3-venv"
 
 step "python virtualenv with the official Dapr SDK"
 VENV="$RDAPR_CACHE/venv"

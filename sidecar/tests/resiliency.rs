@@ -194,3 +194,46 @@ async fn retries_timeouts_and_circuit_breakers() {
     );
     drop(callees);
 }
+
+/// Dapr's built-in retries: a target whose sidecar cannot be reached is tried three more
+/// times, a second apart, before the call fails.
+#[tokio::test]
+async fn unreachable_sidecars_get_the_builtin_retries() {
+    let dir = resources(&[]);
+    let config = common::resolution_config(dir.path());
+    let caller = daprd()
+        .app_id("lonely-caller")
+        .args(["--config", &config])
+        .start()
+        .await;
+    // A registration whose sidecar is gone: a fresh row pointing at a closed port.
+    let closed = common::free_port();
+    let db = register_ghost(&dir.path().join("hosts.db"), closed);
+    assert!(db, "registered the ghost");
+    let started = Instant::now();
+    let r = reqwest::get(caller.url("/v1.0/invoke/ghost/method/x"))
+        .await
+        .expect("invoke");
+    let elapsed = started.elapsed();
+    assert_eq!(r.status(), 500);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["errorCode"], "ERR_DIRECT_INVOKE");
+    assert!(
+        elapsed >= Duration::from_millis(2900),
+        "gave up after {elapsed:?}: no built-in retries"
+    );
+}
+
+/// Inserts a live-looking `hosts` row for app `ghost` with the sqlite3 command-line tool.
+fn register_ghost(db: &std::path::Path, port: u16) -> bool {
+    let sql = format!(
+        "INSERT INTO hosts (registration_id, address, app_id, namespace, last_update) \
+         VALUES ('ghost-1', '127.0.0.1:{port}', 'ghost', '', unixepoch(CURRENT_TIMESTAMP));"
+    );
+    std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}

@@ -134,6 +134,22 @@ impl InvokeBlock {
         })?
     }
 
+    /// A client for the sidecar that fronts `app_id`.
+    pub(super) async fn peer_for(
+        &self,
+        target: &str,
+        app_id: &str,
+        namespace: &str,
+    ) -> Result<ServiceInvocationClient<Channel>, DaprError> {
+        let address = self.resolve(target, app_id, namespace).await?;
+        self.peer(&address).map_err(|e| {
+            direct_invoke_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("failed to invoke, id: {target}, err: {e}"),
+            )
+        })
+    }
+
     /// The internal address of `app_id`'s sidecar.
     pub(super) async fn resolve(
         &self,
@@ -166,27 +182,11 @@ impl InvokeBlock {
         namespace: &str,
         req: AppRequest,
     ) -> Result<AppResponse, DaprError> {
-        let address = self.resolve(target, app_id, namespace).await?;
-        let mut client = self.peer(&address).map_err(|e| {
-            direct_invoke_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to invoke, id: {target}, err: {e}"),
-            )
-        })?;
+        let mut client = self.peer_for(target, app_id, namespace).await?;
         let resp = client
             .call_local(to_internal(req))
             .await
-            .map_err(|status| {
-                let mut e = direct_invoke_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("failed to invoke, id: {target}, err: {}", status.message()),
-                );
-                // Remembered for the retry policy: the other sidecar was not reached.
-                if status.code() == tonic::Code::Unavailable {
-                    e.reason = Some(UNREACHABLE);
-                }
-                e
-            })?;
+            .map_err(|status| peer_error(target, &status))?;
         from_internal(resp.into_inner())
     }
 
@@ -274,6 +274,19 @@ impl InvokeBlock {
         peers.insert(address.to_string(), client.clone());
         Ok(client)
     }
+}
+
+/// A failed call to the other sidecar; `Unavailable` means it was never reached, which
+/// the retry policy needs to know.
+pub(super) fn peer_error(target: &str, status: &tonic::Status) -> DaprError {
+    let mut e = direct_invoke_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("failed to invoke, id: {target}, err: {}", status.message()),
+    );
+    if status.code() == tonic::Code::Unavailable {
+        e.reason = Some(UNREACHABLE);
+    }
+    e
 }
 
 /// Marks an invocation error as "the target's sidecar could not be reached".

@@ -108,13 +108,7 @@ impl InvokeBlock {
         head: AppRequestHead,
         body: Body,
     ) -> Result<Response<Body>, DaprError> {
-        let address = self.resolve(target, app_id, namespace).await?;
-        let mut client = self.peer(&address).map_err(|e| {
-            direct_invoke_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("failed to invoke, id: {target}, err: {e}"),
-            )
-        })?;
+        let mut client = self.peer_for(target, app_id, namespace).await?;
         let first = InternalInvokeRequestStream {
             request: Some(to_internal_head(head)),
             payload: None,
@@ -137,12 +131,7 @@ impl InvokeBlock {
         let mut inbound = client
             .call_local_stream(outbound)
             .await
-            .map_err(|s| {
-                direct_invoke_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("failed to invoke, id: {target}, err: {}", s.message()),
-                )
-            })?
+            .map_err(|s| super::invoke::peer_error(target, &s))?
             .into_inner();
         let first = inbound
             .message()
