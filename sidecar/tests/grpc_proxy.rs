@@ -130,3 +130,56 @@ async fn unary_and_streaming_calls_are_proxied_to_the_app() {
         .expect_err("unknown app");
     assert_eq!(err.code(), tonic::Code::Unavailable);
 }
+
+#[tokio::test]
+async fn proxied_calls_need_the_api_token() {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind app");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+    });
+    let d = daprd()
+        .args(["--app-port", &port.to_string(), "--app-protocol", "grpc"])
+        .env("DAPR_API_TOKEN", "proxy-secret")
+        .start()
+        .await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", d.grpc))
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut client = HealthClient::new(channel);
+    let err = client
+        .check(with_app_id(
+            HealthCheckRequest {
+                service: "orders".into(),
+            },
+            &d.app_id,
+        ))
+        .await
+        .expect_err("no token");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let mut req = with_app_id(
+        HealthCheckRequest {
+            service: "orders".into(),
+        },
+        &d.app_id,
+    );
+    req.metadata_mut()
+        .insert("dapr-api-token", "proxy-secret".parse().expect("ascii"));
+    let resp = client
+        .check(req)
+        .await
+        .expect("with the token")
+        .into_inner();
+    assert_eq!(resp.status, ServingStatus::Serving as i32);
+}

@@ -25,6 +25,8 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
+    /// `APP_API_TOKEN`, sent to our app as `dapr-api-token`.
+    app_token: Option<HeaderValue>,
 }
 
 impl Proxy {
@@ -34,10 +36,15 @@ impl Proxy {
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .build(connector);
+        let app_token = std::env::var("APP_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .and_then(|t| HeaderValue::from_str(&t).ok());
         Self {
             api,
             client,
             internal,
+            app_token,
         }
     }
 }
@@ -71,11 +78,36 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         );
     };
     let invoke = &proxy.api.invoke;
+    if !proxy.internal
+        && let Some(token) = &proxy.api.api_token
+    {
+        let presented = req
+            .headers()
+            .get("dapr-api-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !crate::api::token_matches(presented, token.as_bytes()) {
+            return grpc_error(tonic::Code::Unauthenticated, "Unauthorized");
+        }
+    }
+    // The caller's token is for this sidecar only; it never travels on.
+    req.headers_mut().remove("dapr-api-token");
     let route = if proxy.internal {
+        // Another sidecar forwarded the call here: it must be for our own app.
+        let (callee, _) = target.split_once('.').unwrap_or((&target, ""));
+        if callee != invoke.app_id() {
+            return grpc_error(
+                tonic::Code::NotFound,
+                &format!("app {callee} is not served by this sidecar"),
+            );
+        }
         invoke.route_local()
     } else {
         invoke.route(&target).await
     };
+    if let (Ok(Route::LocalApp(_)), Some(token)) = (&route, &proxy.app_token) {
+        req.headers_mut().insert("dapr-api-token", token.clone());
+    }
     let address = match route {
         Ok(Route::LocalApp(addr)) | Ok(Route::Sidecar(addr)) => addr,
         Err(e) => return grpc_error(tonic::Code::Unavailable, &e.message),
