@@ -93,12 +93,15 @@ impl AppChannel {
         body: axum::body::Body,
         max_body: usize,
     ) -> Result<http::Response<axum::body::Body>, AppError> {
-        let _permit = self.admit().await?;
+        let permit = self.admit().await?;
         match &self.protocol {
-            Protocol::Http(h) => Ok(h
-                .invoke_streaming(head, body)
-                .await?
-                .map(axum::body::Body::new)),
+            // The slot stays taken until the app's response body has been read to the end.
+            Protocol::Http(h) => Ok(h.invoke_streaming(head, body).await?.map(|b| {
+                axum::body::Body::new(Permitted {
+                    inner: b,
+                    _permit: permit,
+                })
+            })),
             Protocol::Grpc(g) => {
                 use http_body_util::BodyExt;
                 let body = http_body_util::Limited::new(body, max_body)
@@ -147,10 +150,11 @@ impl AppChannel {
 
     /// Waits for a free slot under `--app-max-concurrency` and refuses an unhealthy app;
     /// the slot is held until the returned permit drops.
-    async fn admit(&self) -> Result<Option<tokio::sync::SemaphorePermit<'_>>, AppError> {
+    async fn admit(&self) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, AppError> {
         let permit = match &self.limit {
             Some(sem) => Some(
-                sem.acquire()
+                sem.clone()
+                    .acquire_owned()
                     .await
                     .map_err(|e| AppError::Call(e.to_string()))?,
             ),
@@ -186,5 +190,31 @@ pub async fn wait_for_port(host: &str, port: u16) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += Duration::from_millis(50);
+    }
+}
+
+/// A response body that holds an `--app-max-concurrency` slot until it ends or is dropped.
+struct Permitted<B> {
+    inner: B,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for Permitted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -38,10 +38,24 @@ pub struct Breaker {
     inner: Mutex<Inner>,
 }
 
-/// A permission to make one call; report its result with [`Breaker::record`].
-#[derive(Debug, Clone, Copy)]
+/// A permission to make one call; report its result with [`Breaker::record`]. A ticket
+/// dropped without a result (the caller went away mid-call) counts as a failure, so a
+/// half-open breaker can never wait forever for a trial that will not report.
+#[derive(Debug)]
 pub struct Ticket {
     generation: u64,
+    breaker: std::sync::Weak<Breaker>,
+    done: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.done
+            && let Some(b) = self.breaker.upgrade()
+        {
+            b.settle(self.generation, false);
+        }
+    }
 }
 
 impl Breaker {
@@ -70,7 +84,7 @@ impl Breaker {
     }
 
     /// `None` while the breaker is open (or half-open with its trial calls taken).
-    pub fn allow(&self) -> Option<Ticket> {
+    pub fn allow(self: &std::sync::Arc<Self>) -> Option<Ticket> {
         let mut inner = self.lock();
         let now = Instant::now();
         match inner.state {
@@ -92,12 +106,19 @@ impl Breaker {
         inner.counts.requests += 1;
         Some(Ticket {
             generation: inner.generation,
+            breaker: std::sync::Arc::downgrade(self),
+            done: false,
         })
     }
 
-    pub fn record(&self, ticket: Ticket, success: bool) {
+    pub fn record(&self, mut ticket: Ticket, success: bool) {
+        ticket.done = true;
+        self.settle(ticket.generation, success);
+    }
+
+    fn settle(&self, generation: u64, success: bool) {
         let mut inner = self.lock();
-        if ticket.generation != inner.generation {
+        if generation != inner.generation {
             return;
         }
         let c = &mut inner.counts;
@@ -144,13 +165,13 @@ impl Breaker {
 mod tests {
     use super::*;
 
-    fn breaker(timeout_ms: u64) -> Breaker {
-        Breaker::new(BreakerSettings {
+    fn breaker(timeout_ms: u64) -> std::sync::Arc<Breaker> {
+        std::sync::Arc::new(Breaker::new(BreakerSettings {
             max_requests: 1,
             interval: Duration::ZERO,
             timeout: Duration::from_millis(timeout_ms),
             trip: TripExpr::parse("consecutiveFailures >= 2").expect("trip"),
-        })
+        }))
     }
 
     #[test]
@@ -182,6 +203,24 @@ mod tests {
         let trial = b.allow().expect("half-open");
         b.record(trial, false);
         assert!(b.allow().is_none(), "open again");
+    }
+
+    #[test]
+    fn an_abandoned_trial_does_not_wedge_the_breaker() {
+        let b = breaker(30);
+        for _ in 0..2 {
+            let t = b.allow().expect("closed");
+            b.record(t, false);
+        }
+        std::thread::sleep(Duration::from_millis(40));
+        let trial = b.allow().expect("half-open");
+        drop(trial);
+        assert!(
+            b.allow().is_none(),
+            "the abandoned trial counted as a failure: open again"
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(b.allow().is_some(), "and half-open again after the timeout");
     }
 
     #[test]
