@@ -137,6 +137,21 @@ async fn http_invocation_between_two_sidecars() {
     let got: Value = r.json().await.expect("json");
     assert_eq!(got["uri"], "/self");
 
+    // Ids that are not plain names are refused before any lookup.
+    for bad in [
+        "callee.ns@evil.example:80",
+        "callee.a.b",
+        "caller%2F..%2Fx",
+        "callee:9",
+    ] {
+        let r = c
+            .get(caller.url(&format!("/v1.0/invoke/{bad}/method/x")))
+            .send()
+            .await
+            .expect("invoke");
+        assert_eq!(r.status(), 400, "{bad}");
+    }
+
     // An app nobody registered.
     let r = c
         .get(caller.url("/v1.0/invoke/nobody/method/x"))

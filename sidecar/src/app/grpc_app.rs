@@ -59,11 +59,40 @@ impl GrpcChannel {
         &self.address
     }
 
+    /// The call's headers as gRPC metadata, the way Dapr maps them: hop-by-hop headers are
+    /// dropped and HTTP's own headers (length, type, host...) are renamed `dapr-<name>`,
+    /// since as metadata they would contradict the gRPC framing.
     fn metadata(&self, headers: &HeaderMap) -> MetadataMap {
+        const HOP_BY_HOP: [&str; 7] = [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+        ];
+        const HTTP_ONLY: [&str; 6] = [
+            "content-length",
+            "content-type",
+            "host",
+            "accept-encoding",
+            "grpc-timeout",
+            "user-agent",
+        ];
         let mut md = MetadataMap::with_capacity(headers.len() + 1);
         for (name, value) in headers {
+            let name = name.as_str();
+            if HOP_BY_HOP.contains(&name) || name == "dapr-api-token" {
+                continue;
+            }
+            let key = if HTTP_ONLY.contains(&name) {
+                format!("dapr-{name}")
+            } else {
+                name.to_string()
+            };
             let ascii = value.to_str().ok().and_then(|v| v.parse().ok());
-            if let (Ok(key), Some(v)) = (MetadataKey::from_bytes(name.as_str().as_bytes()), ascii) {
+            if let (Ok(key), Some(v)) = (MetadataKey::from_bytes(key.as_bytes()), ascii) {
                 md.append(key, v);
             }
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
-pub use grpc_app::GrpcChannel;
+pub use grpc_app::{GrpcChannel, http_status_of};
 pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
 

@@ -19,6 +19,21 @@ use crate::components::nameresolution::{ResolveError, Resolver};
 use crate::errors::DaprError;
 use crate::resiliency::{Outcome, Policies};
 
+/// The HTTP status for an internal response's `status.code`. Dapr's Go sidecar puts the
+/// gRPC code there (0-16) when the app speaks gRPC, and the HTTP status when it speaks HTTP.
+fn status_of_code(code: i32) -> StatusCode {
+    if (0..=16).contains(&code) {
+        return crate::app::http_status_of(tonic::Code::from_i32(code));
+    }
+    u16::try_from(code)
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// Bound on the clients kept per peer address and per URL target.
+const MAX_CACHED_CLIENTS: usize = 1024;
+
 /// Headers the callee's app sees, as Dapr sets them.
 pub const CALLER_APP_ID: &str = "dapr-caller-app-id";
 pub const CALLER_NAMESPACE: &str = "dapr-caller-namespace";
@@ -90,11 +105,26 @@ impl InvokeBlock {
     }
 
     /// Splits `app` or `app.namespace` into its parts; the namespace defaults to ours.
-    pub(super) fn target<'a>(&'a self, id: &'a str) -> (&'a str, &'a str) {
-        match id.split_once('.') {
+    /// Splits `app` or `app.namespace`; the namespace defaults to ours. Both parts must be
+    /// plain names (letters, digits, `-`, `_`): they end up in DNS names and addresses, so
+    /// anything else could steer a call to a host of the caller's choosing.
+    pub(super) fn target<'a>(&'a self, id: &'a str) -> Result<(&'a str, &'a str), DaprError> {
+        let (app, ns) = match id.split_once('.') {
             Some((app, ns)) => (app, ns),
             None => (id, self.namespace.as_str()),
+        };
+        let plain = |s: &str| {
+            s.len() <= 253
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if app.is_empty() || !plain(app) || !plain(ns) {
+            return Err(direct_invoke_error(
+                StatusCode::BAD_REQUEST,
+                format!("invalid app id {id:?}"),
+            ));
         }
+        Ok((app, ns))
     }
 
     /// Invokes `req` on the app `target` (`app` or `app.namespace`), under the resiliency
@@ -104,7 +134,7 @@ impl InvokeBlock {
         target: &str,
         mut req: AppRequest,
     ) -> Result<AppResponse, DaprError> {
-        let (app_id, namespace) = self.target(target);
+        let (app_id, namespace) = self.target(target)?;
         if app_id.is_empty() {
             return Err(direct_invoke_error(
                 StatusCode::NOT_FOUND,
@@ -205,6 +235,10 @@ impl InvokeBlock {
             return None;
         }
         let mut urls = self.url_endpoints.lock().unwrap_or_else(|e| e.into_inner());
+        // Callers choose these URLs: keep a bounded set of clients, not one per URL ever seen.
+        if urls.len() >= MAX_CACHED_CLIENTS && !urls.contains_key(target) {
+            urls.clear();
+        }
         let endpoint = urls.entry(target.to_string()).or_insert_with(|| {
             Arc::new(Endpoint {
                 channel: crate::app::HttpChannel::external(target, self.max_message),
@@ -225,7 +259,7 @@ impl InvokeBlock {
     /// Where a raw (proxied) call for `target` goes: our app's gRPC server, or the internal
     /// port of the sidecar that fronts `target`.
     pub async fn route(&self, target: &str) -> Result<Route, DaprError> {
-        let (app_id, namespace) = self.target(target);
+        let (app_id, namespace) = self.target(target)?;
         if app_id == self.app_id && namespace == self.namespace {
             return self.route_local();
         }
@@ -263,6 +297,9 @@ impl InvokeBlock {
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = peers.get(address) {
             return Ok(c.clone());
+        }
+        if peers.len() >= MAX_CACHED_CLIENTS {
+            peers.clear();
         }
         let endpoint = GrpcEndpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?
@@ -403,10 +440,7 @@ pub(super) fn from_internal_request_head(req: InternalInvokeRequest) -> crate::a
 /// Status and headers of a streamed response head.
 pub(super) fn from_internal_head(resp: InternalInvokeResponse) -> (StatusCode, HeaderMap) {
     let code = resp.status.map_or(200, |s| s.code);
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::OK);
+    let status = status_of_code(code);
     (status, proto_to_header_map(resp.headers))
 }
 
@@ -482,10 +516,7 @@ pub fn to_internal_response(resp: AppResponse) -> InternalInvokeResponse {
 
 fn from_internal(resp: InternalInvokeResponse) -> Result<AppResponse, DaprError> {
     let code = resp.status.map_or(200, |s| s.code);
-    let status = u16::try_from(code)
-        .ok()
-        .and_then(|c| StatusCode::from_u16(c).ok())
-        .unwrap_or(StatusCode::OK);
+    let status = status_of_code(code);
     let message = resp.message.unwrap_or_default();
     let mut headers = proto_to_header_map(resp.headers);
     if !message.content_type.is_empty()

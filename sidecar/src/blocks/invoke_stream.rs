@@ -40,7 +40,7 @@ impl InvokeBlock {
         if let Some(endpoint) = self.external(target) {
             return self.call_external(target, &endpoint, head, body).await;
         }
-        let (app_id, namespace) = self.target(target);
+        let (app_id, namespace) = self.target(target)?;
         set_header(&mut head.headers, CALLER_APP_ID, &self.app_id);
         set_header(&mut head.headers, CALLER_NAMESPACE, &self.namespace);
         set_header(&mut head.headers, CALLEE_APP_ID, app_id);

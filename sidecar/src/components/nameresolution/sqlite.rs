@@ -194,6 +194,10 @@ impl Resolver for SqliteResolver {
                 .await
                 .map_err(err)??;
                 let mut cache = self.cache.lock().map_err(|_| err("cache lock poisoned"))?;
+                if cache.len() >= 4096 {
+                    // Callers name the apps looked up; stale entries go rather than pile up.
+                    cache.retain(|_, (_, at)| at.elapsed() < CACHE_FOR);
+                }
                 cache.insert(key, (found.clone(), std::time::Instant::now()));
                 found
             }
