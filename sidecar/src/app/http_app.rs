@@ -28,6 +28,27 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
+/// A method path made safe to append to a base URL, as Dapr normalizes methods: `.` and
+/// `..` segments are resolved without ever climbing above the base, and `?`/`#` are
+/// escaped so a method cannot smuggle in a query or fragment.
+pub fn normalize_method(path: &str) -> String {
+    let mut segments: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = segments.join("/");
+    if path.ends_with('/') && !out.is_empty() {
+        out.push('/');
+    }
+    out.replace('?', "%3F").replace('#', "%23")
+}
+
 pub struct HttpChannel {
     client: Client<HttpConnector, axum::body::Body>,
     base: String,
@@ -63,17 +84,7 @@ impl HttpChannel {
     }
 
     pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
-        let mut uri = String::with_capacity(self.base.len() + req.path.len() + req.query.len() + 2);
-        uri.push_str(&self.base);
-        uri.push('/');
-        uri.push_str(&req.path);
-        if !req.query.is_empty() {
-            uri.push('?');
-            uri.push_str(&req.query);
-        }
-        let uri: Uri = uri
-            .parse()
-            .map_err(|e| AppError::Call(format!("invalid method path: {e}")))?;
+        let uri = self.uri(&req.path, &req.query)?;
         let mut headers = req.headers;
         strip_hop_by_hop(&mut headers);
         if let Some(token) = &self.token {
@@ -146,10 +157,11 @@ impl HttpChannel {
     }
 
     fn uri(&self, path: &str, query: &str) -> Result<Uri, AppError> {
+        let path = normalize_method(path);
         let mut uri = String::with_capacity(self.base.len() + path.len() + query.len() + 2);
         uri.push_str(&self.base);
         uri.push('/');
-        uri.push_str(path);
+        uri.push_str(&path);
         if !query.is_empty() {
             uri.push('?');
             uri.push_str(query);
@@ -169,5 +181,20 @@ impl HttpChannel {
             Ok(resp) => resp.status().is_success(),
             Err(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_method;
+
+    #[test]
+    fn methods_cannot_escape_their_base() {
+        assert_eq!(normalize_method("orders/42"), "orders/42");
+        assert_eq!(normalize_method("a/./b//c/"), "a/b/c/");
+        assert_eq!(normalize_method("../../admin"), "admin");
+        assert_eq!(normalize_method("a/../../b"), "b");
+        assert_eq!(normalize_method("x?evil=1#f"), "x%3Fevil=1%23f");
+        assert_eq!(normalize_method(""), "");
     }
 }

@@ -304,7 +304,11 @@ impl InvokeBlock {
         let endpoint = GrpcEndpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?
             .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(5));
+            .connect_timeout(std::time::Duration::from_secs(5))
+            // A peer that vanishes without closing its connection is noticed in seconds.
+            .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+            .keep_alive_timeout(std::time::Duration::from_secs(5))
+            .keep_alive_while_idle(true);
         let client = ServiceInvocationClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
