@@ -581,3 +581,66 @@ async fn content_length_reaches_apps_across_sidecars() {
         .expect("invoke");
     assert_eq!(r.status(), 200, "the app got a Content-Length");
 }
+
+/// `--app-protocol https`: the app serves TLS with a self-signed certificate, which the
+/// sidecar accepts as Dapr does.
+#[tokio::test]
+async fn https_apps_are_reached_over_tls() {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
+        .expect("self-signed cert");
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .expect("server config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service =
+                    hyper_util::service::TowerToHyperService::new(Router::new().fallback(echo));
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    let d = daprd()
+        .args(["--app-port", &port.to_string(), "--app-protocol", "https"])
+        .start()
+        .await;
+    let r = reqwest::Client::new()
+        .post(d.url(&format!("/v1.0/invoke/{}/method/secure?x=1", d.app_id)))
+        .body("over tls")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["uri"], "/secure?x=1");
+    assert_eq!(got["body"], "over tls");
+
+    // The same app is unreachable in plain HTTP: TLS really is in use.
+    let plain = daprd()
+        .args(["--app-port", &port.to_string()])
+        .start()
+        .await;
+    let r = reqwest::get(plain.url(&format!("/v1.0/invoke/{}/method/secure", plain.app_id)))
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 500);
+}

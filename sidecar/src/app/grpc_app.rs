@@ -37,16 +37,25 @@ pub fn http_status_of(code: tonic::Code) -> StatusCode {
 }
 
 impl GrpcChannel {
+    /// `tls` speaks gRPC over TLS to the app (`--app-protocol grpcs`).
     pub fn new(
         host: &str,
         port: u16,
+        tls: bool,
         token: Option<&str>,
         max_message: usize,
     ) -> Result<Self, AppError> {
-        let channel = Endpoint::from_shared(format!("http://{host}:{port}"))
+        let scheme = if tls { "https" } else { "http" };
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{host}:{port}"))
             .map_err(|e| AppError::Call(e.to_string()))?
-            .tcp_nodelay(true)
-            .connect_lazy();
+            .tcp_nodelay(true);
+        let channel = if tls {
+            endpoint.connect_with_connector_lazy(
+                super::tls::app_connector(true).map_err(AppError::Call)?,
+            )
+        } else {
+            endpoint.connect_lazy()
+        };
         Ok(Self {
             channel,
             address: format!("{host}:{port}"),

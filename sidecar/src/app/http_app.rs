@@ -50,7 +50,7 @@ pub fn normalize_method(path: &str) -> String {
 }
 
 pub struct HttpChannel {
-    client: Client<HttpConnector, axum::body::Body>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, axum::body::Body>,
     base: String,
     token: Option<HeaderValue>,
     max_body: usize,
@@ -58,29 +58,36 @@ pub struct HttpChannel {
 
 impl HttpChannel {
     /// `h2c` speaks HTTP/2 without TLS to the app; `http` HTTP/1.1.
-    pub fn new(host: &str, port: u16, h2c: bool, token: Option<&str>, max_body: usize) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+    /// `h2c` speaks HTTP/2 without TLS to the app, `tls` HTTPS (`--app-protocol https`).
+    pub fn new(
+        host: &str,
+        port: u16,
+        h2c: bool,
+        tls: bool,
+        token: Option<&str>,
+        max_body: usize,
+    ) -> Result<Self, AppError> {
+        let connector = super::tls::app_connector(false).map_err(AppError::Call)?;
         let mut builder = Client::builder(TokioExecutor::new());
         builder.http2_only(h2c);
-        Self {
+        let scheme = if tls { "https" } else { "http" };
+        Ok(Self {
             client: builder.build(connector),
-            base: format!("http://{host}:{port}"),
+            base: format!("{scheme}://{host}:{port}"),
             token: token.and_then(|t| HeaderValue::from_str(t).ok()),
             max_body,
-        }
+        })
     }
 
-    /// A channel to a non-Dapr HTTP endpoint at `base_url` (`http://host:port[/prefix]`).
-    pub fn external(base_url: &str, max_body: usize) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Self {
+    /// A channel to a non-Dapr HTTP endpoint at `base_url` (`http(s)://host:port[/prefix]`).
+    pub fn external(base_url: &str, max_body: usize) -> Result<Self, AppError> {
+        let connector = super::tls::endpoint_connector().map_err(AppError::Call)?;
+        Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base: base_url.trim_end_matches('/').to_string(),
             token: None,
             max_body,
-        }
+        })
     }
 
     pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {

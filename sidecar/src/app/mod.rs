@@ -4,6 +4,7 @@
 mod grpc_app;
 mod health;
 mod http_app;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;

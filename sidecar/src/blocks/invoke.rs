@@ -239,12 +239,15 @@ impl InvokeBlock {
         if urls.len() >= MAX_CACHED_CLIENTS && !urls.contains_key(target) {
             urls.clear();
         }
-        let endpoint = urls.entry(target.to_string()).or_insert_with(|| {
-            Arc::new(Endpoint {
-                channel: crate::app::HttpChannel::external(target, self.max_message),
-                headers: HeaderMap::new(),
-            })
+        if let Some(e) = urls.get(target) {
+            return Some(e.clone());
+        }
+        let channel = crate::app::HttpChannel::external(target, self.max_message).ok()?;
+        let endpoint = Arc::new(Endpoint {
+            channel,
+            headers: HeaderMap::new(),
         });
+        urls.insert(target.to_string(), endpoint.clone());
         Some(endpoint.clone())
     }
 

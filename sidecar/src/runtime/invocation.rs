@@ -146,23 +146,27 @@ fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChann
         .ok()
         .filter(|t| !t.is_empty());
     let host = &flags.app_channel_address;
+    let token = token.as_deref();
     let protocol = match flags.app_protocol.to_ascii_lowercase().as_str() {
         "http" => Protocol::Http(HttpChannel::new(
             host,
             port,
             false,
-            token.as_deref(),
+            flags.app_ssl,
+            token,
             max_body,
-        )),
-        "h2c" => Protocol::Http(HttpChannel::new(
+        )?),
+        "https" => Protocol::Http(HttpChannel::new(host, port, false, true, token, max_body)?),
+        "h2c" => Protocol::Http(HttpChannel::new(host, port, true, false, token, max_body)?),
+        "grpc" => Protocol::Grpc(GrpcChannel::new(
             host,
             port,
-            true,
-            token.as_deref(),
+            flags.app_ssl,
+            token,
             max_body,
-        )),
-        "grpc" => Protocol::Grpc(GrpcChannel::new(host, port, token.as_deref(), max_body)?),
-        other => anyhow::bail!("--app-protocol {other} (TLS to the app) is not supported yet"),
+        )?),
+        "grpcs" => Protocol::Grpc(GrpcChannel::new(host, port, true, token, max_body)?),
+        other => anyhow::bail!("invalid value for 'app-protocol': {other}"),
     };
     let concurrency = usize::try_from(flags.app_max_concurrency).ok();
     let channel = Arc::new(AppChannel::new(
@@ -230,7 +234,13 @@ fn endpoints(
                 ),
             }
         }
-        let channel = crate::app::HttpChannel::external(&e.spec.base_url, max_body);
+        let channel = match crate::app::HttpChannel::external(&e.spec.base_url, max_body) {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!("HTTPEndpoint {}: {err}", e.metadata.name);
+                continue;
+            }
+        };
         tracing::info!(
             "HTTPEndpoint loaded: {} ({})",
             e.metadata.name,
