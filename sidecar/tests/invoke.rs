@@ -582,10 +582,9 @@ async fn content_length_reaches_apps_across_sidecars() {
     assert_eq!(r.status(), 200, "the app got a Content-Length");
 }
 
-/// `--app-protocol https`: the app serves TLS with a self-signed certificate, which the
-/// sidecar accepts as Dapr does.
-#[tokio::test]
-async fn https_apps_are_reached_over_tls() {
+/// An echo app serving TLS with a fresh self-signed certificate for `localhost`; returns
+/// its port and the certificate as PEM.
+async fn start_tls_app() -> (u16, String) {
     use std::sync::Arc;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
@@ -619,6 +618,14 @@ async fn https_apps_are_reached_over_tls() {
             });
         }
     });
+    (port, cert.cert.pem())
+}
+
+/// `--app-protocol https`: the app serves TLS with a self-signed certificate, which the
+/// sidecar accepts as Dapr does.
+#[tokio::test]
+async fn https_apps_are_reached_over_tls() {
+    let (port, _) = start_tls_app().await;
     let d = daprd()
         .args(["--app-port", &port.to_string(), "--app-protocol", "https"])
         .start()
@@ -643,4 +650,35 @@ async fn https_apps_are_reached_over_tls() {
         .await
         .expect("invoke");
     assert_eq!(r.status(), 500);
+}
+
+/// `HTTPEndpoint` `clientTLS.rootCA`: an https endpoint is verified against the given
+/// anchor, and refused without it.
+#[tokio::test]
+async fn https_endpoints_are_verified_against_their_root_ca() {
+    let (port, pem) = start_tls_app().await;
+    let indented: String = pem.lines().map(|l| format!("        {l}\n")).collect();
+    let trusted = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: trusted\nspec:\n  baseUrl: https://localhost:{port}\n  clientTLS:\n    rootCA:\n      value: |\n{indented}"
+    );
+    let untrusted = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: untrusted\nspec:\n  baseUrl: https://localhost:{port}\n"
+    );
+    let dir = resources(&[("trusted.yaml", &trusted), ("untrusted.yaml", &untrusted)]);
+    let d = daprd().resources(dir.path()).start().await;
+    let c = reqwest::Client::new();
+    let r = c
+        .get(d.url("/v1.0/invoke/trusted/method/ok"))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200, "{}", d.log());
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["uri"], "/ok");
+    let r = c
+        .get(d.url("/v1.0/invoke/untrusted/method/ok"))
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 500, "an unverifiable certificate is refused");
 }

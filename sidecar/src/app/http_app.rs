@@ -80,8 +80,12 @@ impl HttpChannel {
     }
 
     /// A channel to a non-Dapr HTTP endpoint at `base_url` (`http(s)://host:port[/prefix]`).
-    pub fn external(base_url: &str, max_body: usize) -> Result<Self, AppError> {
-        let connector = super::tls::endpoint_connector().map_err(AppError::Call)?;
+    pub fn external(
+        base_url: &str,
+        tls: &super::EndpointTls,
+        max_body: usize,
+    ) -> Result<Self, AppError> {
+        let connector = super::tls::endpoint_connector(tls).map_err(AppError::Call)?;
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base: base_url.trim_end_matches('/').to_string(),

@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 pub use grpc_app::{GrpcChannel, http_status_of};
 pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
+pub use tls::EndpointTls;
 
 /// A method call on the app, as neutral values (built from an HTTP request, a gRPC
 /// `InvokeRequest`, or another sidecar's `CallLocal`).

@@ -93,12 +93,47 @@ pub fn app_connector(h2: bool) -> Result<HttpsConnector<HttpConnector>, String> 
     Ok(connector(config, h2))
 }
 
-/// The connector to non-Dapr endpoints: `https` URLs are verified, against the trust
-/// anchors given with the endpoint's `clientTLS` once that lands, so today none succeed;
-/// a certificate is never accepted unverified here.
-pub fn endpoint_connector() -> Result<HttpsConnector<HttpConnector>, String> {
-    let config = builder()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
+/// TLS settings of a non-Dapr endpoint (`HTTPEndpoint.spec.clientTLS`), as PEM text.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointTls {
+    /// Trust anchors for the endpoint's certificate; none means no `https` endpoint
+    /// can be verified, and a certificate is never accepted unverified here.
+    pub root_ca: Option<String>,
+    /// Client certificate and key, for endpoints that ask for one.
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+}
+
+/// The connector to non-Dapr endpoints: `https` verified against `tls.root_ca`.
+pub fn endpoint_connector(tls: &EndpointTls) -> Result<HttpsConnector<HttpConnector>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(pem) = &tls.root_ca {
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("clientTLS.rootCA: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("clientTLS.rootCA: {e}"))?;
+        }
+        if roots.is_empty() {
+            return Err("clientTLS.rootCA holds no certificate".into());
+        }
+    }
+    let with_roots = builder()?.with_root_certificates(roots);
+    let config = match (&tls.certificate, &tls.private_key) {
+        (Some(cert), Some(key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("clientTLS.certificate: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .map_err(|e| format!("clientTLS.privateKey: {e}"))?;
+            with_roots
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("clientTLS: {e}"))?
+        }
+        (None, None) => with_roots.with_no_client_auth(),
+        _ => return Err("clientTLS needs both certificate and privateKey".into()),
+    };
     Ok(connector(config, false))
 }

@@ -242,7 +242,12 @@ impl InvokeBlock {
         if let Some(e) = urls.get(target) {
             return Some(e.clone());
         }
-        let channel = crate::app::HttpChannel::external(target, self.max_message).ok()?;
+        let channel = crate::app::HttpChannel::external(
+            target,
+            &crate::app::EndpointTls::default(),
+            self.max_message,
+        )
+        .ok()?;
         let endpoint = Arc::new(Endpoint {
             channel,
             headers: HeaderMap::new(),

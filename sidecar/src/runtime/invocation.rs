@@ -234,7 +234,8 @@ fn endpoints(
                 ),
             }
         }
-        let channel = match crate::app::HttpChannel::external(&e.spec.base_url, max_body) {
+        let tls = client_tls(e);
+        let channel = match crate::app::HttpChannel::external(&e.spec.base_url, &tls, max_body) {
             Ok(c) => c,
             Err(err) => {
                 tracing::warn!("HTTPEndpoint {}: {err}", e.metadata.name);
@@ -252,4 +253,26 @@ fn endpoints(
         );
     }
     out
+}
+
+/// The inline PEM values of `clientTLS` (`rootCA`, `certificate`, `privateKey`); values
+/// from secret stores wait for secret stores, like other `secretKeyRef`s.
+fn client_tls(e: &HttpEndpoint) -> crate::app::EndpointTls {
+    let field = |name: &str| -> Option<String> {
+        let item = e.spec.client_tls.as_ref()?.get(name)?;
+        if item.get("secretKeyRef").is_some() {
+            tracing::warn!(
+                "HTTPEndpoint {}: clientTLS.{name} needs a secret store; not used",
+                e.metadata.name
+            );
+        }
+        item.get("value")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    crate::app::EndpointTls {
+        root_ca: field("rootCA"),
+        certificate: field("certificate"),
+        private_key: field("privateKey"),
+    }
 }
