@@ -29,6 +29,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "ok: redis-server, postgresql, sqlite3, python3-venv"
 
+step "rust toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+cargo fmt --version && cargo clippy --version
+
 step "python virtualenv with the official Dapr SDK"
 VENV="$RDAPR_CACHE/venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
