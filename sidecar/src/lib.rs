@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod components;
 pub mod config;
 pub mod errors;
+pub mod logging;
 pub mod metrics;
 pub mod resiliency;
 pub mod resources;

@@ -224,3 +224,31 @@ async fn metrics_can_be_disabled() {
     assert!(r.is_err(), "nothing listens on the metrics port");
     assert!(!d.log().contains("metrics server listening"), "{}", d.log());
 }
+
+#[tokio::test]
+async fn json_logs_have_daprs_fields() {
+    let d = daprd().arg("--log-as-json").start().await;
+    let log = d.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(!lines.is_empty());
+    for line in &lines {
+        for field in [
+            "time", "level", "type", "msg", "scope", "instance", "app_id", "ver",
+        ] {
+            assert!(line.get(field).is_some(), "missing {field}: {line}");
+        }
+        assert_eq!(line["type"], "log");
+        assert_eq!(line["app_id"], d.app_id.as_str());
+        assert!(line["time"].as_str().unwrap_or("").ends_with('Z'), "{line}");
+    }
+    assert!(lines.iter().any(|l| {
+        l["level"] == "info"
+            && l["msg"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("dapr initialized. Status: Running.")
+    }));
+}

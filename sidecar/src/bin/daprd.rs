@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use sidecar::config::{DAPR_COMPAT_VERSION, Flags, parse_args};
+use sidecar::logging::DaprJson;
 use sidecar::runtime;
 
 fn init_logging(flags: &Flags) {
@@ -21,7 +22,9 @@ fn init_logging(flags: &Flags) {
         .with_ansi(false)
         .with_target(false);
     if flags.log_as_json {
-        builder.json().init();
+        builder
+            .event_format(DaprJson::new(&flags.app_id, DAPR_COMPAT_VERSION))
+            .init();
     } else {
         builder.init();
     }

@@ -19,7 +19,7 @@ use crate::errors::DaprError;
 
 pub use crate::components::state::{Concurrency, Consistency, StateError};
 pub use keys::{SEPARATOR, original_key, prefix_for};
-pub use timefmt::rfc3339;
+pub use timefmt::{rfc3339, rfc3339_nanos};
 
 /// At most this many store calls of one bulk request run at once, whatever the caller
 /// asks: a request must not be able to open unbounded work on the backend.

@@ -14,6 +14,13 @@ pub fn rfc3339(t: SystemTime) -> String {
     )
 }
 
+/// RFC 3339 in UTC with nanoseconds, the form Dapr's logger stamps lines with.
+pub fn rfc3339_nanos(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(d.as_secs()));
+    format!("{}.{:09}Z", secs.trim_end_matches('Z'), d.subsec_nanos())
+}
+
 /// Proleptic Gregorian date from days since 1970-01-01 (era-based day arithmetic).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
