@@ -176,8 +176,8 @@ async fn http_invocation_between_two_sidecars() {
     let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", caller.grpc))
         .await
         .expect("connect");
-    let resp = grpc
-        .invoke_service(InvokeServiceRequest {
+    let call = |status: &str| {
+        let mut req = tonic::Request::new(InvokeServiceRequest {
             id: "callee".into(),
             message: Some(InvokeRequest {
                 method: "grpc-path".into(),
@@ -191,14 +191,52 @@ async fn http_invocation_between_two_sidecars() {
                     querystring: "k=v".into(),
                 }),
             }),
-        })
+        });
+        req.metadata_mut()
+            .insert("x-custom", "from-metadata".parse().expect("ascii"));
+        req.metadata_mut()
+            .insert("x-status", status.parse().expect("ascii"));
+        req
+    };
+    let resp = grpc
+        .invoke_service(call("200"))
         .await
-        .expect("invoke_service")
-        .into_inner();
+        .expect("invoke_service");
+    assert_eq!(
+        resp.metadata()
+            .get("dapr-http-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("200")
+    );
+    assert_eq!(
+        resp.metadata()
+            .get("x-from-app")
+            .and_then(|v| v.to_str().ok()),
+        Some("yes")
+    );
+    let resp = resp.into_inner();
     let got: Value = serde_json::from_slice(&resp.data.expect("data").value).expect("json");
     assert_eq!(got["method"], "PUT");
     assert_eq!(got["uri"], "/grpc-path?k=v");
     assert_eq!(got["body"], "from grpc");
+    assert_eq!(
+        got["custom"], "from-metadata",
+        "gRPC metadata reaches the app as headers"
+    );
+
+    // An HTTP error from the app is a gRPC error with Dapr's mapping and details.
+    let err = grpc
+        .invoke_service(call("404"))
+        .await
+        .expect_err("the app answered 404");
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert_eq!(err.message(), "Not Found");
+    assert_eq!(
+        err.metadata()
+            .get("dapr-http-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("404")
+    );
 }
 
 #[tokio::test]

@@ -9,17 +9,32 @@ use super::DaprGrpc;
 use crate::app::AppRequest;
 use crate::blocks::invoke::method_of;
 
+/// gRPC metadata that describes the call itself rather than the request; not forwarded.
+fn transport_header(name: &str) -> bool {
+    name.starts_with("grpc-")
+        || matches!(
+            name,
+            "te" | "content-type" | "user-agent" | "content-length" | "dapr-api-token" | "host"
+        )
+}
+
 impl DaprGrpc {
     pub(super) async fn invoke_service_impl(
         &self,
-        req: pb::InvokeServiceRequest,
-    ) -> Result<InvokeResponse, Status> {
+        request: tonic::Request<pb::InvokeServiceRequest>,
+    ) -> Result<tonic::Response<InvokeResponse>, Status> {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in request.metadata().clone().into_headers() {
+            if let Some(name) = name.filter(|n| !transport_header(n.as_str())) {
+                headers.append(name, value);
+            }
+        }
+        let req = request.into_inner();
         let message = req.message.unwrap_or_default();
         let (verb, query) = message
             .http_extension
             .map(|h| (h.verb, h.querystring))
             .unwrap_or_default();
-        let mut headers = http::HeaderMap::new();
         if !message.content_type.is_empty()
             && let Ok(v) = http::HeaderValue::from_str(&message.content_type)
         {
@@ -36,14 +51,23 @@ impl DaprGrpc {
                 .unwrap_or_default(),
         };
         let resp = self.api.invoke.invoke(&req.id, app_req).await?;
-        if !resp.status.is_success() {
-            // Dapr reports a failed HTTP call as an error carrying the app's status.
-            return Err(Status::unknown(format!(
-                "failed to invoke method {}: status {}: {}",
-                message.method,
-                resp.status.as_u16(),
-                String::from_utf8_lossy(&resp.body)
-            )));
+        // The app's headers come back as response metadata, with its status, as in Dapr.
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        for (name, value) in &resp.headers {
+            if let (Ok(key), Ok(v)) = (
+                tonic::metadata::MetadataKey::from_bytes(name.as_str().as_bytes()),
+                tonic::metadata::MetadataValue::try_from(value.as_bytes()),
+            ) && !transport_header(name.as_str())
+            {
+                metadata.append(key, v);
+            }
+        }
+        if let Ok(v) = resp.status.as_u16().to_string().parse() {
+            metadata.insert("dapr-http-status", v);
+        }
+        if let Some(mut err) = super::http_error_status(resp.status, &resp.body) {
+            *err.metadata_mut() = metadata;
+            return Err(err);
         }
         let content_type = resp
             .headers
@@ -51,12 +75,14 @@ impl DaprGrpc {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        Ok(InvokeResponse {
+        let mut out = tonic::Response::new(InvokeResponse {
             data: Some(prost_types::Any {
                 type_url: String::new(),
                 value: resp.body.into(),
             }),
             content_type,
-        })
+        });
+        *out.metadata_mut() = metadata;
+        Ok(out)
     }
 }

@@ -15,7 +15,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::{Request, Status};
 
 use crate::api::Api;
-pub use status::to_status;
+pub use status::{http_error_status, to_status};
 
 /// The service implementation handed to tonic.
 pub struct DaprGrpc {

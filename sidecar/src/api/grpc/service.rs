@@ -45,7 +45,7 @@ dapr_service! {
             &self,
             r: Request<pb::InvokeServiceRequest>,
         ) -> Result<Response<common::InvokeResponse>, Status> {
-            self.invoke_service_impl(r.into_inner()).await.map(Response::new)
+            self.invoke_service_impl(r).await
         }
 
         async fn get_state(&self, r: Request<pb::GetStateRequest>) -> Result<Response<pb::GetStateResponse>, Status> {

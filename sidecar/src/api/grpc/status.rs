@@ -59,6 +59,51 @@ impl From<DaprError> for Status {
     }
 }
 
+/// The gRPC code Dapr reports for an HTTP app's status.
+fn code_from_http_status(status: u16) -> Code {
+    match status {
+        200..=299 => Code::Ok,
+        408 => Code::Cancelled,
+        400 => Code::Internal,
+        504 => Code::DeadlineExceeded,
+        404 => Code::NotFound,
+        409 => Code::AlreadyExists,
+        403 => Code::PermissionDenied,
+        401 => Code::Unauthenticated,
+        429 => Code::ResourceExhausted,
+        501 => Code::Unimplemented,
+        503 => Code::Unavailable,
+        _ => Code::Unknown,
+    }
+}
+
+/// An HTTP app's error answer to `InvokeService`, as Dapr reports it: the mapped code, the
+/// status text, and an `ErrorInfo` with `http.code` and the start of the body.
+pub fn http_error_status(status: http::StatusCode, body: &[u8]) -> Option<Status> {
+    let code = code_from_http_status(status.as_u16());
+    if code == Code::Ok {
+        return None;
+    }
+    let text = status.canonical_reason().unwrap_or("");
+    let mut detail = String::from_utf8_lossy(body).into_owned();
+    if detail.len() > 63 {
+        let mut cut = 63;
+        while !detail.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        detail.truncate(cut);
+    }
+    let metadata = HashMap::from([
+        ("http.code".to_string(), status.as_u16().to_string()),
+        ("http.error_message".to_string(), detail),
+    ]);
+    Some(with_details(
+        code,
+        text,
+        vec![error_info_any(text, metadata)],
+    ))
+}
+
 /// Checks `dapr-api-token` metadata when `DAPR_API_TOKEN` is set, answering as Dapr does.
 pub fn check_token(token: Option<&str>, req: Request<()>) -> Result<Request<()>, Status> {
     let Some(token) = token else {
