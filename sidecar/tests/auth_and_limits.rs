@@ -117,3 +117,28 @@ async fn oversized_bodies_are_refused_and_nothing_is_written() {
         .expect("save");
     assert_eq!(r.status(), 204);
 }
+
+#[tokio::test]
+async fn request_headers_must_fit_the_read_buffer() {
+    let big = "x".repeat(20 * 1024);
+    let d = daprd().start().await;
+    let r = reqwest::Client::new()
+        .get(d.url("/v1.0/metadata"))
+        .header("x-big", &big)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        431,
+        "20 KiB of headers exceed the default buffer"
+    );
+    let d = daprd().arg("--read-buffer-size").arg("64Ki").start().await;
+    let r = reqwest::Client::new()
+        .get(d.url("/v1.0/metadata"))
+        .header("x-big", &big)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200, "a larger --read-buffer-size accepts them");
+}

@@ -23,6 +23,8 @@ pub struct Api {
     pub api_token: Option<String>,
     /// `--max-body-size` in bytes.
     pub max_body_size: usize,
+    /// `--read-buffer-size` in bytes: the most request headers may take.
+    pub read_buffer_size: usize,
     /// `--enable-api-logging`.
     pub log_requests: bool,
     /// `--enable-metrics`: where request counts and latencies go.

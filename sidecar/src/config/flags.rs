@@ -252,6 +252,19 @@ impl Flags {
         usize::try_from(bytes).map_err(|_| "--max-body-size is too large".to_string())
     }
 
+    /// `--read-buffer-size` in bytes, falling back to the deprecated
+    /// `--dapr-http-read-buffer-size` (KB) when the former is left at its default.
+    pub fn read_buffer_bytes(&self) -> Result<usize, String> {
+        let raw = self.read_buffer_size.trim();
+        let bytes = match self.dapr_http_read_buffer_size {
+            Some(kb) if kb > 0 && raw == "4Ki" => (kb as u64) * 1024,
+            _ if raw == "-1" => 4096,
+            _ => parse_quantity(raw)
+                .ok_or_else(|| format!("invalid value {raw:?} for --read-buffer-size"))?,
+        };
+        usize::try_from(bytes).map_err(|_| "--read-buffer-size is too large".to_string())
+    }
+
     pub fn graceful_shutdown(&self) -> std::time::Duration {
         let secs = if self.dapr_graceful_shutdown_seconds < 0 {
             5
@@ -297,6 +310,7 @@ impl Flags {
         }
         self.public_port()?;
         self.max_body_bytes()?;
+        self.read_buffer_bytes()?;
         Ok(())
     }
 

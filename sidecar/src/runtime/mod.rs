@@ -107,6 +107,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
             .ok()
             .filter(|t| !t.is_empty()),
         max_body_size,
+        read_buffer_size: flags.read_buffer_bytes().map_err(anyhow::Error::msg)?,
         log_requests: flags.enable_api_logging,
         metrics,
         shutdown: shutdown_tx,

@@ -114,24 +114,54 @@ impl Servers {
     }
 }
 
+/// Serves an HTTP router (HTTP/1.1 and h2c) until shutdown, then lets in-flight requests
+/// finish. Like Dapr's server: headers must arrive within 10 s and fit in the read buffer
+/// (`--read-buffer-size`, at least hyper's 8 KiB minimum). Accepted connections get
+/// TCP_NODELAY, without which a response written in two segments waits for the client's
+/// delayed ACK: a 40 ms stall per request.
 fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> JoinHandle<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
     let mut stop = api.shutdown.subscribe();
+    let read_buffer = api.read_buffer_size.max(8192);
     tokio::spawn(async move {
-        // Without TCP_NODELAY a response written in two segments waits for the client's
-        // delayed ACK: a 40 ms stall per request.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(std::time::Duration::from_secs(10))
+            .max_buf_size(read_buffer);
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let tcp = match accepted {
+                        Ok((tcp, _)) => tcp,
+                        Err(e) => {
+                            tracing::warn!("HTTP server: accept failed: {e}");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!("cannot set TCP_NODELAY: {e}");
+                    }
+                    let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                () = &mut stopped => break,
             }
-        });
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::error!("HTTP server failed: {e}");
         }
+        drop(listener);
+        graceful.shutdown().await;
     })
 }
 
