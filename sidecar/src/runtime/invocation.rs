@@ -85,7 +85,11 @@ async fn resolver(
                 );
             }
             let path = std::env::temp_dir().join("dapr-rs-nameresolution.db");
-            Properties::new([("connectionString", path.display().to_string())])
+            // Every sidecar on the host shares this file; starts may contend for its lock.
+            Properties::new([
+                ("connectionString", path.display().to_string()),
+                ("busyTimeout", "5s".to_string()),
+            ])
         }
         other => anyhow::bail!("unsupported name resolution component {other:?}"),
     };

@@ -57,6 +57,10 @@ impl SqliteResolver {
                 "invalid tableName {table:?}"
             )));
         }
+        let busy = props
+            .duration("busyTimeout")
+            .map_err(ComponentError::Metadata)?;
+        let busy = busy.unwrap_or(Duration::from_millis(800));
         let interval = props
             .duration("updateInterval")
             .map_err(ComponentError::Metadata)?;
@@ -85,8 +89,7 @@ impl SqliteResolver {
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let conn =
                 Connection::open_with_flags(&path, flags).map_err(|e| format!("{path}: {e}"))?;
-            conn.busy_timeout(Duration::from_millis(800))
-                .map_err(|e| e.to_string())?;
+            conn.busy_timeout(busy).map_err(|e| e.to_string())?;
             conn.pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| e.to_string())?;
             conn.execute_batch(&create).map_err(|e| e.to_string())?;
