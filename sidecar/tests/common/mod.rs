@@ -24,6 +24,7 @@ pub struct Sidecar {
     _dir: tempfile::TempDir,
 }
 
+#[derive(Clone)]
 pub struct Builder {
     args: Vec<String>,
     env: Vec<(String, String)>,
@@ -103,11 +104,19 @@ impl Builder {
         }
     }
 
-    /// Spawns the sidecar and waits until `/v1.0/healthz` answers 204.
+    /// Spawns the sidecar and waits until `/v1.0/healthz` answers 204. Free ports are
+    /// found by binding port 0 and letting go, so another test can take one first: a start
+    /// that fails on "Address already in use" is retried on fresh ports.
     pub async fn start(self) -> Sidecar {
-        let mut sidecar = self.spawn();
-        sidecar.wait_healthy().await;
-        sidecar
+        for _ in 0..4 {
+            let mut sidecar = self.clone().spawn();
+            match sidecar.healthy_or_exit().await {
+                Ok(()) => return sidecar,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("daprd exited early; log:\n{log}"),
+            }
+        }
+        panic!("daprd could not find free ports in four tries");
     }
 }
 
@@ -122,6 +131,28 @@ impl Sidecar {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// Waits for healthz, or returns the log if the process exits first.
+    async fn healthy_or_exit(&mut self) -> Result<(), String> {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.try_exit().is_some() {
+                return Err(self.log());
+            }
+            if let Ok(r) = client.get(self.url("/v1.0/healthz")).send().await
+                && r.status() == 204
+            {
+                return Ok(());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daprd never became healthy; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn wait_healthy(&mut self) {
