@@ -21,6 +21,8 @@ use super::invoke::{
 };
 use crate::app::AppRequestHead;
 use crate::errors::DaprError;
+use std::sync::Arc;
+
 use crate::resiliency::{Outcome, Policy};
 
 /// A request body: kept whole (replayable) or passed through as a stream.
@@ -168,7 +170,7 @@ impl InvokeBlock {
 /// retry, a stream only once (so a streamed call is never retried).
 async fn run_with_body<F, Fut>(
     target: &str,
-    mut policy: Policy,
+    policy: Arc<Policy>,
     body: RequestBody,
     mut call: F,
 ) -> Result<Response<Body>, DaprError>
@@ -178,11 +180,9 @@ where
 {
     let (whole, mut stream) = match body {
         RequestBody::Whole(b) => (Some(b), None),
-        RequestBody::Stream(s) => {
-            policy.retry = None;
-            (None, Some(s))
-        }
+        RequestBody::Stream(s) => (None, Some(s)),
     };
+    let replayable = whole.is_some();
     let attempt = || {
         let body = match &whole {
             Some(b) => Body::from(b.clone()),
@@ -196,7 +196,12 @@ where
         Err(e) if e.reason == Some(super::invoke::UNREACHABLE) => Outcome::Transport,
         Err(e) => Outcome::Http(e.http.as_u16()),
     };
-    policy.run(attempt, classify).await.map_err(|e| {
+    let outcome = if replayable {
+        policy.run(attempt, classify).await
+    } else {
+        policy.run_once(attempt, classify).await
+    };
+    outcome.map_err(|e| {
         direct_invoke_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("failed to invoke, id: {target}, err: {e}"),

@@ -40,29 +40,39 @@ pub struct Policy {
     pub breaker: Option<Arc<Breaker>>,
 }
 
-/// Policies by target, built from every loaded Resiliency resource.
-#[derive(Debug, Default)]
+/// Policies by target, built from every loaded Resiliency resource. Shared, not copied:
+/// every call to a target uses the same policy (and the same circuit breaker).
+#[derive(Debug)]
 pub struct Policies {
-    pub apps: HashMap<String, Policy>,
+    pub apps: HashMap<String, Arc<Policy>>,
+    /// Dapr's built-in retries, for apps no Resiliency targets.
+    builtin: Arc<Policy>,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        let builtin = Policy {
+            retry: Some(RetrySettings::builtin_invocation()),
+            ..Policy::default()
+        };
+        Self {
+            apps: HashMap::new(),
+            builtin: Arc::new(builtin),
+        }
+    }
 }
 
 impl Policies {
     /// The policy for calls to `app_id`: the configured one, or, when no Resiliency
     /// targets the app, Dapr's built-in retries.
-    pub fn app(&self, app_id: &str) -> Policy {
-        match self.apps.get(app_id) {
-            Some(p) => p.clone(),
-            None => Policy {
-                retry: Some(RetrySettings::builtin_invocation()),
-                ..Policy::default()
-            },
-        }
+    pub fn app(&self, app_id: &str) -> Arc<Policy> {
+        self.apps.get(app_id).unwrap_or(&self.builtin).clone()
     }
 }
 
 impl Policy {
-    fn should_retry(&self, outcome: Outcome, attempt: u32) -> Option<Duration> {
-        let retry = self.retry.as_ref()?;
+    fn should_retry(&self, retries: bool, outcome: Outcome, attempt: u32) -> Option<Duration> {
+        let retry = self.retry.as_ref().filter(|_| retries)?;
         if retry.max_retries.is_some_and(|max| attempt > max) {
             return None;
         }
@@ -87,6 +97,35 @@ impl Policy {
     /// caller unchanged.
     pub async fn run<T, E, F, Fut, C>(
         &self,
+        op: F,
+        classify: C,
+    ) -> Result<Result<T, E>, PolicyError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Fn(&Result<T, E>) -> Outcome,
+    {
+        self.execute(true, op, classify).await
+    }
+
+    /// Like [`Policy::run`] for a call that cannot be repeated (a streamed body): timeout
+    /// and circuit breaker apply, retries do not.
+    pub async fn run_once<T, E, F, Fut, C>(
+        &self,
+        op: F,
+        classify: C,
+    ) -> Result<Result<T, E>, PolicyError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        C: Fn(&Result<T, E>) -> Outcome,
+    {
+        self.execute(false, op, classify).await
+    }
+
+    async fn execute<T, E, F, Fut, C>(
+        &self,
+        retries: bool,
         mut op: F,
         classify: C,
     ) -> Result<Result<T, E>, PolicyError>
@@ -115,7 +154,7 @@ impl Policy {
             if let (Some(b), Some(t)) = (&self.breaker, ticket) {
                 b.record(t, outcome == Outcome::Success);
             }
-            match self.should_retry(outcome, attempt) {
+            match self.should_retry(retries, outcome, attempt) {
                 Some(delay) => {
                     tracing::debug!(attempt, ?outcome, "retrying after {delay:?}");
                     tokio::time::sleep(delay).await;

@@ -199,11 +199,11 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
             };
             policies.apps.insert(
                 app.clone(),
-                Policy {
+                Arc::new(Policy {
                     timeout,
                     retry,
                     breaker,
-                },
+                }),
             );
         }
     }
@@ -227,15 +227,18 @@ mod tests {
         let p = parse_resiliency(&[s]).expect("valid");
         let b = p.app("appB");
         assert_eq!(b.timeout, Some(Duration::from_secs(5)));
-        let r = b.retry.expect("retry");
+        let r = b.retry.clone().expect("retry");
         assert_eq!(r.max_retries, Some(3));
         assert!(r.http_codes.matches(503) && !r.http_codes.matches(404));
         assert!(b.breaker.is_some());
         let c = p.app("appC");
         assert_eq!(c.timeout, Some(Duration::from_millis(250)));
-        assert_eq!(c.retry.map(|r| r.max_retries), Some(None));
+        assert_eq!(c.retry.as_ref().map(|r| r.max_retries), Some(None));
         assert!(
-            p.app("other").retry.is_some_and(|r| r.transport_only),
+            p.app("other")
+                .retry
+                .as_ref()
+                .is_some_and(|r| r.transport_only),
             "built-in retries elsewhere"
         );
     }
