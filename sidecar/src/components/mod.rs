@@ -4,6 +4,7 @@
 pub mod nameresolution;
 pub mod properties;
 mod registry;
+pub mod sqlite;
 pub mod state;
 
 pub use properties::Properties;

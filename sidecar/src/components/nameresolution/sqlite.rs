@@ -7,10 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, params};
 use tokio::task::JoinHandle;
 
 use super::{Instance, ResolveError, Resolver};
+use crate::components::sqlite::valid_table_name;
 use crate::components::{ComponentError, Properties};
 
 /// How long a lookup is reused before the table is asked again: short enough to notice a
@@ -31,13 +32,6 @@ pub struct SqliteResolver {
     /// Rows older than this are dead sidecars.
     stale_after: i64,
     heartbeat: Option<JoinHandle<()>>,
-}
-
-fn valid_table_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 120
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn err(e: impl std::fmt::Display) -> ResolveError {
@@ -83,15 +77,7 @@ impl SqliteResolver {
         );
         let reg = (registration_id.clone(), me.clone());
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let conn =
-                Connection::open_with_flags(&path, flags).map_err(|e| format!("{path}: {e}"))?;
-            conn.busy_timeout(busy).map_err(|e| e.to_string())?;
-            conn.pragma_update(None, "journal_mode", "WAL")
-                .map_err(|e| e.to_string())?;
+            let conn = crate::components::sqlite::open(&path, busy, true)?;
             conn.execute_batch(&create).map_err(|e| e.to_string())?;
             conn.execute(
                 &register,

@@ -9,12 +9,13 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
     Concurrency, DeleteRequest, Features, GetRequest, Item, Operation, SetRequest, StateError,
     StateStore,
 };
+use crate::components::sqlite::valid_table_name;
 use crate::components::{ComponentError, Properties};
 
 /// Millisecond timestamps, so a one-second TTL is not rounded away.
@@ -65,13 +66,6 @@ impl Statements {
             delete_etag: format!("DELETE FROM {t} WHERE key = ?1 AND etag = ?2 AND {live}"),
         }
     }
-}
-
-fn valid_table_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 120
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit())
 }
 
 fn db_err(e: impl std::fmt::Display) -> StateError {
@@ -159,15 +153,7 @@ impl SqliteStore {
             .map_err(ComponentError::Metadata)?;
         let wal = !props.flag("disableWAL");
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
-            let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_URI
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-            let conn = Connection::open_with_flags(&path, flags).map_err(|e| format!("{path}: {e}"))?;
-            conn.busy_timeout(busy.unwrap_or(Duration::from_secs(2))).map_err(|e| e.to_string())?;
-            if wal && path != ":memory:" {
-                conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| e.to_string())?;
-            }
+            let conn = crate::components::sqlite::open(&path, busy.unwrap_or(Duration::from_secs(2)), wal)?;
             conn.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL, \
                  is_binary BOOLEAN NOT NULL, etag TEXT NOT NULL, expiration_time TIMESTAMP DEFAULT NULL, \
