@@ -4,7 +4,7 @@ use bytes::Bytes;
 use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest};
 use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 
@@ -112,12 +112,7 @@ impl GrpcChannel {
     }
 
     pub async fn invoke(&self, req: AppRequest) -> Result<AppResponse, AppError> {
-        let content_type = req
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type = super::content_type(&req.headers);
         let mut request = tonic::Request::new(InvokeRequest {
             method: req.path,
             data: Some(prost_types::Any {
@@ -138,11 +133,7 @@ impl GrpcChannel {
             Ok(resp) => {
                 let resp = resp.into_inner();
                 let mut headers = HeaderMap::new();
-                if let Ok(v) = HeaderValue::from_str(&resp.content_type)
-                    && !resp.content_type.is_empty()
-                {
-                    headers.insert(http::header::CONTENT_TYPE, v);
-                }
+                super::set_content_type(&mut headers, &resp.content_type);
                 let body = resp.data.map(|d| Bytes::from(d.value)).unwrap_or_default();
                 Ok(AppResponse {
                     status: StatusCode::OK,

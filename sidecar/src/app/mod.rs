@@ -31,6 +31,24 @@ pub struct AppRequest {
     pub body: Bytes,
 }
 
+/// The request's or response's content type, empty when it has none.
+pub fn content_type(headers: &http::HeaderMap) -> String {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Sets the content type a protobuf message carries beside its data; empty means none.
+pub fn set_content_type(headers: &mut http::HeaderMap, value: &str) {
+    if !value.is_empty()
+        && let Ok(v) = http::HeaderValue::from_str(value)
+    {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+}
+
 /// A method call without its body, for calls whose body is streamed.
 #[derive(Debug, Clone)]
 pub struct AppRequestHead {

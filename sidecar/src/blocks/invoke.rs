@@ -419,14 +419,6 @@ fn proto_to_header_map(map: HashMap<String, ListStringValue>) -> HeaderMap {
     out
 }
 
-fn content_type(headers: &HeaderMap) -> String {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
 /// A streamed call's head as the internal API carries it (the body follows in chunks).
 pub(super) fn to_internal_head(head: crate::app::AppRequestHead) -> InternalInvokeRequest {
     to_internal(AppRequest {
@@ -462,7 +454,7 @@ pub fn to_internal(req: AppRequest) -> InternalInvokeRequest {
         ver: ApiVersion::V1 as i32,
         metadata: header_map_to_proto(&req.headers),
         message: Some(InvokeRequest {
-            content_type: content_type(&req.headers),
+            content_type: crate::app::content_type(&req.headers),
             method: req.path,
             data: Some(prost_types::Any {
                 type_url: String::new(),
@@ -485,11 +477,7 @@ pub fn from_internal_request(req: InternalInvokeRequest) -> AppRequest {
         .map(|h| (h.verb, h.querystring))
         .unwrap_or_default();
     let mut headers = proto_to_header_map(req.metadata);
-    if !message.content_type.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&message.content_type)
-    {
-        headers.insert(http::header::CONTENT_TYPE, v);
-    }
+    crate::app::set_content_type(&mut headers, &message.content_type);
     AppRequest {
         method: method_of(verb),
         path: message.method.trim_start_matches('/').to_string(),
@@ -515,7 +503,7 @@ pub fn to_internal_response(resp: AppResponse) -> InternalInvokeResponse {
             details: Vec::new(),
         }),
         message: Some(InvokeResponse {
-            content_type: content_type(&resp.headers),
+            content_type: crate::app::content_type(&resp.headers),
             data: Some(prost_types::Any {
                 type_url: String::new(),
                 value: resp.body.into(),
@@ -531,11 +519,7 @@ fn from_internal(resp: InternalInvokeResponse) -> Result<AppResponse, DaprError>
     let status = status_of_code(code);
     let message = resp.message.unwrap_or_default();
     let mut headers = proto_to_header_map(resp.headers);
-    if !message.content_type.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&message.content_type)
-    {
-        headers.insert(http::header::CONTENT_TYPE, v);
-    }
+    crate::app::set_content_type(&mut headers, &message.content_type);
     Ok(AppResponse {
         status,
         headers,

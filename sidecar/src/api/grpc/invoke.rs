@@ -35,11 +35,7 @@ impl DaprGrpc {
             .http_extension
             .map(|h| (h.verb, h.querystring))
             .unwrap_or_default();
-        if !message.content_type.is_empty()
-            && let Ok(v) = http::HeaderValue::from_str(&message.content_type)
-        {
-            headers.insert(http::header::CONTENT_TYPE, v);
-        }
+        crate::app::set_content_type(&mut headers, &message.content_type);
         let app_req = AppRequest {
             method: method_of(verb),
             path: message.method.trim_start_matches('/').to_string(),
@@ -69,12 +65,7 @@ impl DaprGrpc {
             *err.metadata_mut() = metadata;
             return Err(err);
         }
-        let content_type = resp
-            .headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let content_type = crate::app::content_type(&resp.headers);
         let mut out = tonic::Response::new(InvokeResponse {
             data: Some(prost_types::Any {
                 type_url: String::new(),

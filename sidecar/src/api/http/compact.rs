@@ -3,40 +3,14 @@
 /// Removes insignificant whitespace from already-validated JSON, keeping key order and
 /// string contents. Dapr stores HTTP values re-marshalled, so compact; this gives compact
 /// JSON without building a document tree (it is not byte-identical to Go's encoder, which
-/// also reorders map keys and escapes `<>&`). Works on bytes: JSON's structural characters
-/// are ASCII, and UTF-8 continuation bytes never are. Already-compact input is one memcpy.
+/// also reorders map keys and escapes `<>&`). One pass over the bytes (JSON's structural
+/// characters are ASCII, UTF-8 continuation bytes never are); the output buffer starts
+/// only at the first whitespace to drop, so compact input costs one copy.
 pub fn compact_json(raw: &[u8]) -> Vec<u8> {
-    let Some(first) = first_insignificant_space(raw) else {
-        return raw.to_vec();
-    };
-    let mut out = Vec::with_capacity(raw.len());
-    out.extend_from_slice(&raw[..first]);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in &raw[first..] {
-        if in_string {
-            out.push(b);
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-        } else if b == b'"' {
-            in_string = true;
-            out.push(b);
-        } else if !matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            out.push(b);
-        }
-    }
-    out
-}
-
-/// Where the first whitespace outside a string is, if anywhere.
-fn first_insignificant_space(raw: &[u8]) -> Option<usize> {
+    let mut out: Option<Vec<u8>> = None;
     let (mut in_string, mut escaped) = (false, false);
     for (i, &b) in raw.iter().enumerate() {
-        if in_string {
+        let keep = if in_string {
             if escaped {
                 escaped = false;
             } else if b == b'\\' {
@@ -44,13 +18,22 @@ fn first_insignificant_space(raw: &[u8]) -> Option<usize> {
             } else if b == b'"' {
                 in_string = false;
             }
-        } else if b == b'"' {
-            in_string = true;
-        } else if matches!(b, b' ' | b'\n' | b'\r' | b'\t') {
-            return Some(i);
+            true
+        } else {
+            in_string = b == b'"';
+            !matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+        };
+        match (&mut out, keep) {
+            (Some(o), true) => o.push(b),
+            (None, false) => {
+                let mut o = Vec::with_capacity(raw.len());
+                o.extend_from_slice(&raw[..i]);
+                out = Some(o);
+            }
+            _ => {}
         }
     }
-    None
+    out.unwrap_or_else(|| raw.to_vec())
 }
 
 #[cfg(test)]
