@@ -121,7 +121,7 @@ impl GrpcChannel {
             }),
             content_type,
             http_extension: Some(HttpExtension {
-                verb: crate::blocks::invoke::verb_of(&req.method) as i32,
+                verb: super::verb_of(&req.method) as i32,
                 querystring: req.query,
             }),
         });

@@ -5,6 +5,7 @@ mod grpc_app;
 mod health;
 mod http_app;
 mod tls;
+mod verbs;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ pub use grpc_app::{GrpcChannel, http_status_of};
 pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
 pub use tls::EndpointTls;
+pub use verbs::{method_of, verb_of};
 
 /// A method call on the app, as neutral values (built from an HTTP request, a gRPC
 /// `InvokeRequest`, or another sidecar's `CallLocal`).

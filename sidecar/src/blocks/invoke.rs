@@ -6,15 +6,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest, InvokeResponse, http_extension};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest, InvokeResponse};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use proto::internals::v1::service_invocation_client::ServiceInvocationClient;
 use proto::internals::v1::{
     ApiVersion, InternalInvokeRequest, InternalInvokeResponse, ListStringValue,
 };
 use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 
-use crate::app::{AppChannel, AppError, AppRequest, AppResponse};
+use crate::app::{AppChannel, AppError, AppRequest, AppResponse, method_of, verb_of};
 use crate::components::nameresolution::{ResolveError, Resolver};
 use crate::errors::DaprError;
 use crate::resiliency::{Outcome, Policies};
@@ -358,39 +358,6 @@ pub(super) fn set_header(headers: &mut HeaderMap, name: &'static str, value: &st
     }
 }
 
-/// The `HTTPExtension` verb for an HTTP method.
-pub fn verb_of(method: &Method) -> http_extension::Verb {
-    use http_extension::Verb;
-    match *method {
-        Method::GET => Verb::Get,
-        Method::HEAD => Verb::Head,
-        Method::POST => Verb::Post,
-        Method::PUT => Verb::Put,
-        Method::DELETE => Verb::Delete,
-        Method::CONNECT => Verb::Connect,
-        Method::OPTIONS => Verb::Options,
-        Method::TRACE => Verb::Trace,
-        Method::PATCH => Verb::Patch,
-        _ => Verb::None,
-    }
-}
-
-/// The HTTP method an `HTTPExtension` verb names; `NONE` (gRPC callers) becomes POST.
-pub fn method_of(verb: i32) -> Method {
-    use http_extension::Verb;
-    match Verb::try_from(verb).unwrap_or(Verb::None) {
-        Verb::Get => Method::GET,
-        Verb::Head => Method::HEAD,
-        Verb::Put => Method::PUT,
-        Verb::Delete => Method::DELETE,
-        Verb::Connect => Method::CONNECT,
-        Verb::Options => Method::OPTIONS,
-        Verb::Trace => Method::TRACE,
-        Verb::Patch => Method::PATCH,
-        Verb::Post | Verb::None => Method::POST,
-    }
-}
-
 pub(super) fn header_map_to_proto(headers: &HeaderMap) -> HashMap<String, ListStringValue> {
     let mut out: HashMap<String, ListStringValue> = HashMap::with_capacity(headers.keys_len());
     for (name, value) in headers {
@@ -533,6 +500,7 @@ fn from_internal(resp: InternalInvokeResponse) -> Result<AppResponse, DaprError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::Method;
 
     #[test]
     fn requests_survive_the_internal_encoding() {

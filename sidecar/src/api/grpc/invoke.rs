@@ -7,7 +7,7 @@ use tonic::Status;
 
 use super::DaprGrpc;
 use crate::app::AppRequest;
-use crate::blocks::invoke::method_of;
+use crate::app::method_of;
 
 /// gRPC metadata that describes the call itself rather than the request; not forwarded.
 fn transport_header(name: &str) -> bool {
