@@ -9,15 +9,8 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-fn with_app_id<T>(msg: T, app: &str) -> tonic::Request<T> {
-    let mut req = tonic::Request::new(msg);
-    req.metadata_mut()
-        .insert("dapr-app-id", app.parse().expect("ascii"));
-    req
-}
-
-#[tokio::test]
-async fn unary_and_streaming_calls_are_proxied_to_the_app() {
+/// A gRPC app serving the standard health service, with `orders` serving.
+async fn start_health_app() -> (tonic_health::server::HealthReporter, u16) {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("orders", tonic_health::ServingStatus::Serving)
@@ -32,6 +25,19 @@ async fn unary_and_streaming_calls_are_proxied_to_the_app() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
             .await;
     });
+    (reporter, port)
+}
+
+fn with_app_id<T>(msg: T, app: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut()
+        .insert("dapr-app-id", app.parse().expect("ascii"));
+    req
+}
+
+#[tokio::test]
+async fn unary_and_streaming_calls_are_proxied_to_the_app() {
+    let (reporter, port) = start_health_app().await;
 
     let dir = resources(&[]);
     let config = common::resolution_config(dir.path());
@@ -133,20 +139,7 @@ async fn unary_and_streaming_calls_are_proxied_to_the_app() {
 
 #[tokio::test]
 async fn proxied_calls_need_the_api_token() {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("orders", tonic_health::ServingStatus::Serving)
-        .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind app");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
+    let (_reporter, port) = start_health_app().await;
     let d = daprd()
         .args(["--app-port", &port.to_string(), "--app-protocol", "grpc"])
         .env("DAPR_API_TOKEN", "proxy-secret")
