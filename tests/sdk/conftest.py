@@ -21,9 +21,10 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
@@ -402,3 +403,59 @@ def store(request):
 def kp():
     """A key prefix unique to this test, so tests never collide on the shared sidecar."""
     return f"t{uuid.uuid4().hex[:16]}"
+
+
+# --------------------------------------------------------------------------------------------
+# Two sidecars and an app, for invocation tests
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def invocation_pair(workdir: Path, name: str, app_script: Path, callee_args: List[str]):
+    """Starts `app_script <port>`, a callee sidecar fronting it (`callee_args` added), and a
+    caller sidecar without an app; both find each other through a nameresolution.sqlite
+    file private to `workdir`. Yields an official SDK client on the caller, the caller and
+    the callee, and stops everything afterwards."""
+    (app_port,) = _free_ports(1)
+    app = subprocess.Popen(
+        [sys.executable, str(app_script), str(app_port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    started = []
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", app_port), timeout=1).close()
+                break
+            except OSError:
+                assert app.poll() is None, f"{app_script.name} exited with {app.returncode}"
+                assert time.monotonic() < deadline, f"{app_script.name} did not start"
+                time.sleep(0.1)
+        config = workdir / "config.yaml"
+        config.write_text(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nr\nspec:\n"
+            "  nameResolution:\n    component: sqlite\n    configuration:\n"
+            f"      connectionString: \"{workdir / 'hosts.db'}\"\n"
+        )
+        env = dict(os.environ)
+        for role in ("callee", "caller"):
+            (workdir / role).mkdir()
+        callee = _start_sidecar(
+            f"{name}-callee", workdir / "callee", None, env,
+            extra=["--app-port", str(app_port), *callee_args, "--config", str(config)],
+        )
+        started.append(callee)
+        caller = _start_sidecar(f"{name}-caller", workdir / "caller", None, env, extra=["--config", str(config)])
+        started.append(caller)
+        settings.DAPR_HTTP_ENDPOINT = caller.http_url
+        settings.DAPR_API_TOKEN = None
+        client = DaprClient(address=caller.grpc_address)
+        try:
+            yield client, caller, callee
+        finally:
+            client.close()
+    finally:
+        for sidecar in reversed(started):
+            _stop_sidecar(sidecar)
+        app.terminate()
+        app.wait(timeout=10)

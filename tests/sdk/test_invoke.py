@@ -2,59 +2,20 @@
 sidecar reaches a Flask app behind another sidecar, found by name resolution."""
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from dapr.clients import DaprClient
-from dapr.conf import settings
 
-from conftest import _free_ports, _start_sidecar, _stop_sidecar
+from conftest import invocation_pair
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("daprd-invoke")
-    (app_port,) = _free_ports(1)
-    app = subprocess.Popen(
-        [sys.executable, str(HERE / "invoke_app.py"), str(app_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            requests.get(f"http://127.0.0.1:{app_port}/ping", timeout=1)
-            break
-        except requests.RequestException:
-            assert time.monotonic() < deadline, "flask app did not start"
-            time.sleep(0.1)
-    config = workdir / "config.yaml"
-    config.write_text(
-        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nr\nspec:\n"
-        "  nameResolution:\n    component: sqlite\n    configuration:\n"
-        f"      connectionString: \"{workdir / 'hosts.db'}\"\n"
-    )
-    env = dict(os.environ)
-    callee_dir, caller_dir = workdir / "callee", workdir / "caller"
-    callee_dir.mkdir()
-    caller_dir.mkdir()
-    callee = _start_sidecar("callee", callee_dir, None, env, extra=["--app-port", str(app_port), "--config", str(config)])
-    caller = _start_sidecar("caller", caller_dir, None, env, extra=["--config", str(config)])
-    settings.DAPR_HTTP_ENDPOINT = caller.http_url
-    settings.DAPR_API_TOKEN = None
-    client = DaprClient(address=caller.grpc_address)
-    yield client, caller, callee
-    client.close()
-    _stop_sidecar(caller)
-    _stop_sidecar(callee)
-    app.terminate()
-    app.wait(timeout=10)
+    with invocation_pair(tmp_path_factory.mktemp("daprd-invoke"), "http", HERE / "invoke_app.py", []) as p:
+        yield p
 
 
 def test_invoke_method_post_json(pair):

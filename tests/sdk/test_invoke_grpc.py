@@ -1,11 +1,6 @@
 """Invocation of a gRPC app (`--app-protocol grpc`, AppCallback/OnInvoke) built with the
 official dapr-ext-grpc, through a second sidecar, with the official client."""
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +8,7 @@ from dapr.clients import DaprClient
 from dapr.clients.exceptions import DaprGrpcError, DaprHttpError
 from dapr.conf import settings
 
-from conftest import _free_ports, _start_sidecar, _stop_sidecar
+from conftest import invocation_pair
 
 HERE = Path(__file__).parent
 
@@ -21,39 +16,8 @@ HERE = Path(__file__).parent
 @pytest.fixture(scope="module")
 def grpc_pair(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("daprd-grpc-app")
-    (app_port,) = _free_ports(1)
-    app = subprocess.Popen([sys.executable, str(HERE / "grpc_app.py"), str(app_port)])
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", app_port), timeout=1).close()
-            break
-        except OSError:
-            assert time.monotonic() < deadline, "gRPC app did not start"
-            time.sleep(0.1)
-    config = workdir / "config.yaml"
-    config.write_text(
-        "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: nr\nspec:\n"
-        "  nameResolution:\n    component: sqlite\n    configuration:\n"
-        f"      connectionString: \"{workdir / 'hosts.db'}\"\n"
-    )
-    env = dict(os.environ)
-    (workdir / "callee").mkdir()
-    (workdir / "caller").mkdir()
-    callee = _start_sidecar(
-        "grpc-callee", workdir / "callee", None, env,
-        extra=["--app-port", str(app_port), "--app-protocol", "grpc", "--config", str(config)],
-    )
-    caller = _start_sidecar("grpc-caller", workdir / "caller", None, env, extra=["--config", str(config)])
-    settings.DAPR_HTTP_ENDPOINT = caller.http_url
-    settings.DAPR_API_TOKEN = None
-    client = DaprClient(address=caller.grpc_address)
-    yield client, caller, callee
-    client.close()
-    _stop_sidecar(caller)
-    _stop_sidecar(callee)
-    app.terminate()
-    app.wait(timeout=10)
+    with invocation_pair(workdir, "grpc", HERE / "grpc_app.py", ["--app-protocol", "grpc"]) as p:
+        yield p
 
 
 def test_invoke_grpc_app_through_two_sidecars(grpc_pair):
