@@ -72,14 +72,12 @@ pub(super) fn direct_invoke_error(status: StatusCode, message: String) -> DaprEr
     DaprError::new("ERR_DIRECT_INVOKE", message, status, tonic::Code::Internal)
 }
 
+/// Every failure to reach our own app is Dapr's 500 `ERR_DIRECT_INVOKE`.
 pub(super) fn app_error(target: &str, e: AppError) -> DaprError {
-    let status = match e {
-        AppError::Unhealthy => StatusCode::INTERNAL_SERVER_ERROR,
-        AppError::NoChannel | AppError::Call(_) | AppError::TooLarge(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
-    direct_invoke_error(status, format!("failed to invoke, id: {target}, err: {e}"))
+    direct_invoke_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("failed to invoke, id: {target}, err: {e}"),
+    )
 }
 
 impl InvokeBlock {
