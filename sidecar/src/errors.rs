@@ -25,6 +25,9 @@ pub struct DaprError {
     pub rich: bool,
     /// `ErrorInfo.metadata` in HTTP bodies (Dapr sends none over gRPC for these).
     pub metadata: Vec<(&'static str, String)>,
+    /// The call never reached its target (a peer sidecar was unavailable). Never sent to
+    /// clients; retry policies use it to retry only what was not delivered.
+    pub unreachable: bool,
 }
 
 impl fmt::Display for DaprError {
@@ -50,6 +53,7 @@ impl DaprError {
             reason: None,
             rich: false,
             metadata: Vec::new(),
+            unreachable: false,
         }
     }
 

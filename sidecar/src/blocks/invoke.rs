@@ -331,13 +331,10 @@ pub(super) fn peer_error(target: &str, status: &tonic::Status) -> DaprError {
         format!("failed to invoke, id: {target}, err: {}", status.message()),
     );
     if status.code() == tonic::Code::Unavailable {
-        e.reason = Some(UNREACHABLE);
+        e.unreachable = true;
     }
     e
 }
-
-/// Marks an invocation error as "the target's sidecar could not be reached".
-pub(super) const UNREACHABLE: &str = "ERR_DIRECT_INVOKE_UNREACHABLE";
 
 /// How an invocation attempt counts for resiliency: a 5xx answer or an unreachable target
 /// is a failure; a 4xx is the app's answer to a bad request, not a failure.
@@ -345,7 +342,7 @@ fn classify(r: &Result<AppResponse, DaprError>) -> Outcome {
     match r {
         Ok(resp) if resp.status.is_server_error() => Outcome::Http(resp.status.as_u16()),
         Ok(_) => Outcome::Success,
-        Err(e) if e.reason == Some(UNREACHABLE) => Outcome::Transport,
+        Err(e) if e.unreachable => Outcome::Transport,
         Err(e) => Outcome::Http(e.http.as_u16()),
     }
 }

@@ -193,7 +193,7 @@ where
     let classify = |r: &Result<Response<Body>, DaprError>| match r {
         Ok(resp) if resp.status().is_server_error() => Outcome::Http(resp.status().as_u16()),
         Ok(_) => Outcome::Success,
-        Err(e) if e.reason == Some(super::invoke::UNREACHABLE) => Outcome::Transport,
+        Err(e) if e.unreachable => Outcome::Transport,
         Err(e) => Outcome::Http(e.http.as_u16()),
     };
     let outcome = if replayable {
