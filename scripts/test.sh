@@ -23,11 +23,12 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 python3 -c 'import venv' 2>/dev/null || missing+=(python3-venv)
+command -v ip >/dev/null || missing+=(iproute2)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "ok: redis-server, postgresql, sqlite3, python3-venv"
+echo "ok: redis-server, postgresql, sqlite3, python3-venv, iproute2"
 
 step "rust toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -44,27 +45,17 @@ DAPR_CLI_BIN="$(tests/cli/build-dapr-cli.sh | tail -n1)"
 export DAPR_CLI_BIN
 echo "$DAPR_CLI_BIN"
 
-step "backends on loopback"
-# shellcheck source=scripts/services.sh
-source scripts/services.sh
-trap stop_services EXIT
-
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "build"
 cargo build --workspace --quiet
+cargo test --workspace --no-run --quiet
 DAPRD_BIN="$CARGO_TARGET_DIR/debug/daprd"
 export DAPRD_BIN
 
-step "rust tests (unit, conformance against real Redis/PostgreSQL/SQLite, daprd processes)"
-cargo test --workspace --quiet
-
-step "python SDK suite against daprd (in-memory, Redis, PostgreSQL, SQLite)"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk
-
-step "the Dapr CLI runs daprd (dapr run --runtime-path)"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/cli
+step "tests, inside a private network namespace (loopback only, multicast on)"
+scripts/in-netns.sh scripts/run-tests.sh
 
 step "all tests passed"

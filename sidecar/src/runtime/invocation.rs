@@ -10,7 +10,9 @@ use tokio::net::TcpListener;
 use crate::app::{AppChannel, AppHealth, GrpcChannel, HealthProbe, HttpChannel, Protocol};
 use crate::blocks::invoke::InvokeBlock;
 use crate::components::Properties;
-use crate::components::nameresolution::{Instance, KubernetesResolver, Resolver, SqliteResolver};
+use crate::components::nameresolution::{
+    Instance, KubernetesResolver, MdnsResolver, Resolver, SqliteResolver,
+};
 use crate::config::{Flags, stable_port};
 use crate::resiliency::Policies;
 use crate::resources::{Configuration, HttpEndpoint};
@@ -19,7 +21,8 @@ pub struct Invocation {
     pub block: InvokeBlock,
     /// The app's health when health checks are on (it then gates readiness).
     pub app_health: Option<Arc<AppHealth>>,
-    pub registration: Option<Arc<SqliteResolver>>,
+    /// The resolver that announced this sidecar, to withdraw it on shutdown.
+    pub registration: Option<Arc<dyn Resolver>>,
 }
 
 /// Binds `--dapr-internal-grpc-port`, or Dapr's stable port for this app when unset.
@@ -40,15 +43,13 @@ pub async fn bind_internal(flags: &Flags) -> Result<TcpListener> {
 }
 
 /// Name resolution as the Configuration's `spec.nameResolution` selects it. Without one:
-/// Kubernetes DNS in Kubernetes mode; otherwise sidecars on this host find each other
-/// through a registry file in the temp directory (Dapr's standalone default is mDNS, which
-/// this sidecar does not implement yet). Returns the resolver, and the registration to
-/// remove on shutdown when there is one.
+/// Kubernetes DNS in Kubernetes mode, mDNS otherwise (Dapr's defaults). Returns the
+/// resolver, and the registration to withdraw on shutdown when there is one.
 async fn resolver(
     flags: &Flags,
     config: &Configuration,
     me: Instance,
-) -> Result<(Arc<dyn Resolver>, Option<Arc<SqliteResolver>>)> {
+) -> Result<(Arc<dyn Resolver>, Option<Arc<dyn Resolver>>)> {
     let spec = config.spec.other.get("nameResolution");
     let component = spec
         .and_then(|s| s.get("component"))
@@ -70,35 +71,29 @@ async fn resolver(
                 .collect()
         })
         .unwrap_or_default();
-    let kubernetes =
-        component == "kubernetes" || (component.is_empty() && flags.mode == "kubernetes");
-    if kubernetes {
-        let r = KubernetesResolver::new(&Properties::new(settings), &me.namespace);
-        return Ok((Arc::new(r), None));
-    }
-    let props = match component {
-        "sqlite" => Properties::new(settings),
-        "" | "mdns" => {
-            if component == "mdns" {
-                tracing::warn!(
-                    "nameResolution mdns is not supported yet; using the host-local registry file"
-                );
-            }
-            let path = std::env::temp_dir().join("dapr-rs-nameresolution.db");
-            // Every sidecar on the host shares this file; starts may contend for its lock.
-            Properties::new([
-                ("connectionString", path.display().to_string()),
-                ("busyTimeout", "5s".to_string()),
-            ])
+    let component = match component {
+        "" if flags.mode == "kubernetes" => "kubernetes",
+        "" => "mdns",
+        c => c,
+    };
+    let registered: Arc<dyn Resolver> = match component {
+        "kubernetes" => {
+            let r = KubernetesResolver::new(&Properties::new(settings), &me.namespace);
+            return Ok((Arc::new(r), None));
         }
+        "mdns" => Arc::new(
+            MdnsResolver::start(me)
+                .await
+                .context("starting mDNS name resolution")?,
+        ),
+        "sqlite" => Arc::new(
+            SqliteResolver::start(&Properties::new(settings), me)
+                .await
+                .context("starting sqlite name resolution")?,
+        ),
         other => anyhow::bail!("unsupported name resolution component {other:?}"),
     };
-    let registry = Arc::new(
-        SqliteResolver::start(&props, me)
-            .await
-            .context("starting name resolution")?,
-    );
-    Ok((registry.clone(), Some(registry)))
+    Ok((registered.clone(), Some(registered)))
 }
 
 pub async fn setup(

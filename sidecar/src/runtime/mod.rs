@@ -28,7 +28,7 @@ pub struct Running {
     servers: servers::Servers,
     grace: Duration,
     /// This sidecar's entry in name resolution, removed on shutdown.
-    registration: Option<Arc<crate::components::nameresolution::SqliteResolver>>,
+    registration: Option<Arc<dyn crate::components::nameresolution::Resolver>>,
 }
 
 fn load_config(flags: &Flags) -> Result<Configuration> {

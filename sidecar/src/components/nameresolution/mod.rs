@@ -2,12 +2,14 @@
 //! A resolver also announces this sidecar so others can find it.
 
 mod kubernetes;
+mod mdns;
 mod sqlite;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use kubernetes::KubernetesResolver;
+pub use mdns::MdnsResolver;
 pub use sqlite::SqliteResolver;
 
 /// This sidecar, as others should reach it.
@@ -31,4 +33,8 @@ pub enum ResolveError {
 pub trait Resolver: Send + Sync + 'static {
     /// The address of one live sidecar of `app_id` in `namespace`.
     async fn resolve(&self, app_id: &str, namespace: &str) -> Result<String, ResolveError>;
+
+    /// Withdraws this sidecar's registration on shutdown, so callers stop picking it
+    /// before its heartbeat or TTL would tell them.
+    async fn unregister(&self) {}
 }

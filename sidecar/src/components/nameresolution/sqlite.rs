@@ -125,22 +125,6 @@ impl SqliteResolver {
             heartbeat: Some(heartbeat),
         })
     }
-
-    /// Removes this sidecar's registration (on shutdown).
-    pub async fn unregister(&self) {
-        let conn = self.conn.clone();
-        let sql = format!(
-            "DELETE FROM {} WHERE registration_id = ?1 AND address = ?2",
-            self.table
-        );
-        let (id, address) = (self.registration_id.clone(), self.address.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Ok(c) = conn.lock() {
-                let _ = c.execute(&sql, params![id, address]);
-            }
-        })
-        .await;
-    }
 }
 
 impl Drop for SqliteResolver {
@@ -196,6 +180,21 @@ impl Resolver for SqliteResolver {
         }
         let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % addresses.len();
         Ok(addresses[i].clone())
+    }
+
+    async fn unregister(&self) {
+        let conn = self.conn.clone();
+        let sql = format!(
+            "DELETE FROM {} WHERE registration_id = ?1 AND address = ?2",
+            self.table
+        );
+        let (id, address) = (self.registration_id.clone(), self.address.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(c) = conn.lock() {
+                let _ = c.execute(&sql, params![id, address]);
+            }
+        })
+        .await;
     }
 }
 
