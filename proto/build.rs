@@ -2,7 +2,10 @@
 //! protox parses the files into a descriptor set, which tonic-prost-build turns into code.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let files = ["dapr/proto/internals/v1/service_invocation.proto"];
+    let files = [
+        "dapr/proto/internals/v1/service_invocation.proto",
+        "dapr/proto/operator/v1/operator.proto",
+    ];
     let descriptors = protox::compile(files, ["."])?;
     tonic_prost_build::configure()
         // Common types are the official `dapr` crate's, so values pass between the public

@@ -10,3 +10,11 @@ pub mod internals {
         tonic::include_proto!("dapr.proto.internals.v1");
     }
 }
+
+/// `dapr.proto.operator.v1`: the operator serving dapr.io resources to sidecars.
+pub mod operator {
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("dapr.proto.operator.v1");
+    }
+}

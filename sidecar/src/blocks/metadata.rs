@@ -35,7 +35,8 @@ pub struct MetadataBlock {
     pub app_id: String,
     pub runtime_version: String,
     pub enabled_features: Vec<String>,
-    pub components: Vec<ComponentInfo>,
+    /// Changes at runtime in Kubernetes mode, as the operator adds and removes components.
+    components: RwLock<Vec<ComponentInfo>>,
     /// Names of the loaded `HTTPEndpoint` resources.
     pub http_endpoints: Vec<String>,
     pub app_connection: AppConnection,
@@ -46,6 +47,7 @@ pub struct MetadataBlock {
 #[derive(Debug, Clone)]
 pub struct MetadataView<'a> {
     pub block: &'a MetadataBlock,
+    pub components: Vec<ComponentInfo>,
     pub extended: BTreeMap<String, String>,
 }
 
@@ -63,7 +65,7 @@ impl MetadataBlock {
             app_id,
             runtime_version,
             enabled_features,
-            components,
+            components: RwLock::new(components),
             http_endpoints: Vec::new(),
             app_connection,
             extended: RwLock::new(extended),
@@ -79,6 +81,18 @@ impl MetadataBlock {
         map.insert(key.to_string(), value);
     }
 
+    /// Records a component loaded (or reloaded) while the sidecar runs.
+    pub fn upsert_component(&self, info: ComponentInfo) {
+        let mut list = self.components.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|c| c.name != info.name);
+        list.push(info);
+    }
+
+    pub fn remove_component(&self, name: &str) {
+        let mut list = self.components.write().unwrap_or_else(|e| e.into_inner());
+        list.retain(|c| c.name != name);
+    }
+
     pub fn with_http_endpoints(mut self, names: Vec<String>) -> Self {
         self.http_endpoints = names;
         self
@@ -90,8 +104,14 @@ impl MetadataBlock {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let components = self
+            .components
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         MetadataView {
             block: self,
+            components,
             extended,
         }
     }

@@ -332,14 +332,9 @@ impl Flags {
         );
         note(!self.sentry_address.is_empty(), "--sentry-address");
         note(self.enable_mtls, "--enable-mtls");
-        note(
-            !self.control_plane_address.is_empty(),
-            "--control-plane-address",
-        );
         note(self.enable_profiling, "--enable-profiling");
         note(!self.unix_domain_socket.is_empty(), "--unix-domain-socket");
         note(!self.allowed_origins.is_empty(), "--allowed-origins");
-        note(self.mode == "kubernetes", "--mode kubernetes");
         out
     }
 }

@@ -24,6 +24,9 @@ pub struct ObjectMeta {
     pub name: String,
     #[serde(default)]
     pub namespace: Option<String>,
+    /// Set on objects from the API server; tells a changed component from a repeat.
+    #[serde(default)]
+    pub resource_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

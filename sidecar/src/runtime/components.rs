@@ -51,13 +51,32 @@ fn env_ref_allowed(name: &str) -> bool {
         && !name.to_ascii_uppercase().starts_with("DAPR_")
 }
 
+/// Whether the operator resolved this component's `secretKeyRef`s (Kubernetes mode with
+/// the Kubernetes secret store, the default): it sends each value base64-encoded.
+fn operator_resolved_secrets(c: &Component, kubernetes: bool) -> bool {
+    kubernetes
+        && matches!(
+            c.auth.as_ref().map(|a| a.secret_store.as_str()),
+            None | Some("") | Some("kubernetes")
+        )
+}
+
 /// Resolves `spec.metadata`. `None` means the component must wait for a secret store
 /// (Dapr parks it rather than failing).
-fn resolve_metadata(c: &Component) -> Option<Properties> {
+fn resolve_metadata(c: &Component, kubernetes: bool) -> Option<Properties> {
+    use base64::Engine;
     let mut pairs = Vec::with_capacity(c.spec.metadata.len());
     for item in &c.spec.metadata {
         if item.secret_key_ref.is_some() {
-            return None;
+            if !operator_resolved_secrets(c, kubernetes) {
+                return None;
+            }
+            let decoded = item
+                .literal()
+                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+                .and_then(|b| String::from_utf8(b).ok())?;
+            pairs.push((item.name.clone(), decoded));
+            continue;
         }
         let value = match (item.literal(), &item.env_ref) {
             (Some(v), _) => v,
@@ -128,6 +147,134 @@ fn embedded_default(app_id: &str) -> Loaded {
     }
 }
 
+/// A component turned into a live state store, or the reason it was left out.
+pub enum Initialised {
+    Store {
+        entry: StoreEntry,
+        info: ComponentInfo,
+    },
+    /// Out of scope, of a category not supported yet, waiting for a secret store, or
+    /// failed with `ignoreErrors: true`; already logged.
+    Skipped,
+}
+
+/// Initialises one component as Dapr does: scopes, metadata, prefix, init with a timeout.
+/// An error is fatal for the component (and, at startup, for the sidecar).
+pub async fn init_one(c: &Component, app_id: &str, kubernetes: bool) -> Result<Initialised> {
+    if !c.in_scope(app_id) {
+        tracing::debug!(component = %c.name(), "not in scope for this app; skipped");
+        return Ok(Initialised::Skipped);
+    }
+    let category = c.spec.kind.split('.').next().unwrap_or("");
+    if category != "state" {
+        if LATER_CATEGORIES.contains(&category) {
+            tracing::warn!(
+                "component {} is of a type this sidecar does not support yet; skipped",
+                log_name(c)
+            );
+            return Ok(Initialised::Skipped);
+        }
+        let err = format!("incorrect type {}", c.spec.kind);
+        if c.spec.ignore_errors {
+            tracing::warn!(
+                "Ignoring error processing component: {}: {err}",
+                log_name(c)
+            );
+            return Ok(Initialised::Skipped);
+        }
+        bail!("Error processing component {}: {err}", log_name(c));
+    }
+    let Some(props) = resolve_metadata(c, kubernetes) else {
+        tracing::warn!(
+            "Component {} references a secret store that isn't loaded: {:?}; it will not be initialised",
+            c.name(),
+            c.auth
+                .as_ref()
+                .map(|a| a.secret_store.as_str())
+                .unwrap_or("")
+        );
+        return Ok(Initialised::Skipped);
+    };
+    let prefix = match StateBlock::prefix(&props, c.name(), app_id) {
+        Ok(p) => p,
+        Err(e) if c.spec.ignore_errors => {
+            tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
+            return Ok(Initialised::Skipped);
+        }
+        Err(e) => bail!("Error processing component {}: {e}", log_name(c)),
+    };
+    match init_state_store(c, &props).await {
+        Ok(store) => {
+            let info = ComponentInfo {
+                name: c.name().to_string(),
+                kind: c.spec.kind.clone(),
+                version: if c.spec.version.is_empty() {
+                    "v1".into()
+                } else {
+                    c.spec.version.clone()
+                },
+                capabilities: store
+                    .features()
+                    .names()
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+            };
+            tracing::info!("Component loaded: {}", log_name(c));
+            Ok(Initialised::Store {
+                entry: StoreEntry::new(store, prefix),
+                info,
+            })
+        }
+        Err(e) if c.spec.ignore_errors => {
+            tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
+            Ok(Initialised::Skipped)
+        }
+        Err(e) => bail!(
+            "Error processing component, daprd will exit gracefully: initialization error occurred for {}: {e}",
+            log_name(c)
+        ),
+    }
+}
+
+/// Builds the live components, resiliency and endpoints from loaded documents.
+pub async fn build(
+    app_id: &str,
+    kubernetes: bool,
+    components: &[Component],
+    resiliencies: &[crate::resources::Resiliency],
+    http_endpoints: &[crate::resources::HttpEndpoint],
+) -> Result<Loaded> {
+    let mut loaded = Loaded {
+        stores: HashMap::new(),
+        infos: Vec::new(),
+        resiliency: Vec::new(),
+        http_endpoints: http_endpoints
+            .iter()
+            .filter(|e| e.in_scope(app_id))
+            .cloned()
+            .collect(),
+    };
+    for r in resiliencies.iter().filter(|r| r.in_scope(app_id)) {
+        let spec = serde_json::from_value(r.spec.clone())
+            .map_err(|e| anyhow::anyhow!("Resiliency {}: {e}", r.metadata.name))?;
+        tracing::info!("Resiliency configuration loaded: {}", r.metadata.name);
+        loaded.resiliency.push(spec);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for c in components {
+        if !seen.insert(c.name().to_string()) {
+            bail!("duplicate definition of Component name {}", c.name());
+        }
+        if let Initialised::Store { entry, info } = init_one(c, app_id, kubernetes).await? {
+            loaded.stores.insert(c.name().to_string(), entry);
+            loaded.infos.push(info);
+        }
+    }
+    Ok(loaded)
+}
+
+/// Standalone mode: the documents in `--resources-path`, or the embedded default.
 pub async fn load(flags: &Flags) -> Result<Loaded> {
     let dirs = flags.resource_dirs();
     if dirs.is_empty() {
@@ -137,106 +284,14 @@ pub async fn load(flags: &Flags) -> Result<Loaded> {
     for problem in &resources.problems {
         tracing::warn!("skipping resource: {problem}");
     }
-    let mut loaded = Loaded {
-        stores: HashMap::new(),
-        infos: Vec::new(),
-        resiliency: Vec::new(),
-        http_endpoints: resources
-            .http_endpoints
-            .iter()
-            .filter(|e| e.in_scope(&flags.app_id))
-            .cloned()
-            .collect(),
-    };
-    for r in resources
-        .resiliencies
-        .iter()
-        .filter(|r| r.in_scope(&flags.app_id))
-    {
-        let spec = serde_json::from_value(r.spec.clone())
-            .map_err(|e| anyhow::anyhow!("Resiliency {}: {e}", r.metadata.name))?;
-        tracing::info!("Resiliency configuration loaded: {}", r.metadata.name);
-        loaded.resiliency.push(spec);
-    }
-    let mut seen = std::collections::HashSet::new();
-    for c in &resources.components {
-        if !seen.insert(c.name().to_string()) {
-            bail!("duplicate definition of Component name {}", c.name());
-        }
-        if !c.in_scope(&flags.app_id) {
-            tracing::debug!(component = %c.name(), "not in scope for this app; skipped");
-            continue;
-        }
-        let category = c.spec.kind.split('.').next().unwrap_or("");
-        if category != "state" {
-            if LATER_CATEGORIES.contains(&category) {
-                tracing::warn!(
-                    "component {} is of a type this sidecar does not support yet; skipped",
-                    log_name(c)
-                );
-                continue;
-            }
-            let err = format!("incorrect type {}", c.spec.kind);
-            if c.spec.ignore_errors {
-                tracing::warn!(
-                    "Ignoring error processing component: {}: {err}",
-                    log_name(c)
-                );
-                continue;
-            }
-            bail!("Error processing component {}: {err}", log_name(c));
-        }
-        let Some(props) = resolve_metadata(c) else {
-            tracing::warn!(
-                "Component {} references a secret store that isn't loaded: {:?}; it will not be initialised",
-                c.name(),
-                c.auth
-                    .as_ref()
-                    .map(|a| a.secret_store.as_str())
-                    .unwrap_or("")
-            );
-            continue;
-        };
-        let prefix = match StateBlock::prefix(&props, c.name(), &flags.app_id) {
-            Ok(p) => p,
-            Err(e) if c.spec.ignore_errors => {
-                tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
-                continue;
-            }
-            Err(e) => bail!("Error processing component {}: {e}", log_name(c)),
-        };
-        match init_state_store(c, &props).await {
-            Ok(store) => {
-                loaded.infos.push(ComponentInfo {
-                    name: c.name().to_string(),
-                    kind: c.spec.kind.clone(),
-                    version: if c.spec.version.is_empty() {
-                        "v1".into()
-                    } else {
-                        c.spec.version.clone()
-                    },
-                    capabilities: store
-                        .features()
-                        .names()
-                        .into_iter()
-                        .map(String::from)
-                        .collect(),
-                });
-                loaded
-                    .stores
-                    .insert(c.name().to_string(), StoreEntry::new(store, prefix));
-                tracing::info!("Component loaded: {}", log_name(c));
-            }
-            Err(e) if c.spec.ignore_errors => {
-                tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
-            }
-            Err(e) => bail!(
-                "Error processing component, daprd will exit gracefully: initialization error occurred for {}: {e}",
-                log_name(c)
-            ),
-        }
-    }
-    Ok(loaded)
+    build(
+        &flags.app_id,
+        false,
+        &resources.components,
+        &resources.resiliencies,
+        &resources.http_endpoints,
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod components;
 mod invocation;
+mod kubernetes;
 mod servers;
 
 use std::sync::Arc;
@@ -63,8 +64,12 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
     for flag in flags.not_yet_honoured() {
         tracing::warn!("{flag} is accepted but not supported by this sidecar yet");
     }
-    let config = load_config(flags)?;
-    let loaded = components::load(flags).await?;
+    let (config, loaded, follower) = if flags.mode == "kubernetes" {
+        let from = kubernetes::load(flags).await?;
+        (from.config, from.loaded, Some(from.follower))
+    } else {
+        (load_config(flags)?, components::load(flags).await?, None)
+    };
     let metrics = flags
         .enable_metrics
         .then(|| Arc::new(Metrics::new(&flags.app_id)));
@@ -116,6 +121,9 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         "The request body size parameter is: {} bytes",
         api.max_body_size
     );
+    if let Some(f) = follower {
+        tokio::spawn(f.run(api.clone()));
+    }
     let servers = servers::Servers::start(flags, api.clone(), internal).await?;
     health.set_outbound_ready();
     if let Some(port) = flags.app_port().map_err(anyhow::Error::msg)? {

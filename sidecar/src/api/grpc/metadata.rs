@@ -13,7 +13,7 @@ impl DaprGrpc {
             id: m.app_id.clone(),
             runtime_version: m.runtime_version.clone(),
             enabled_features: m.enabled_features.clone(),
-            registered_components: m
+            registered_components: view
                 .components
                 .iter()
                 .map(|c| pb::RegisteredComponents {

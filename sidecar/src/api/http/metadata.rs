@@ -93,7 +93,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> Response {
         runtime_version: &m.runtime_version,
         enabled_features: &m.enabled_features,
         actors: [],
-        components: m
+        components: view
             .components
             .iter()
             .map(|c| ComponentJson {

@@ -6,6 +6,8 @@ mod keys;
 mod timefmt;
 
 use std::collections::HashMap;
+
+use arc_swap::ArcSwap;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -142,7 +144,9 @@ pub struct QueryItem {
 
 pub struct StateBlock {
     app_id: String,
-    stores: HashMap<String, StoreEntry>,
+    /// Swapped whole when a component is added, changed or removed at runtime, so the hot
+    /// path reads without a lock.
+    stores: ArcSwap<HashMap<String, Arc<StoreEntry>>>,
 }
 
 /// Empty strings mean "no etag" in Dapr.
@@ -176,7 +180,33 @@ enum Invalid {
 
 impl StateBlock {
     pub fn new(app_id: String, stores: HashMap<String, StoreEntry>) -> Self {
-        Self { app_id, stores }
+        let stores = stores.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        Self {
+            app_id,
+            stores: ArcSwap::from_pointee(stores),
+        }
+    }
+
+    /// Adds or replaces a store while the sidecar runs; calls already under way finish on
+    /// the store they started with.
+    pub fn upsert(&self, name: &str, entry: StoreEntry) {
+        let entry = Arc::new(entry);
+        self.stores.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.insert(name.to_string(), entry.clone());
+            next
+        });
+    }
+
+    /// Removes a store while the sidecar runs; returns whether it existed.
+    pub fn remove(&self, name: &str) -> bool {
+        let mut existed = false;
+        self.stores.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            existed = next.remove(name).is_some();
+            next
+        });
+        existed
     }
 
     /// Builds the prefix for a store from its component metadata.
@@ -185,12 +215,14 @@ impl StateBlock {
         prefix_for(props, store, app_id, namespace.as_deref())
     }
 
-    fn entry(&self, name: &str) -> Result<&StoreEntry, DaprError> {
-        if self.stores.is_empty() {
+    fn entry(&self, name: &str) -> Result<Arc<StoreEntry>, DaprError> {
+        let stores = self.stores.load();
+        if stores.is_empty() {
             return Err(errors::not_configured(name, &self.app_id));
         }
-        self.stores
+        stores
             .get(name)
+            .cloned()
             .ok_or_else(|| errors::not_found(name, &self.app_id))
     }
 
@@ -265,7 +297,7 @@ impl StateBlock {
         let entry = self.entry(store)?;
         let mut reqs = Vec::with_capacity(items.len());
         for item in items {
-            reqs.push(set_request(entry, item).map_err(|e| match e {
+            reqs.push(set_request(&entry, item).map_err(|e| match e {
                 Invalid::Api(e) => e,
                 Invalid::Store(e) => errors::save_failed(store, e),
             })?);
@@ -289,7 +321,7 @@ impl StateBlock {
     pub async fn delete(&self, store: &str, item: DeleteItem) -> Result<(), DaprError> {
         let entry = self.entry(store)?;
         let key = item.key.clone();
-        let req = delete_request(entry, item)?;
+        let req = delete_request(&entry, item)?;
         entry
             .store
             .delete(&req)
@@ -301,7 +333,7 @@ impl StateBlock {
         let entry = self.entry(store)?;
         let reqs: Vec<DeleteRequest> = items
             .into_iter()
-            .map(|i| delete_request(entry, i))
+            .map(|i| delete_request(&entry, i))
             .collect::<Result<_, _>>()?;
         let outcomes = stream::iter(reqs)
             .map(|r| {
@@ -328,12 +360,12 @@ impl StateBlock {
         for op in ops {
             prepared.push(match op {
                 TxOp::Upsert(item) => {
-                    Operation::Set(set_request(entry, item).map_err(|e| match e {
+                    Operation::Set(set_request(&entry, item).map_err(|e| match e {
                         Invalid::Api(e) => e,
                         Invalid::Store(e) => errors::transaction_failed(e),
                     })?)
                 }
-                TxOp::Delete(item) => Operation::Delete(delete_request(entry, item)?),
+                TxOp::Delete(item) => Operation::Delete(delete_request(&entry, item)?),
             });
         }
         entry

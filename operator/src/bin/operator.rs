@@ -1,0 +1,27 @@
+//! The `operator` binary: flags, logging, then the library's `run`.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    // One crypto provider for kube's TLS and ours.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let flags = operator::Flags::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if flags.log_as_json {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    match operator::run(flags).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("operator failed: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Wiring: the watches, the sidecar API, health and metrics on every replica; the
+//! reconcilers and the validator only while this replica leads.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use kube::api::{Api, DynamicObject};
+use proto::operator::v1::operator_server::OperatorServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{Caches, OperatorApi};
+use crate::cache::Cache;
+use crate::kinds::{self, Kind};
+use crate::services::ServiceMetrics;
+use crate::{Flags, health, leader, services, validate};
+
+async fn client(flags: &Flags) -> Result<kube::Client> {
+    let config = if flags.kubeconfig.is_empty() {
+        kube::Config::infer()
+            .await
+            .context("finding cluster configuration")?
+    } else {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&flags.kubeconfig)
+            .with_context(|| format!("reading kubeconfig {}", flags.kubeconfig))?;
+        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .context("loading kubeconfig")?
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+fn watch_kind(client: &kube::Client, flags: &Flags, kind: Kind) -> Arc<Cache> {
+    let cache = Cache::new(kind);
+    let resource = kind.api_resource();
+    let api: Api<DynamicObject> = if flags.watch_namespace.is_empty() {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), &flags.watch_namespace, &resource)
+    };
+    tokio::spawn(cache.clone().run(api));
+    cache
+}
+
+async fn bind(address: &str, port: u16, what: &str) -> Result<TcpListener> {
+    let addr: SocketAddr = format!("{}:{port}", Flags::listen(address))
+        .parse()
+        .with_context(|| format!("invalid {what} address {address:?}"))?;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr} ({what})"))
+}
+
+/// Runs the leader's work whenever this replica leads, and stops it when it no longer does.
+async fn lead(
+    mut leader: watch::Receiver<bool>,
+    client: kube::Client,
+    caches: Caches,
+    metrics: Arc<ServiceMetrics>,
+    identity: String,
+) {
+    loop {
+        if *leader.borrow_and_update() {
+            tracing::info!("leader: reconciling services and validating components");
+            let work = async {
+                tokio::join!(
+                    services::run(client.clone(), metrics.clone()),
+                    validate::run(client.clone(), caches.components.clone(), identity.clone()),
+                )
+            };
+            tokio::select! {
+                _ = work => {}
+                changed = leader.changed() => {
+                    if changed.is_err() {
+                        // Election is off or gone: stay leader for good.
+                        std::future::pending::<()>().await;
+                    }
+                    tracing::info!("lost leadership; stopping the reconcilers");
+                }
+            }
+        } else if leader.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+pub async fn run(flags: Flags) -> Result<()> {
+    let client = client(&flags).await?;
+    let identity = std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    });
+    let caches = Caches {
+        components: watch_kind(&client, &flags, kinds::COMPONENT),
+        configurations: watch_kind(&client, &flags, kinds::CONFIGURATION),
+        subscriptions: watch_kind(&client, &flags, kinds::SUBSCRIPTION),
+        resiliencies: watch_kind(&client, &flags, kinds::RESILIENCY),
+        http_endpoints: watch_kind(&client, &flags, kinds::HTTP_ENDPOINT),
+    };
+    let metrics = Arc::new(ServiceMetrics::default());
+
+    let leader = leader::elect(
+        client.clone(),
+        &flags.leader_election_namespace,
+        &identity,
+        Duration::from_secs(flags.leader_election_lease_duration),
+        flags.disable_leader_election,
+    )
+    .await
+    .context("starting leader election")?;
+    tokio::spawn(lead(
+        leader.clone(),
+        client.clone(),
+        caches.clone(),
+        metrics.clone(),
+        identity.clone(),
+    ));
+
+    let healthz = bind(&flags.healthz_listen_address, flags.healthz_port, "healthz").await?;
+    let router = health::healthz(caches.clone());
+    tokio::spawn(async move { axum::serve(healthz, router).await });
+    if flags.enable_metrics {
+        let listener = bind(&flags.metrics_listen_address, flags.metrics_port, "metrics").await?;
+        let router = health::metrics(metrics.clone(), leader.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+    }
+
+    let api = bind(&flags.api_listen_address, flags.port, "operator API").await?;
+    tracing::info!(identity = %identity, "operator API listening on {}", api.local_addr()?);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(api);
+    tonic::transport::Server::builder()
+        .add_service(OperatorServer::new(OperatorApi::new(caches, client)))
+        .serve_with_incoming_shutdown(incoming, shutdown())
+        .await
+        .context("operator API server")?;
+    tracing::info!("operator stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
