@@ -15,6 +15,11 @@ step "backends on loopback"
 source scripts/services.sh
 trap stop_services EXIT
 
+step "a Kubernetes control plane on loopback (etcd, kube-apiserver, kube-controller-manager)"
+# shellcheck source=tests/k8s/control-plane.sh
+source tests/k8s/control-plane.sh
+trap 'stop_kube; stop_services' EXIT
+
 step "rust tests (unit, conformance against real Redis/PostgreSQL/SQLite, daprd processes)"
 cargo test --workspace --quiet
 

@@ -45,6 +45,9 @@ DAPR_CLI_BIN="$(tests/cli/build-dapr-cli.sh | tail -n1)"
 export DAPR_CLI_BIN
 echo "$DAPR_CLI_BIN"
 
+step "Kubernetes binaries (kube-apiserver, kube-controller-manager, kubectl, etcd), built from their Go modules (cached)"
+tests/k8s/build-kube.sh
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

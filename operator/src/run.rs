@@ -60,22 +60,25 @@ async fn lead(
     caches: Caches,
     metrics: Arc<ServiceMetrics>,
     identity: String,
+    namespace: Option<String>,
 ) {
     loop {
         if *leader.borrow_and_update() {
             tracing::info!("leader: reconciling services and validating components");
             let work = async {
                 tokio::join!(
-                    services::run(client.clone(), metrics.clone()),
+                    services::run(client.clone(), namespace.clone(), metrics.clone()),
                     validate::run(client.clone(), caches.components.clone(), identity.clone()),
                 )
             };
+            let mut work = std::pin::pin!(work);
             tokio::select! {
-                _ = work => {}
+                _ = &mut work => {}
                 changed = leader.changed() => {
                     if changed.is_err() {
-                        // Election is off or gone: stay leader for good.
-                        std::future::pending::<()>().await;
+                        // Election is off (or gone): lead for good.
+                        work.await;
+                        return;
                     }
                     tracing::info!("lost leadership; stopping the reconcilers");
                 }
@@ -116,6 +119,7 @@ pub async fn run(flags: Flags) -> Result<()> {
         caches.clone(),
         metrics.clone(),
         identity.clone(),
+        Some(flags.watch_namespace.clone()).filter(|n| !n.is_empty()),
     ));
 
     let healthz = bind(&flags.healthz_listen_address, flags.healthz_port, "healthz").await?;

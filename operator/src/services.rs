@@ -204,7 +204,7 @@ fn on_error<W: Workload>(_w: Arc<W>, e: &ReconcileError, ctx: Arc<Ctx>) -> Actio
     Action::requeue(Duration::from_secs(2))
 }
 
-async fn control<W>(client: kube::Client, metrics: Arc<ServiceMetrics>)
+async fn control<W>(client: kube::Client, namespace: Option<String>, metrics: Arc<ServiceMetrics>)
 where
     W: Workload + serde::de::DeserializeOwned,
     W: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
@@ -213,19 +213,27 @@ where
         client: client.clone(),
         metrics,
     });
-    Controller::new(Api::<W>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Service>::all(client), watcher::Config::default())
+    let (workloads, services) = match &namespace {
+        Some(ns) => (
+            Api::<W>::namespaced(client.clone(), ns),
+            Api::<Service>::namespaced(client, ns),
+        ),
+        None => (Api::<W>::all(client.clone()), Api::<Service>::all(client)),
+    };
+    Controller::new(workloads, watcher::Config::default())
+        .owns(services, watcher::Config::default())
         .shutdown_on_signal()
         .run(reconcile::<W>, on_error::<W>, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
 }
 
-/// Runs both reconcilers until the future is dropped (when leadership is lost).
-pub async fn run(client: kube::Client, metrics: Arc<ServiceMetrics>) {
+/// Runs both reconcilers until the future is dropped (when leadership is lost), over one
+/// namespace or all of them.
+pub async fn run(client: kube::Client, namespace: Option<String>, metrics: Arc<ServiceMetrics>) {
     tokio::join!(
-        control::<Deployment>(client.clone(), metrics.clone()),
-        control::<StatefulSet>(client, metrics),
+        control::<Deployment>(client.clone(), namespace.clone(), metrics.clone()),
+        control::<StatefulSet>(client, namespace, metrics),
     );
 }
 
