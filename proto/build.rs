@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "dapr/proto/internals/v1/service_invocation.proto",
         "dapr/proto/operator/v1/operator.proto",
+        "dapr/proto/sentry/v1/sentry.proto",
     ];
     let descriptors = protox::compile(files, ["."])?;
     tonic_prost_build::configure()

@@ -18,3 +18,11 @@ pub mod operator {
         tonic::include_proto!("dapr.proto.operator.v1");
     }
 }
+
+/// `dapr.proto.sentry.v1`: the certificate authority.
+pub mod sentry {
+    #[allow(clippy::all, missing_docs)]
+    pub mod v1 {
+        tonic::include_proto!("dapr.proto.sentry.v1");
+    }
+}
