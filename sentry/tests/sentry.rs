@@ -424,3 +424,247 @@ fn write_bundle(dir: &Path, c: &sentry::ca::Credentials) {
     std::fs::write(dir.join("issuer.key"), &c.issuer_key).expect("key");
     std::fs::write(dir.join("issuer.crt"), &c.issuer_crt).expect("crt");
 }
+
+fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut child = Command::new(kubectl)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write");
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn pod(name: &str, ns: &str, sa: &str, annotations: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n{annotations}spec:\n  serviceAccountName: {sa}\n  containers:\n  - name: app\n    image: example.invalid/app:1\n"
+    )
+}
+
+fn token(ns: &str, sa: &str, pod: &str, audience: &str) -> String {
+    kubectl(
+        &[
+            "create",
+            "token",
+            sa,
+            "-n",
+            ns,
+            "--audience",
+            audience,
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            pod,
+        ],
+        None,
+    )
+    .trim()
+    .to_string()
+}
+
+#[tokio::test]
+async fn the_kubernetes_validator_checks_token_pod_and_app_id_on_a_real_api_server() {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some() && std::env::var_os("KUBECTL").is_some(),
+        "needs the test control plane: scripts/test.sh, or `source tests/k8s/control-plane.sh`"
+    );
+    let tag = std::process::id();
+    let (cp, apps) = (format!("sentry-cp-{tag}"), format!("sentry-apps-{tag}"));
+    kubectl(&["create", "namespace", &cp], None);
+    kubectl(&["create", "namespace", &apps], None);
+    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/dapr/crds");
+    kubectl(&["apply", "-f", &crds.display().to_string()], None);
+    kubectl(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/configurations.dapr.io",
+        ],
+        None,
+    );
+    let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG");
+    let sentry = Sentry::start(
+        &[
+            "--mode",
+            "kubernetes",
+            "--kubeconfig",
+            &kubeconfig,
+            "--namespace",
+            &cp,
+        ],
+        None,
+    )
+    .await;
+
+    // No bundle existed: one was generated into the Secret, its public half into a ConfigMap.
+    let keys = kubectl(
+        &[
+            "get",
+            "secret",
+            "dapr-trust-bundle",
+            "-n",
+            &cp,
+            "-o",
+            "jsonpath={.data}",
+        ],
+        None,
+    );
+    for k in ["ca.crt", "issuer.crt", "issuer.key"] {
+        assert!(keys.contains(k), "{k} in the Secret: {keys}");
+    }
+    let ca = kubectl(
+        &[
+            "get",
+            "configmap",
+            "dapr-trust-bundle",
+            "-n",
+            &cp,
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ],
+        None,
+    );
+    assert!(ca.contains("BEGIN CERTIFICATE"));
+
+    kubectl(
+        &["create", "serviceaccount", "orders-sa", "-n", &apps],
+        None,
+    );
+    kubectl(
+        &["create", "serviceaccount", "payments-sa", "-n", &apps],
+        None,
+    );
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appcfg\n  namespace: {apps}\nspec:\n  accessControl:\n    defaultAction: allow\n    trustDomain: acme\n"
+        )),
+    );
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&pod(
+            "orders-pod",
+            &apps,
+            "orders-sa",
+            "    dapr.io/app-id: orders\n    dapr.io/config: appcfg\n",
+        )),
+    );
+    kubectl(
+        &["apply", "-f", "-"],
+        Some(&pod(
+            "payments-pod",
+            &apps,
+            "payments-sa",
+            "    dapr.io/app-id: payments\n",
+        )),
+    );
+    let mut client = sentry.client(&ca).await;
+    let key = KeyPair::generate().expect("key");
+    let kube_request = |id: &str, ns: &str, token: String| SignCertificateRequest {
+        token,
+        token_validator: TokenValidator::Kubernetes as i32,
+        ..request(id, ns, csr(&key))
+    };
+
+    let orders_token = token(&apps, "orders-sa", "orders-pod", "dapr.io/sentry");
+    let resp = client
+        .sign_certificate(kube_request("orders", &apps, orders_token.clone()))
+        .await
+        .expect("orders is who it says")
+        .into_inner();
+    assert!(chains_to(&resp, &ca));
+    let chain = ders(&resp.workload_certificate);
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).expect("leaf");
+    assert_eq!(
+        uri_sans(&leaf),
+        [format!("spiffe://acme/ns/{apps}/orders")],
+        "trust domain from the app's Configuration"
+    );
+
+    let payments_token = token(&apps, "payments-sa", "payments-pod", "dapr.io/sentry");
+    let resp = client
+        .sign_certificate(kube_request("payments", &apps, payments_token.clone()))
+        .await
+        .expect("payments is who it says")
+        .into_inner();
+    let chain = ders(&resp.workload_certificate);
+    let (_, leaf) = X509Certificate::from_der(&chain[0]).expect("leaf");
+    assert_eq!(
+        uri_sans(&leaf),
+        [format!("spiffe://public/ns/{apps}/payments")]
+    );
+
+    let refusals = [
+        (
+            "another app's id",
+            kube_request("payments", &apps, orders_token.clone()),
+            "app id",
+        ),
+        (
+            "another namespace",
+            kube_request("orders", "default", orders_token.clone()),
+            "namespace",
+        ),
+        (
+            "a token for another audience",
+            kube_request(
+                "orders",
+                &apps,
+                token(&apps, "orders-sa", "orders-pod", "someone-else"),
+            ),
+            "not authenticated",
+        ),
+        (
+            "no token",
+            kube_request("orders", &apps, String::new()),
+            "token is required",
+        ),
+        (
+            "a forged token",
+            kube_request("orders", &apps, format!("{orders_token}x")),
+            "not authenticated",
+        ),
+        (
+            "a control-plane identity",
+            kube_request("dapr-operator", &apps, orders_token.clone()),
+            "control-plane",
+        ),
+        (
+            "the insecure validator",
+            SignCertificateRequest {
+                token_validator: TokenValidator::Insecure as i32,
+                ..request("orders", &apps, csr(&key))
+            },
+            "not enabled",
+        ),
+    ];
+    for (what, req, text) in refusals {
+        let err = client.sign_certificate(req).await.expect_err(what);
+        assert_eq!(
+            err.code(),
+            tonic::Code::PermissionDenied,
+            "{what}: {}",
+            err.message()
+        );
+        assert!(err.message().contains(text), "{what}: {}", err.message());
+    }
+    let _ = kubectl(&["delete", "namespace", &cp, &apps, "--wait=false"], None);
+}
