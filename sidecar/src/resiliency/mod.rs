@@ -11,5 +11,5 @@ mod trip;
 pub use breaker::{Breaker, BreakerSettings};
 pub use policy::{Outcome, Policies, Policy, PolicyError};
 pub use retry::{Backoff, RetrySettings, StatusMatcher};
-pub use spec::{ResiliencySpec, parse_resiliency};
+pub use spec::parse_resiliency;
 pub use trip::TripExpr;

@@ -1,11 +1,12 @@
-//! The `Resiliency` resource (`dapr.io/v1alpha1`): named policies and the targets that use
-//! them, with Dapr's defaults for anything left out.
+//! The `Resiliency` resource (`dapr.io/v1alpha1`, typed by the `crds` crate): named policies
+//! and the targets that use them turned into [`Policies`], with Dapr's defaults for anything
+//! left out.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use crds::ResiliencySpec;
+use crds::resiliency::{CircuitBreaker, Retry};
 
 use super::breaker::{Breaker, BreakerSettings};
 use super::policy::{Policies, Policy};
@@ -13,118 +14,23 @@ use super::retry::{Backoff, RetrySettings, StatusMatcher};
 use super::trip::TripExpr;
 use crate::components::properties::parse_duration;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ResiliencySpec {
-    #[serde(default)]
-    pub policies: PoliciesSpec,
-    #[serde(default)]
-    pub targets: TargetsSpec,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PoliciesSpec {
-    #[serde(default, deserialize_with = "text_map")]
-    pub timeouts: HashMap<String, String>,
-    #[serde(default)]
-    pub retries: HashMap<String, RetrySpec>,
-    #[serde(default)]
-    pub circuit_breakers: HashMap<String, BreakerSpec>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RetrySpec {
-    #[serde(default)]
-    pub policy: String,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub duration: Option<String>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub max_interval: Option<String>,
-    #[serde(default)]
-    pub max_retries: Option<i64>,
-    #[serde(default)]
-    pub matching: Option<MatchingSpec>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct MatchingSpec {
-    #[serde(default, rename = "httpStatusCodes", deserialize_with = "text")]
-    pub http_status_codes: String,
-    #[serde(default, rename = "gRPCStatusCodes", deserialize_with = "text")]
-    pub grpc_status_codes: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BreakerSpec {
-    #[serde(default)]
-    pub max_requests: Option<u32>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub interval: Option<String>,
-    #[serde(default, deserialize_with = "opt_text")]
-    pub timeout: Option<String>,
-    #[serde(default)]
-    pub trip: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct TargetsSpec {
-    #[serde(default)]
-    pub apps: HashMap<String, TargetSpec>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct TargetSpec {
-    #[serde(default, deserialize_with = "opt_text")]
-    pub timeout: Option<String>,
-    #[serde(default)]
-    pub retry: Option<String>,
-    #[serde(default)]
-    pub circuit_breaker: Option<String>,
-}
-
-/// YAML writes `500` and `"500"` alike; Dapr reads both as text.
-fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    Ok(match serde_json::Value::deserialize(d)? {
-        serde_json::Value::String(s) => s,
-        serde_json::Value::Null => String::new(),
-        other => other.to_string(),
-    })
-}
-
-fn opt_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    text(d).map(|s| Some(s).filter(|s| !s.is_empty()))
-}
-
-fn text_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<HashMap<String, String>, D::Error> {
-    let raw: HashMap<String, serde_json::Value> = HashMap::deserialize(d)?;
-    Ok(raw
-        .into_iter()
-        .map(|(k, v)| {
-            (
-                k,
-                v.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-            )
-        })
-        .collect())
+/// An optional text field of the spec: empty means not set.
+fn set(text: &str) -> Option<&str> {
+    Some(text).filter(|t| !t.is_empty())
 }
 
 fn duration(raw: &str, what: &str) -> Result<Duration, String> {
     parse_duration(raw).ok_or_else(|| format!("invalid duration {raw:?} for {what}"))
 }
 
-fn retry(name: &str, spec: &RetrySpec) -> Result<RetrySettings, String> {
+fn retry(name: &str, spec: &Retry) -> Result<RetrySettings, String> {
     let backoff = match spec.policy.as_str() {
-        "" | "constant" => Backoff::Constant(match &spec.duration {
+        "" | "constant" => Backoff::Constant(match set(&spec.duration) {
             Some(d) => duration(d, &format!("retry {name} duration"))?,
             None => Duration::from_secs(5),
         }),
         "exponential" => Backoff::Exponential {
-            max_interval: match &spec.max_interval {
+            max_interval: match set(&spec.max_interval) {
                 Some(d) => duration(d, &format!("retry {name} maxInterval"))?,
                 None => Duration::from_secs(60),
             },
@@ -147,18 +53,24 @@ fn retry(name: &str, spec: &RetrySpec) -> Result<RetrySettings, String> {
     })
 }
 
-fn breaker(name: &str, spec: &BreakerSpec) -> Result<BreakerSettings, String> {
+fn breaker(name: &str, spec: &CircuitBreaker) -> Result<BreakerSettings, String> {
     Ok(BreakerSettings {
-        max_requests: spec.max_requests.unwrap_or(1),
-        interval: match &spec.interval {
+        // 0 (unset) lets one request through while half-open, as Dapr does.
+        max_requests: u32::try_from(spec.max_requests).map_err(|_| {
+            format!(
+                "circuit breaker {name}: invalid maxRequests {}",
+                spec.max_requests
+            )
+        })?,
+        interval: match set(&spec.interval) {
             Some(d) => duration(d, &format!("circuit breaker {name} interval"))?,
             None => Duration::ZERO,
         },
-        timeout: match &spec.timeout {
+        timeout: match set(&spec.timeout) {
             Some(d) => duration(d, &format!("circuit breaker {name} timeout"))?,
             None => Duration::from_secs(60),
         },
-        trip: TripExpr::parse(spec.trip.as_deref().unwrap_or("consecutiveFailures > 5"))
+        trip: TripExpr::parse(set(&spec.trip).unwrap_or("consecutiveFailures > 5"))
             .map_err(|e| format!("circuit breaker {name}: {e}"))?,
     })
 }
@@ -170,7 +82,7 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
     for spec in specs {
         let p = &spec.policies;
         for (app, target) in &spec.targets.apps {
-            let timeout = match &target.timeout {
+            let timeout = match set(&target.timeout) {
                 None => None,
                 Some(t) => Some(match p.timeouts.get(t) {
                     Some(d) => duration(d, &format!("timeout {t}"))?,
@@ -179,7 +91,7 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
                         .ok_or_else(|| format!("app {app}: unknown timeout policy {t:?}"))?,
                 }),
             };
-            let retry = match &target.retry {
+            let retry = match set(&target.retry) {
                 None => None,
                 Some(r) => Some(retry(
                     r,
@@ -188,7 +100,7 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
                         .ok_or_else(|| format!("app {app}: unknown retry policy {r:?}"))?,
                 )?),
             };
-            let breaker = match &target.circuit_breaker {
+            let breaker = match set(&target.circuit_breaker) {
                 None => None,
                 Some(b) => Some(Arc::new(Breaker::new(breaker(
                     b,
@@ -214,9 +126,14 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
 mod tests {
     use super::*;
 
+    /// The spec of a Resiliency document, decoded as the loader decodes it.
     fn spec(yaml: &str) -> ResiliencySpec {
-        let v: serde_json::Value = serde_saphyr::from_str(yaml).expect("yaml");
-        serde_json::from_value(v).expect("spec")
+        let spec: serde_json::Value = serde_saphyr::from_str(yaml).expect("yaml");
+        let doc = serde_json::json!({"kind": "Resiliency", "spec": spec});
+        crate::resources::decode::<crate::resources::Resiliency>(doc)
+            .expect("spec")
+            .spec
+            .spec
     }
 
     #[test]
@@ -252,6 +169,7 @@ mod tests {
             "policies:\n  retries:\n    r:\n      policy: sometimes\ntargets:\n  apps:\n    a:\n      retry: r\n",
             "policies:\n  circuitBreakers:\n    c:\n      trip: failures > 1\ntargets:\n  apps:\n    a:\n      circuitBreaker: c\n",
             "policies:\n  retries:\n    r:\n      matching:\n        httpStatusCodes: 999\ntargets:\n  apps:\n    a:\n      retry: r\n",
+            "policies:\n  circuitBreakers:\n    c:\n      maxRequests: -1\ntargets:\n  apps:\n    a:\n      circuitBreaker: c\n",
         ] {
             assert!(parse_resiliency(&[spec(bad)]).is_err(), "{bad}");
         }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{Component, Configuration, HttpEndpoint, Resiliency};
+use super::{Component, Configuration, HTTPEndpoint, Resiliency, decode};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -30,9 +30,9 @@ pub enum LoadError {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub components: Vec<Component>,
-    /// `Resiliency` documents, kept raw for the resiliency module to interpret.
+    /// `Resiliency` documents; the resiliency module turns their specs into policies.
     pub resiliencies: Vec<Resiliency>,
-    pub http_endpoints: Vec<HttpEndpoint>,
+    pub http_endpoints: Vec<HTTPEndpoint>,
     pub problems: Vec<LoadError>,
 }
 
@@ -64,8 +64,8 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Reads every YAML document in each folder (multi-document files included) and keeps
-/// the Components, Resiliencies and HTTPEndpoints. Other kinds are left to the features
-/// that own them.
+/// the Components, Resiliencies and HTTPEndpoints ([`decode`] says what each must satisfy).
+/// Other kinds are left to the features that own them.
 pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
     for dir in dirs {
@@ -90,23 +90,17 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     reason,
                 };
                 match kind.as_str() {
-                    "HTTPEndpoint" => match serde_json::from_value::<HttpEndpoint>(doc) {
+                    "HTTPEndpoint" => match decode::<HTTPEndpoint>(doc) {
                         Ok(e) => loaded.http_endpoints.push(e),
-                        Err(e) => loaded.problems.push(problem(e.to_string())),
+                        Err(reason) => loaded.problems.push(problem(reason)),
                     },
-                    "Resiliency" => match serde_json::from_value::<Resiliency>(doc) {
+                    "Resiliency" => match decode::<Resiliency>(doc) {
                         Ok(r) => loaded.resiliencies.push(r),
-                        Err(e) => loaded.problems.push(problem(e.to_string())),
+                        Err(reason) => loaded.problems.push(problem(reason)),
                     },
-                    "Component" => match serde_json::from_value::<Component>(doc) {
-                        Ok(c) if c.metadata.name.is_empty() => loaded
-                            .problems
-                            .push(problem("metadata.name is required".into())),
-                        Ok(c) if c.spec.kind.is_empty() => loaded
-                            .problems
-                            .push(problem("spec.type is required".into())),
+                    "Component" => match decode::<Component>(doc) {
                         Ok(c) => loaded.components.push(c),
-                        Err(e) => loaded.problems.push(problem(e.to_string())),
+                        Err(reason) => loaded.problems.push(problem(reason)),
                     },
                     // Other kinds belong to features that read them themselves.
                     _ => {}
@@ -116,16 +110,17 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     }
     Ok(loaded)
 }
+
 /// Reads the Configuration named by `--config`: a file, failing loudly since a
 /// configuration the user asked for must not be silently ignored.
 pub fn load_configuration(path: &Path) -> Result<Configuration, LoadError> {
     for (index, doc) in yaml_documents(path)?.into_iter().enumerate() {
         if doc.get("kind").and_then(Value::as_str) == Some("Configuration") {
-            return serde_json::from_value(doc).map_err(|e| LoadError::Document {
+            return decode(doc).map_err(|reason| LoadError::Document {
                 path: path.to_path_buf(),
                 index,
                 kind: "Configuration".into(),
-                reason: e.to_string(),
+                reason,
             });
         }
     }
@@ -137,6 +132,7 @@ pub fn load_configuration(path: &Path) -> Result<Configuration, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::DaprResource;
 
     fn write(dir: &Path, name: &str, text: &str) {
         std::fs::write(dir.join(name), text).expect("write fixture");
@@ -170,10 +166,14 @@ mod tests {
         let names: Vec<_> = loaded.components.iter().map(|c| c.name()).collect();
         assert_eq!(names, ["one", "two"]);
         let one = &loaded.components[0];
-        assert_eq!(one.spec.metadata[0].literal().as_deref(), Some("6379"));
-        assert_eq!(one.spec.metadata[1].literal().as_deref(), Some("true"));
-        assert!(one.in_scope("app1") && !one.in_scope("app2"));
-        assert!(loaded.components[1].in_scope("anyone"));
+        let values: Vec<_> = one
+            .name_value_pairs()
+            .iter()
+            .map(|p| p.value_string())
+            .collect();
+        assert_eq!(values, [Some("6379".into()), Some("true".into())]);
+        assert!(one.is_app_scoped("app1") && !one.is_app_scoped("app2"));
+        assert!(loaded.components[1].is_app_scoped("anyone"));
         assert_eq!(loaded.problems.len(), 3, "{:?}", loaded.problems);
         let text: Vec<String> = loaded.problems.iter().map(|p| p.to_string()).collect();
         assert!(
@@ -204,8 +204,16 @@ mod tests {
             "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: cfg\nspec:\n  features:\n  - name: Foo\n    enabled: true\n  - name: Bar\n    enabled: false\n  tracing:\n    samplingRate: \"1\"\n",
         );
         let cfg = load_configuration(&dir.path().join("config.yaml")).expect("loads");
-        assert_eq!(cfg.enabled_features(), ["Foo"]);
-        assert!(cfg.spec.other.contains_key("tracing"));
+        assert_eq!(crate::resources::enabled_features(&cfg), ["Foo"]);
+        assert_eq!(cfg.spec.tracing.expect("tracing").sampling_rate, "1");
+        write(
+            dir.path(),
+            "nospec.yaml",
+            "apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: bare\n",
+        );
+        let bare = load_configuration(&dir.path().join("nospec.yaml")).expect("spec optional");
+        assert_eq!(bare.name(), "bare");
+        assert!(crate::resources::enabled_features(&bare).is_empty());
         write(
             dir.path(),
             "other.yaml",

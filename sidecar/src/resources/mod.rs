@@ -1,14 +1,26 @@
-//! Dapr resource documents (Component, Configuration, ...) and the standalone loader that
-//! reads them from `--resources-path` folders.
+//! Dapr resource documents (Component, Configuration, Resiliency, HTTPEndpoint) as the sidecar
+//! reads them: the standalone loader for `--resources-path` folders and `--config`, and the
+//! decoding both hosting modes share.
+//!
+//! The shapes are the `crds` crate's, the one definition of each resource in the workspace;
+//! this module only adds what the sidecar needs on top: how a document becomes a typed value
+//! ([`decode`]) and small accessors ([`DaprResource::name`], [`enabled_features`]).
 
-mod component;
-mod configuration;
-mod http_endpoint;
+mod document;
 mod loader;
-mod resiliency;
 
-pub use component::{Component, ComponentSpec, MetadataItem, SecretKeyRef};
-pub use configuration::Configuration;
-pub use http_endpoint::{EndpointHeader, HttpEndpoint, HttpEndpointSpec};
+pub use crds::configuration::Configuration;
+pub use crds::{Component, HTTPEndpoint, NameValuePair, Resiliency};
+pub use document::{DaprResource, decode, decode_json};
 pub use loader::{LoadError, Loaded, load_configuration, load_resources};
-pub use resiliency::Resiliency;
+
+/// Names of the preview features the configuration switches on, for the metadata API.
+pub fn enabled_features(config: &Configuration) -> Vec<String> {
+    config
+        .spec
+        .features
+        .iter()
+        .filter(|f| f.enabled == Some(true))
+        .map(|f| f.name.clone())
+        .collect()
+}

@@ -14,7 +14,7 @@ use crate::components::properties::parse_duration;
 use crate::components::state::{MemoryStore, StateStore};
 use crate::components::{Properties, create_state_store};
 use crate::config::Flags;
-use crate::resources::{Component, load_resources};
+use crate::resources::{Component, DaprResource, HTTPEndpoint, Resiliency, load_resources};
 
 /// Dapr's default `initTimeout`.
 const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,9 +38,9 @@ pub struct Loaded {
     pub stores: HashMap<String, StoreEntry>,
     pub infos: Vec<ComponentInfo>,
     /// The `spec` of every Resiliency resource in scope for this app.
-    pub resiliency: Vec<crate::resiliency::ResiliencySpec>,
+    pub resiliency: Vec<crds::ResiliencySpec>,
     /// HTTPEndpoint resources in scope for this app.
-    pub http_endpoints: Vec<crate::resources::HttpEndpoint>,
+    pub http_endpoints: Vec<HTTPEndpoint>,
 }
 
 /// Environment variables a component may not read through `envRef`, as in Dapr.
@@ -54,38 +54,35 @@ fn env_ref_allowed(name: &str) -> bool {
 /// Whether the operator resolved this component's `secretKeyRef`s (Kubernetes mode with
 /// the Kubernetes secret store, the default): it sends each value base64-encoded.
 fn operator_resolved_secrets(c: &Component, kubernetes: bool) -> bool {
-    kubernetes
-        && matches!(
-            c.auth.as_ref().map(|a| a.secret_store.as_str()),
-            None | Some("") | Some("kubernetes")
-        )
+    kubernetes && matches!(c.spec.auth.secret_store.as_str(), "" | "kubernetes")
 }
 
 /// Resolves `spec.metadata`. `None` means the component must wait for a secret store
 /// (Dapr parks it rather than failing).
 fn resolve_metadata(c: &Component, kubernetes: bool) -> Option<Properties> {
     use base64::Engine;
-    let mut pairs = Vec::with_capacity(c.spec.metadata.len());
-    for item in &c.spec.metadata {
-        if item.secret_key_ref.is_some() {
+    let items = c.name_value_pairs();
+    let mut pairs = Vec::with_capacity(items.len());
+    for item in items {
+        if item.has_secret_key_ref() {
             if !operator_resolved_secrets(c, kubernetes) {
                 return None;
             }
             let decoded = item
-                .literal()
+                .value_string()
                 .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
                 .and_then(|b| String::from_utf8(b).ok())?;
             pairs.push((item.name.clone(), decoded));
             continue;
         }
-        let value = match (item.literal(), &item.env_ref) {
+        let value = match (item.value_string(), item.env_ref.as_str()) {
             (Some(v), _) => v,
-            (None, Some(var)) if env_ref_allowed(var) => std::env::var(var).unwrap_or_default(),
-            (None, Some(var)) => {
+            (None, "") => String::new(),
+            (None, var) if env_ref_allowed(var) => std::env::var(var).unwrap_or_default(),
+            (None, var) => {
                 tracing::warn!(component = %c.name(), "envRef {var:?} is not allowed; value left empty");
                 String::new()
             }
-            (None, None) => String::new(),
         };
         pairs.push((item.name.clone(), value));
     }
@@ -93,24 +90,22 @@ fn resolve_metadata(c: &Component, kubernetes: bool) -> Option<Properties> {
 }
 
 fn log_name(c: &Component) -> String {
-    if c.spec.version.is_empty() {
-        format!("{} ({})", c.name(), c.spec.kind)
+    let spec = &c.spec.spec;
+    if spec.version.is_empty() {
+        format!("{} ({})", c.name(), spec.type_)
     } else {
-        format!("{} ({}/{})", c.name(), c.spec.kind, c.spec.version)
+        format!("{} ({}/{})", c.name(), spec.type_, spec.version)
     }
 }
 
 async fn init_state_store(c: &Component, props: &Properties) -> Result<Arc<dyn StateStore>> {
-    let timeout = c
-        .spec
-        .init_timeout
-        .as_deref()
-        .and_then(parse_duration)
+    let spec = &c.spec.spec;
+    let timeout = parse_duration(&spec.init_timeout)
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_INIT_TIMEOUT);
     let created = tokio::time::timeout(
         timeout,
-        create_state_store(&c.spec.kind, &c.spec.version, props),
+        create_state_store(&spec.type_, &spec.version, props),
     )
     .await;
     match created {
@@ -161,11 +156,12 @@ pub enum Initialised {
 /// Initialises one component as Dapr does: scopes, metadata, prefix, init with a timeout.
 /// An error is fatal for the component (and, at startup, for the sidecar).
 pub async fn init_one(c: &Component, app_id: &str, kubernetes: bool) -> Result<Initialised> {
-    if !c.in_scope(app_id) {
+    if !c.is_app_scoped(app_id) {
         tracing::debug!(component = %c.name(), "not in scope for this app; skipped");
         return Ok(Initialised::Skipped);
     }
-    let category = c.spec.kind.split('.').next().unwrap_or("");
+    let spec = &c.spec.spec;
+    let category = spec.type_.split('.').next().unwrap_or("");
     if category != "state" {
         if LATER_CATEGORIES.contains(&category) {
             tracing::warn!(
@@ -174,8 +170,8 @@ pub async fn init_one(c: &Component, app_id: &str, kubernetes: bool) -> Result<I
             );
             return Ok(Initialised::Skipped);
         }
-        let err = format!("incorrect type {}", c.spec.kind);
-        if c.spec.ignore_errors {
+        let err = format!("incorrect type {}", spec.type_);
+        if spec.ignore_errors {
             tracing::warn!(
                 "Ignoring error processing component: {}: {err}",
                 log_name(c)
@@ -188,16 +184,13 @@ pub async fn init_one(c: &Component, app_id: &str, kubernetes: bool) -> Result<I
         tracing::warn!(
             "Component {} references a secret store that isn't loaded: {:?}; it will not be initialised",
             c.name(),
-            c.auth
-                .as_ref()
-                .map(|a| a.secret_store.as_str())
-                .unwrap_or("")
+            c.spec.auth.secret_store
         );
         return Ok(Initialised::Skipped);
     };
     let prefix = match StateBlock::prefix(&props, c.name(), app_id) {
         Ok(p) => p,
-        Err(e) if c.spec.ignore_errors => {
+        Err(e) if spec.ignore_errors => {
             tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
             return Ok(Initialised::Skipped);
         }
@@ -207,11 +200,11 @@ pub async fn init_one(c: &Component, app_id: &str, kubernetes: bool) -> Result<I
         Ok(store) => {
             let info = ComponentInfo {
                 name: c.name().to_string(),
-                kind: c.spec.kind.clone(),
-                version: if c.spec.version.is_empty() {
+                kind: spec.type_.clone(),
+                version: if spec.version.is_empty() {
                     "v1".into()
                 } else {
-                    c.spec.version.clone()
+                    spec.version.clone()
                 },
                 capabilities: store
                     .features()
@@ -226,7 +219,7 @@ pub async fn init_one(c: &Component, app_id: &str, kubernetes: bool) -> Result<I
                 info,
             })
         }
-        Err(e) if c.spec.ignore_errors => {
+        Err(e) if spec.ignore_errors => {
             tracing::warn!("Ignoring error processing component: {}: {e}", log_name(c));
             Ok(Initialised::Skipped)
         }
@@ -242,8 +235,8 @@ pub async fn build(
     app_id: &str,
     kubernetes: bool,
     components: &[Component],
-    resiliencies: &[crate::resources::Resiliency],
-    http_endpoints: &[crate::resources::HttpEndpoint],
+    resiliencies: &[Resiliency],
+    http_endpoints: &[HTTPEndpoint],
 ) -> Result<Loaded> {
     let mut loaded = Loaded {
         stores: HashMap::new(),
@@ -251,15 +244,16 @@ pub async fn build(
         resiliency: Vec::new(),
         http_endpoints: http_endpoints
             .iter()
-            .filter(|e| e.in_scope(app_id))
+            .filter(|e| crds::is_app_scoped(&e.spec.scopes, app_id))
             .cloned()
             .collect(),
     };
-    for r in resiliencies.iter().filter(|r| r.in_scope(app_id)) {
-        let spec = serde_json::from_value(r.spec.clone())
-            .map_err(|e| anyhow::anyhow!("Resiliency {}: {e}", r.metadata.name))?;
-        tracing::info!("Resiliency configuration loaded: {}", r.metadata.name);
-        loaded.resiliency.push(spec);
+    for r in resiliencies
+        .iter()
+        .filter(|r| crds::is_app_scoped(&r.spec.scopes, app_id))
+    {
+        tracing::info!("Resiliency configuration loaded: {}", r.name());
+        loaded.resiliency.push(r.spec.spec.clone());
     }
     let mut seen = std::collections::HashSet::new();
     for c in components {

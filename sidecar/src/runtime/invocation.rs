@@ -15,7 +15,7 @@ use crate::components::nameresolution::{
 };
 use crate::config::{Flags, stable_port};
 use crate::resiliency::Policies;
-use crate::resources::{Configuration, HttpEndpoint};
+use crate::resources::{Configuration, DaprResource, HTTPEndpoint};
 
 pub struct Invocation {
     pub block: InvokeBlock,
@@ -50,13 +50,10 @@ async fn resolver(
     config: &Configuration,
     me: Instance,
 ) -> Result<(Arc<dyn Resolver>, Option<Arc<dyn Resolver>>)> {
-    let spec = config.spec.other.get("nameResolution");
-    let component = spec
-        .and_then(|s| s.get("component"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
+    let spec = config.spec.name_resolution.as_ref();
+    let component = spec.map_or("", |s| s.component.as_str());
     let settings: Vec<(String, String)> = spec
-        .and_then(|s| s.get("configuration"))
+        .and_then(|s| s.configuration.as_ref())
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -102,7 +99,7 @@ pub async fn setup(
     internal_port: u16,
     max_body: usize,
     policies: Policies,
-    http_endpoints: &[HttpEndpoint],
+    http_endpoints: &[HTTPEndpoint],
 ) -> Result<Invocation> {
     let host = std::env::var("DAPR_HOST_IP")
         .ok()
@@ -191,33 +188,31 @@ fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChann
 /// The channels to `HTTPEndpoint` resources. Header values given as `secretKeyRef` wait
 /// for secret stores, like components do; `https` endpoints wait for TLS to endpoints.
 fn endpoints(
-    specs: &[HttpEndpoint],
+    specs: &[HTTPEndpoint],
     max_body: usize,
 ) -> std::collections::HashMap<String, Arc<crate::blocks::invoke::Endpoint>> {
     let mut out = std::collections::HashMap::new();
     for e in specs {
-        if e.spec.base_url.starts_with("https://") || e.spec.client_tls.is_some() {
+        let spec = &e.spec.spec;
+        if spec.base_url.starts_with("https://") || spec.client_tls.is_some() {
             tracing::warn!(
                 "HTTPEndpoint {}: TLS to endpoints is not supported yet; calls will fail",
-                e.metadata.name
+                e.name()
             );
         }
         let mut headers = http::HeaderMap::new();
-        for h in &e.spec.headers {
-            let value = match (&h.value, &h.secret_key_ref) {
-                (Some(v), _) => v
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| v.to_string()),
-                (None, Some(_)) => {
+        for h in &spec.headers {
+            let value = match (h.value_string(), h.has_secret_key_ref()) {
+                (Some(v), _) => v,
+                (None, true) => {
                     tracing::warn!(
                         "HTTPEndpoint {}: header {} needs a secret store; not sent",
-                        e.metadata.name,
+                        e.name(),
                         h.name
                     );
                     continue;
                 }
-                (None, None) => String::new(),
+                (None, false) => String::new(),
             };
             match (
                 http::HeaderName::try_from(h.name.as_str()),
@@ -226,28 +221,20 @@ fn endpoints(
                 (Ok(n), Ok(v)) => {
                     headers.append(n, v);
                 }
-                _ => tracing::warn!(
-                    "HTTPEndpoint {}: invalid header {}",
-                    e.metadata.name,
-                    h.name
-                ),
+                _ => tracing::warn!("HTTPEndpoint {}: invalid header {}", e.name(), h.name),
             }
         }
         let tls = client_tls(e);
-        let channel = match crate::app::HttpChannel::external(&e.spec.base_url, &tls, max_body) {
+        let channel = match crate::app::HttpChannel::external(&spec.base_url, &tls, max_body) {
             Ok(c) => c,
             Err(err) => {
-                tracing::warn!("HTTPEndpoint {}: {err}", e.metadata.name);
+                tracing::warn!("HTTPEndpoint {}: {err}", e.name());
                 continue;
             }
         };
-        tracing::info!(
-            "HTTPEndpoint loaded: {} ({})",
-            e.metadata.name,
-            e.spec.base_url
-        );
+        tracing::info!("HTTPEndpoint loaded: {} ({})", e.name(), spec.base_url);
         out.insert(
-            e.metadata.name.clone(),
+            e.name().to_string(),
             Arc::new(crate::blocks::invoke::Endpoint { channel, headers }),
         );
     }
@@ -256,22 +243,24 @@ fn endpoints(
 
 /// The inline PEM values of `clientTLS` (`rootCA`, `certificate`, `privateKey`); values
 /// from secret stores wait for secret stores, like other `secretKeyRef`s.
-fn client_tls(e: &HttpEndpoint) -> crate::app::EndpointTls {
-    let field = |name: &str| -> Option<String> {
-        let item = e.spec.client_tls.as_ref()?.get(name)?;
-        if item.get("secretKeyRef").is_some() {
+fn client_tls(e: &HTTPEndpoint) -> crate::app::EndpointTls {
+    let tls = e.spec.spec.client_tls.as_ref();
+    let field = |name: &str, doc: Option<&crds::TlsDocument>| -> Option<String> {
+        let doc = doc?;
+        if doc.secret_key_ref.is_some() {
             tracing::warn!(
                 "HTTPEndpoint {}: clientTLS.{name} needs a secret store; not used",
-                e.metadata.name
+                e.name()
             );
         }
-        item.get("value")
+        doc.value
+            .as_ref()
             .and_then(Value::as_str)
             .map(str::to_string)
     };
     crate::app::EndpointTls {
-        root_ca: field("rootCA"),
-        certificate: field("certificate"),
-        private_key: field("privateKey"),
+        root_ca: field("rootCA", tls.and_then(|t| t.root_ca.as_ref())),
+        certificate: field("certificate", tls.and_then(|t| t.certificate.as_ref())),
+        private_key: field("privateKey", tls.and_then(|t| t.private_key.as_ref())),
     }
 }

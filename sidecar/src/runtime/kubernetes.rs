@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use proto::operator::v1 as pb;
 use proto::operator::v1::operator_client::OperatorClient;
-use serde::de::DeserializeOwned;
 use tonic::transport::Channel;
 
 use super::components::{self, Initialised, Loaded};
 use crate::api::Api;
 use crate::config::Flags;
-use crate::resources::{Component, Configuration, HttpEndpoint, Resiliency};
+use crate::resources::{
+    Component, Configuration, DaprResource, HTTPEndpoint, Resiliency, decode_json,
+};
 
 /// How long startup waits for the operator to answer before giving up.
 const CONNECT_FOR: Duration = Duration::from_secs(30);
@@ -44,12 +45,12 @@ fn namespace() -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-fn parse_all<T: DeserializeOwned>(what: &str, docs: &[Vec<u8>]) -> Vec<T> {
+fn parse_all<T: DaprResource>(docs: &[Vec<u8>]) -> Vec<T> {
     docs.iter()
-        .filter_map(|d| match serde_json::from_slice(d) {
+        .filter_map(|d| match decode_json(d) {
             Ok(v) => Some(v),
             Err(e) => {
-                tracing::warn!("skipping a {what} from the operator: {e}");
+                tracing::warn!("skipping a {} from the operator: {e}", T::KIND);
                 None
             }
         })
@@ -103,7 +104,8 @@ pub async fn load(flags: &Flags) -> Result<FromOperator> {
                 })
                 .await;
             match r {
-                Ok(r) => serde_json::from_slice(&r.into_inner().configuration)
+                Ok(r) => decode_json(&r.into_inner().configuration)
+                    .map_err(anyhow::Error::msg)
                     .with_context(|| format!("Configuration {name} from the operator"))?,
                 Err(s) if s.code() == tonic::Code::NotFound => {
                     tracing::warn!(
@@ -132,9 +134,8 @@ pub async fn load(flags: &Flags) -> Result<FromOperator> {
         .context("listing components")?
         .into_inner()
         .components;
-    let components: Vec<Component> = parse_all("Component", &listed);
+    let components: Vec<Component> = parse_all(&listed);
     let resiliencies: Vec<Resiliency> = parse_all(
-        "Resiliency",
         &client
             .list_resiliency(pb::ListResiliencyRequest {
                 namespace: namespace.clone(),
@@ -144,8 +145,7 @@ pub async fn load(flags: &Flags) -> Result<FromOperator> {
             .into_inner()
             .resiliencies,
     );
-    let endpoints: Vec<HttpEndpoint> = parse_all(
-        "HTTPEndpoint",
+    let endpoints: Vec<HTTPEndpoint> = parse_all(
         &client
             .list_http_endpoints(pb::ListHttpEndpointsRequest {
                 namespace: namespace.clone(),
@@ -225,7 +225,7 @@ impl ComponentFollower {
     }
 
     async fn handle(&mut self, api: &Api, event: pb::ComponentUpdateEvent) {
-        let c: Component = match serde_json::from_slice(&event.component) {
+        let c: Component = match decode_json(&event.component) {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!("ignoring a malformed component update: {e}");
@@ -255,7 +255,7 @@ impl ComponentFollower {
             .await?
             .into_inner()
             .components;
-        let listed: Vec<Component> = parse_all("Component", &listed);
+        let listed: Vec<Component> = parse_all(&listed);
         let gone: Vec<String> = self
             .versions
             .keys()

@@ -18,7 +18,7 @@ use crate::blocks::metadata::{AppConnection, AppHealth, MetadataBlock};
 use crate::blocks::state::StateBlock;
 use crate::config::{DAPR_COMPAT_VERSION, Flags};
 use crate::metrics::Metrics;
-use crate::resources::{Configuration, load_configuration};
+use crate::resources::{Configuration, DaprResource, enabled_features, load_configuration};
 
 pub use servers::Listening;
 
@@ -92,7 +92,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
     let endpoint_names: Vec<String> = loaded
         .http_endpoints
         .iter()
-        .map(|e| e.metadata.name.clone())
+        .map(|e| e.name().to_string())
         .collect();
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::with_app(invocation.app_health.clone()));
@@ -102,7 +102,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         metadata: MetadataBlock::new(
             flags.app_id.clone(),
             DAPR_COMPAT_VERSION.to_string(),
-            config.enabled_features(),
+            enabled_features(&config),
             loaded.infos,
             app_connection(flags)?,
         )
