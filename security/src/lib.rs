@@ -1,0 +1,15 @@
+//! What the sidecar and the control plane share for mutual TLS: SPIFFE identities read
+//! from certificates, TLS configurations whose certificate can be swapped while
+//! connections stay up, and the client that gets (and renews) a workload certificate
+//! from Sentry.
+//!
+//! rustls checks certificate chains; who the peer is (its SPIFFE ID) is checked here.
+//! Nothing in this crate knows about building blocks or components.
+
+pub mod sentry_client;
+pub mod spiffe;
+pub mod tls;
+
+pub use sentry_client::{SentryClient, SentryError};
+pub use spiffe::SpiffeId;
+pub use tls::{IdentityCell, channel_with_tls, client_config, peer_id, server_config};
