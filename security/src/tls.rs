@@ -213,3 +213,63 @@ pub fn channel_with_tls(
 mod http_uri {
     pub use tonic::codegen::http::Uri;
 }
+
+/// TLS connections accepted on `listener`, ready for tonic's `serve_with_incoming`. A
+/// handshake that fails (wrong root, expired or missing certificate) or stalls is dropped
+/// on its own, without holding up others.
+pub fn accept_stream(
+    listener: tokio::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+) -> incoming::Incoming {
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            if tx.is_closed() {
+                return;
+            }
+            let acceptor = acceptor.clone();
+            let conn_tx = tx.clone();
+            tokio::spawn(async move {
+                let handshake = acceptor.accept(tcp);
+                match tokio::time::timeout(std::time::Duration::from_secs(10), handshake).await {
+                    Ok(Ok(tls)) => {
+                        let _ = conn_tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::info!("TLS handshake with {peer} refused: {e}"),
+                    Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                }
+            });
+        }
+    });
+    incoming::Incoming { rx }
+}
+
+/// A minimal stream over the accepted connections (tonic wants a `Stream`).
+pub mod incoming {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    pub type Conn = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+    pub struct Incoming {
+        pub(super) rx: tokio::sync::mpsc::Receiver<Result<Conn, std::io::Error>>,
+    }
+
+    impl futures_core::Stream for Incoming {
+        type Item = Result<Conn, std::io::Error>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            self.rx.poll_recv(cx)
+        }
+    }
+}

@@ -11,6 +11,7 @@ pub mod config;
 pub mod errors;
 pub mod logging;
 pub mod metrics;
+pub mod mtls;
 pub mod resiliency;
 pub mod resources;
 pub mod runtime;

@@ -13,7 +13,10 @@ use proto::internals::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::Api;
-use crate::blocks::invoke::{from_internal_request, to_internal_response};
+use crate::blocks::access::Caller;
+use crate::blocks::invoke::{
+    CALLER_APP_ID, CALLER_NAMESPACE, from_internal_request, to_internal_response,
+};
 use crate::blocks::invoke_stream::serve_call_local_stream;
 
 pub struct Internal {
@@ -28,6 +31,57 @@ pub fn service(api: Arc<Api>) -> ServiceInvocationServer<Internal> {
         .max_encoding_message_size(limit)
 }
 
+/// The SPIFFE identity of the calling sidecar, from its client certificate (mTLS only).
+pub fn peer_identity(extensions: &http::Extensions) -> Option<security::SpiffeId> {
+    let info = extensions
+        .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>(
+        )?;
+    let certs = info.peer_certs()?;
+    security::peer_id(&certs)
+}
+
+/// Who is calling. Under mTLS that is the certificate's identity, and the caller headers
+/// are rewritten to match it, so no sidecar can speak for another; without mTLS it is
+/// what the calling sidecar says, in the default trust domain.
+pub fn caller(
+    api: &Api,
+    peer: Option<security::SpiffeId>,
+    headers: &mut http::HeaderMap,
+) -> Result<Caller, Status> {
+    if api.invoke.mtls().is_some() {
+        let id = peer.ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        for (name, value) in [
+            (CALLER_APP_ID, &id.app_id),
+            (CALLER_NAMESPACE, &id.namespace),
+        ] {
+            if let Ok(v) = http::HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+        return Ok(Caller {
+            trust_domain: id.trust_domain,
+            namespace: id.namespace,
+            app_id: id.app_id,
+        });
+    }
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let namespace = match header(CALLER_NAMESPACE) {
+        ns if ns.is_empty() => api.invoke.namespace().to_string(),
+        ns => ns,
+    };
+    Ok(Caller {
+        trust_domain: crate::resources::DEFAULT_TRUST_DOMAIN.to_string(),
+        namespace,
+        app_id: header(CALLER_APP_ID),
+    })
+}
+
 type ResponseStream =
     Pin<Box<dyn Stream<Item = Result<InternalInvokeResponseStream, Status>> + Send>>;
 
@@ -37,7 +91,12 @@ impl ServiceInvocation for Internal {
         &self,
         request: Request<InternalInvokeRequest>,
     ) -> Result<Response<InternalInvokeResponse>, Status> {
-        let req = from_internal_request(request.into_inner());
+        let peer = peer_identity(request.extensions());
+        let mut req = from_internal_request(request.into_inner());
+        let who = caller(&self.api, peer, &mut req.headers)?;
+        self.api
+            .invoke
+            .authorize(&who, &req.path, req.method.as_str())?;
         let resp = self
             .api
             .invoke
@@ -62,7 +121,13 @@ impl ServiceInvocation for Internal {
         &self,
         request: Request<Streaming<InternalInvokeRequestStream>>,
     ) -> Result<Response<Self::CallLocalStreamStream>, Status> {
-        let stream = serve_call_local_stream(&self.api.invoke, request.into_inner()).await?;
+        let peer = peer_identity(request.extensions());
+        let api = self.api.clone();
+        let stream = serve_call_local_stream(&self.api.invoke, request.into_inner(), move |head| {
+            let who = caller(&api, peer, &mut head.headers)?;
+            api.invoke.authorize(&who, &head.path, head.method.as_str())
+        })
+        .await?;
         Ok(Response::new(Box::pin(stream)))
     }
 }

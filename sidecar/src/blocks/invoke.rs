@@ -15,6 +15,7 @@ use proto::internals::v1::{
 use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 
 use crate::app::{AppChannel, AppError, AppRequest, AppResponse, method_of, verb_of};
+use crate::blocks::access::{AccessControl, Caller};
 use crate::components::nameresolution::{ResolveError, Resolver};
 use crate::errors::DaprError;
 use crate::resiliency::{Outcome, Policies};
@@ -60,6 +61,8 @@ pub struct InvokeBlock {
     /// `HTTPEndpoint` resources by name, and channels to URL app ids as they are used.
     pub(super) endpoints: HashMap<String, Arc<Endpoint>>,
     pub(super) url_endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
+    mtls: Option<Arc<crate::mtls::Mtls>>,
+    access: Option<AccessControl>,
 }
 
 /// A non-Dapr HTTP service: where it is and the headers every call to it carries.
@@ -99,6 +102,42 @@ impl InvokeBlock {
             policies,
             endpoints: HashMap::new(),
             url_endpoints: Mutex::default(),
+            mtls: None,
+            access: None,
+        }
+    }
+
+    /// Calls to other sidecars go over mTLS with this identity.
+    pub fn with_mtls(mut self, mtls: Option<Arc<crate::mtls::Mtls>>) -> Self {
+        self.mtls = mtls;
+        self
+    }
+
+    /// Incoming calls are checked against the Configuration's `accessControl`.
+    pub fn with_access_control(mut self, access: Option<AccessControl>) -> Self {
+        self.access = access;
+        self
+    }
+
+    pub fn mtls(&self) -> Option<&Arc<crate::mtls::Mtls>> {
+        self.mtls.as_ref()
+    }
+
+    /// Applies access control to an incoming call, as Dapr words a refusal.
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        operation: &str,
+        verb: &str,
+    ) -> Result<(), tonic::Status> {
+        match &self.access {
+            Some(acl) if !acl.allows(caller, operation, verb) => {
+                Err(tonic::Status::permission_denied(format!(
+                    "access control policy has denied access to id: spiffe://{}/ns/{}/{} operation: {operation} verb: {verb}",
+                    caller.trust_domain, caller.namespace, caller.app_id
+                )))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -170,7 +209,7 @@ impl InvokeBlock {
         namespace: &str,
     ) -> Result<ServiceInvocationClient<Channel>, DaprError> {
         let address = self.resolve(target, app_id, namespace).await?;
-        self.peer(&address).map_err(|e| {
+        self.peer(&address, app_id, namespace).map_err(|e| {
             direct_invoke_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("failed to invoke, id: {target}, err: {e}"),
@@ -299,13 +338,32 @@ impl InvokeBlock {
         app.invoke(req).await
     }
 
-    pub(super) fn peer(&self, address: &str) -> Result<ServiceInvocationClient<Channel>, String> {
+    pub(super) fn peer(
+        &self,
+        address: &str,
+        app_id: &str,
+        namespace: &str,
+    ) -> Result<ServiceInvocationClient<Channel>, String> {
+        // Under mTLS a connection is bound to the identity it verified.
+        let key = if self.mtls.is_some() {
+            format!("{app_id}.{namespace}@{address}")
+        } else {
+            address.to_string()
+        };
         let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = peers.get(address) {
+        if let Some(c) = peers.get(&key) {
             return Ok(c.clone());
         }
         if peers.len() >= MAX_CACHED_CLIENTS {
             peers.clear();
+        }
+        if let Some(mtls) = &self.mtls {
+            let channel = security::channel_with_tls(address, mtls.client_for(app_id, namespace))?;
+            let client = ServiceInvocationClient::new(channel)
+                .max_decoding_message_size(self.max_message)
+                .max_encoding_message_size(self.max_message);
+            peers.insert(key, client.clone());
+            return Ok(client);
         }
         let endpoint = GrpcEndpoint::from_shared(format!("http://{address}"))
             .map_err(|e| e.to_string())?
@@ -318,7 +376,7 @@ impl InvokeBlock {
         let client = ServiceInvocationClient::new(endpoint.connect_lazy())
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
-        peers.insert(address.to_string(), client.clone());
+        peers.insert(key, client.clone());
         Ok(client)
     }
 }
@@ -326,8 +384,13 @@ impl InvokeBlock {
 /// A failed call to the other sidecar; `Unavailable` means it was never reached, which
 /// the retry policy needs to know.
 pub(super) fn peer_error(target: &str, status: &tonic::Status) -> DaprError {
+    let http = if status.code() == tonic::Code::PermissionDenied {
+        StatusCode::FORBIDDEN
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
     let mut e = direct_invoke_error(
-        StatusCode::INTERNAL_SERVER_ERROR,
+        http,
         format!("failed to invoke, id: {target}, err: {}", status.message()),
     );
     if status.code() == tonic::Code::Unavailable {

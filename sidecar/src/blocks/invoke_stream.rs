@@ -214,6 +214,7 @@ where
 pub async fn serve_call_local_stream(
     block: &InvokeBlock,
     mut inbound: tonic::Streaming<InternalInvokeRequestStream>,
+    admit: impl FnOnce(&mut crate::app::AppRequestHead) -> Result<(), Status>,
 ) -> Result<
     impl futures::Stream<Item = Result<InternalInvokeResponseStream, Status>> + Send + 'static,
     Status,
@@ -225,7 +226,8 @@ pub async fn serve_call_local_stream(
     let request = first
         .request
         .ok_or_else(|| Status::invalid_argument("the first message must carry the request"))?;
-    let head = super::invoke::from_internal_request_head(request);
+    let mut head = super::invoke::from_internal_request_head(request);
+    admit(&mut head)?;
     let leading = first
         .payload
         .map(|p| Ok::<Bytes, Status>(Bytes::from(p.data)));

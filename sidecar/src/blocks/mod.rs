@@ -4,6 +4,7 @@
 //!
 //! [`DaprError`]: crate::errors::DaprError
 
+pub mod access;
 pub mod health;
 pub mod invoke;
 pub mod invoke_stream;

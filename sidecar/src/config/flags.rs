@@ -330,8 +330,6 @@ impl Flags {
             self.scheduler_host_address.iter().any(|s| !s.is_empty()),
             "--scheduler-host-address",
         );
-        note(!self.sentry_address.is_empty(), "--sentry-address");
-        note(self.enable_mtls, "--enable-mtls");
         note(self.enable_profiling, "--enable-profiling");
         note(!self.unix_domain_socket.is_empty(), "--unix-domain-socket");
         note(!self.allowed_origins.is_empty(), "--allowed-origins");

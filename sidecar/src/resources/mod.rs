@@ -9,6 +9,9 @@
 mod document;
 mod loader;
 
+/// The trust domain of apps whose Configuration names none, as in Dapr.
+pub const DEFAULT_TRUST_DOMAIN: &str = "public";
+
 pub use crds::configuration::Configuration;
 pub use crds::{Component, HTTPEndpoint, NameValuePair, Resiliency};
 pub use document::{DaprResource, decode, decode_json};

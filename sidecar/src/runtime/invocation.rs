@@ -105,7 +105,18 @@ pub async fn setup(
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "127.0.0.1".into());
-    let namespace = std::env::var("NAMESPACE").unwrap_or_default();
+    // Dapr's standalone namespace is `default`.
+    let namespace = std::env::var("NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let access = config.spec.access_control.as_ref();
+    let trust_domain = access
+        .map(|a| a.trust_domain.as_str())
+        .filter(|t| !t.is_empty())
+        .unwrap_or(crate::resources::DEFAULT_TRUST_DOMAIN);
+    let mtls = crate::mtls::Mtls::start(flags, &namespace, trust_domain).await?;
+    let access = crate::blocks::access::AccessControl::from_spec(access);
     let me = Instance {
         app_id: flags.app_id.clone(),
         namespace: namespace.clone(),
@@ -131,7 +142,9 @@ pub async fn setup(
             max_body,
             policies,
         )
-        .with_endpoints(endpoints(http_endpoints, max_body)),
+        .with_endpoints(endpoints(http_endpoints, max_body))
+        .with_mtls(mtls)
+        .with_access_control(access),
         registration,
     })
 }

@@ -61,7 +61,7 @@ impl Servers {
             "internal gRPC server listening on {}",
             internal.local_addr()?
         );
-        tasks.push(serve_internal(internal, api.clone()));
+        tasks.push(serve_internal(internal, api.clone())?);
         if let Some(port) = flags.public_port().map_err(anyhow::Error::msg)? {
             let host = if flags.dapr_public_listen_address.is_empty() {
                 "0.0.0.0"
@@ -175,18 +175,21 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
     serve_tonic(listener, &api, "gRPC", tonic::service::Routes::from(router))
 }
 
-/// The internal gRPC API for other sidecars, with proxying on to our own app.
-fn serve_internal(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
+/// The internal gRPC API for other sidecars, with proxying on to our own app; under mTLS
+/// only callers with a certificate from the trust anchors get past the handshake.
+fn serve_internal(listener: TcpListener, api: Arc<Api>) -> Result<JoinHandle<()>> {
     let router = with_proxy(
         tonic::service::Routes::new(api::internal::service(api.clone())),
         api::grpc::proxy::Proxy::new(api.clone(), true),
     );
-    serve_tonic(
-        listener,
-        &api,
-        "internal gRPC",
-        tonic::service::Routes::from(router),
-    )
+    let routes = tonic::service::Routes::from(router);
+    Ok(match api.invoke.mtls() {
+        Some(mtls) => {
+            let incoming = security::tls::accept_stream(listener, mtls.server_config()?);
+            serve_incoming(incoming, &api, "internal gRPC (mTLS)", routes)
+        }
+        None => serve_tonic(listener, &api, "internal gRPC", routes),
+    })
 }
 
 /// Serves `routes` until shutdown. Accepted connections get TCP_NODELAY: gRPC writes
@@ -198,19 +201,40 @@ fn serve_tonic(
     name: &'static str,
     routes: tonic::service::Routes,
 ) -> JoinHandle<()> {
+    let incoming = tokio_stream::StreamExt::map(
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        |conn| {
+            if let Ok(tcp) = &conn
+                && let Err(e) = tcp.set_nodelay(true)
+            {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+            conn
+        },
+    );
+    serve_incoming(incoming, api, name, routes)
+}
+
+/// Serves `routes` on already accepted connections until shutdown.
+fn serve_incoming<I, IO, IE>(
+    incoming: I,
+    api: &Arc<Api>,
+    name: &'static str,
+    routes: tonic::service::Routes,
+) -> JoinHandle<()>
+where
+    I: futures::Stream<Item = std::result::Result<IO, IE>> + Send + 'static,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut stop = api.shutdown.subscribe();
     tokio::spawn(async move {
-        let incoming = tokio_stream::StreamExt::map(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            |conn| {
-                if let Ok(tcp) = &conn
-                    && let Err(e) = tcp.set_nodelay(true)
-                {
-                    tracing::debug!("cannot set TCP_NODELAY: {e}");
-                }
-                conn
-            },
-        );
         let result = tonic::transport::Server::builder()
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {

@@ -23,6 +23,8 @@ const APP_ID: &str = "dapr-app-id";
 pub struct Proxy {
     api: Arc<Api>,
     client: Client<HttpConnector, Body>,
+    /// Under mTLS, hops to other sidecars go over TLS with this sidecar's certificate.
+    tls_client: Option<Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
     /// `APP_API_TOKEN`, sent to our app as `dapr-api-token`.
@@ -33,6 +35,19 @@ impl Proxy {
     pub fn new(api: Arc<Api>, internal: bool) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
+        let tls_client = api.invoke.mtls().map(|mtls| {
+            // hyper-rustls sets ALPN itself.
+            let mut config = (*mtls.client_any()).clone();
+            config.alpn_protocols.clear();
+            let https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_only()
+                .enable_http2()
+                .wrap_connector(connector.clone());
+            Client::builder(TokioExecutor::new())
+                .http2_only(true)
+                .build(https)
+        });
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .build(connector);
@@ -43,6 +58,7 @@ impl Proxy {
         Self {
             api,
             client,
+            tls_client,
             internal,
             app_token,
         }
@@ -101,6 +117,13 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
                 &format!("app {callee} is not served by this sidecar"),
             );
         }
+        let peer = crate::api::internal::peer_identity(req.extensions());
+        let operation = req.uri().path().to_string();
+        let admitted = crate::api::internal::caller(&proxy.api, peer, req.headers_mut())
+            .and_then(|who| invoke.authorize(&who, &operation, ""));
+        if let Err(status) = admitted {
+            return grpc_error(status.code(), status.message());
+        }
         invoke.route_local()
     } else {
         invoke.route(&target).await
@@ -108,10 +131,17 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
     if let (Ok(Route::LocalApp(_)), Some(token)) = (&route, &proxy.app_token) {
         req.headers_mut().insert("dapr-api-token", token.clone());
     }
-    let address = match route {
-        Ok(Route::LocalApp(addr)) | Ok(Route::Sidecar(addr)) => addr,
+    let (address, to_sidecar) = match route {
+        Ok(Route::LocalApp(addr)) => (addr, false),
+        Ok(Route::Sidecar(addr)) => (addr, true),
         Err(e) => return grpc_error(tonic::Code::Unavailable, &e.message),
     };
+    let tls = if to_sidecar {
+        proxy.tls_client.as_ref()
+    } else {
+        None
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     if !proxy.internal {
         let headers = req.headers_mut();
         for (name, value) in [
@@ -131,13 +161,17 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
-    let uri: Result<Uri, _> = format!("http://{address}{path}").parse();
+    let uri: Result<Uri, _> = format!("{scheme}://{address}{path}").parse();
     match uri {
         Ok(uri) => *req.uri_mut() = uri,
         Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
     }
     req.headers_mut().remove(http::header::HOST);
-    match proxy.client.request(req).await {
+    let sent = match tls {
+        Some(client) => client.request(req).await,
+        None => proxy.client.request(req).await,
+    };
+    match sent {
         Ok(resp) => resp.map(Body::new),
         Err(e) => grpc_error(
             tonic::Code::Unavailable,
