@@ -228,7 +228,7 @@ async fn unreachable_sidecars_get_the_builtin_retries() {
 fn register_ghost(db: &std::path::Path, port: u16) -> bool {
     let sql = format!(
         "INSERT INTO hosts (registration_id, address, app_id, namespace, last_update) \
-         VALUES ('ghost-1', '127.0.0.1:{port}', 'ghost', '', unixepoch(CURRENT_TIMESTAMP));"
+         VALUES ('ghost-1', '127.0.0.1:{port}', 'ghost', 'default', unixepoch(CURRENT_TIMESTAMP));"
     );
     std::process::Command::new("sqlite3")
         .arg(db)
