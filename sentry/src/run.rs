@@ -10,7 +10,6 @@ use axum::Router;
 use axum::routing::get;
 use proto::sentry::v1::ca_server::CaServer;
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::Flags;
 use crate::config::{SigningConfig, parse_duration};
@@ -142,7 +141,7 @@ pub async fn run(flags: Flags) -> Result<()> {
         flags.trust_domain,
         signing.workload_cert_ttl
     );
-    let incoming = tls_incoming(listener, TlsAcceptor::from(tls));
+    let incoming = security::tls::accept_stream(listener, tls);
     tonic::transport::Server::builder()
         .add_service(CaServer::new(CaService::new(
             trust, signing, kubernetes, counters,
@@ -151,41 +150,6 @@ pub async fn run(flags: Flags) -> Result<()> {
         .await
         .context("Sentry gRPC server")?;
     Ok(())
-}
-
-/// Accepted TLS connections; a handshake that fails or stalls is dropped on its own.
-fn tls_incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-) -> tokio_stream::wrappers::ReceiverStream<
-    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send(Ok(tls)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
-                    Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
-                }
-            });
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 async fn shutdown() {
