@@ -317,6 +317,7 @@ async fn get(conn: &mut bench::conn::HttpConnection, path: &str) -> Result<u16> 
     let req = hyper::Request::get(path)
         .header("host", "127.0.0.1")
         .body(http_body_util::Full::new(bytes::Bytes::new()))?;
+    conn.sender.ready().await?;
     let resp = conn.sender.send_request(req).await?;
     let status = resp.status().as_u16();
     resp.into_body().collect().await?;
