@@ -41,11 +41,37 @@ impl Caches {
 pub struct OperatorApi {
     caches: Caches,
     client: kube::Client,
+    /// Under mTLS a caller's namespace is the one in its certificate.
+    mtls: bool,
 }
 
 impl OperatorApi {
-    pub fn new(caches: Caches, client: kube::Client) -> Self {
-        Self { caches, client }
+    pub fn new(caches: Caches, client: kube::Client, mtls: bool) -> Self {
+        Self {
+            caches,
+            client,
+            mtls,
+        }
+    }
+
+    /// The namespace a caller may read: the one it asks for, and under mTLS only if it
+    /// is the one its certificate names.
+    fn scope<T>(&self, request: &Request<T>, asked: &str) -> Result<String, Status> {
+        if !self.mtls {
+            return namespace(asked);
+        }
+        let peer = request
+            .extensions()
+            .get::<tonic::transport::server::TlsConnectInfo<tonic::transport::server::TcpConnectInfo>>()
+            .and_then(|i| i.peer_certs())
+            .and_then(|certs| security::peer_id(&certs))
+            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+        if !asked.is_empty() && asked != peer.namespace {
+            return Err(Status::permission_denied(format!(
+                "{peer} may not read namespace {asked:?}"
+            )));
+        }
+        Ok(peer.namespace)
     }
 }
 
@@ -147,7 +173,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ComponentUpdateRequest>,
     ) -> Result<Response<Self::ComponentUpdateStream>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         let client = self.client.clone();
         Ok(Response::new(follow(
             &self.caches.components,
@@ -174,7 +200,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ListComponentsRequest>,
     ) -> Result<Response<pb::ListComponentResponse>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         let cache = &self.caches.components;
         cache.wait_synced().await;
         let mut components = Vec::new();
@@ -189,7 +215,7 @@ impl Operator for OperatorApi {
         request: Request<pb::GetConfigurationRequest>,
     ) -> Result<Response<pb::GetConfigurationResponse>, Status> {
         let r = request.get_ref();
-        let ns = namespace(&r.namespace)?;
+        let ns = self.scope(&request, &r.namespace)?;
         let configuration = get(&self.caches.configurations, &ns, &r.name).await?;
         Ok(Response::new(pb::GetConfigurationResponse {
             configuration,
@@ -199,11 +225,17 @@ impl Operator for OperatorApi {
     /// The pre-namespaced call: every namespace's subscriptions, as Dapr's did.
     async fn list_subscriptions(
         &self,
-        _request: Request<()>,
+        request: Request<()>,
     ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
         let cache = &self.caches.subscriptions;
         cache.wait_synced().await;
-        let subscriptions = cache.all().iter().map(|o| to_json(o)).collect();
+        // Under mTLS, still only the caller's own namespace.
+        let subscriptions = if self.mtls {
+            let ns = self.scope(&request, "")?;
+            cache.list(&ns).iter().map(|o| to_json(o)).collect()
+        } else {
+            cache.all().iter().map(|o| to_json(o)).collect()
+        };
         Ok(Response::new(pb::ListSubscriptionsResponse {
             subscriptions,
         }))
@@ -214,7 +246,7 @@ impl Operator for OperatorApi {
         request: Request<pb::GetResiliencyRequest>,
     ) -> Result<Response<pb::GetResiliencyResponse>, Status> {
         let r = request.get_ref();
-        let ns = namespace(&r.namespace)?;
+        let ns = self.scope(&request, &r.namespace)?;
         let resiliency = get(&self.caches.resiliencies, &ns, &r.name).await?;
         Ok(Response::new(pb::GetResiliencyResponse { resiliency }))
     }
@@ -223,7 +255,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ListResiliencyRequest>,
     ) -> Result<Response<pb::ListResiliencyResponse>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         let resiliencies = list(&self.caches.resiliencies, &ns).await;
         Ok(Response::new(pb::ListResiliencyResponse { resiliencies }))
     }
@@ -232,7 +264,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ListSubscriptionsRequest>,
     ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         let subscriptions = list(&self.caches.subscriptions, &ns).await;
         Ok(Response::new(pb::ListSubscriptionsResponse {
             subscriptions,
@@ -243,7 +275,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::SubscriptionUpdateRequest>,
     ) -> Result<Response<Self::SubscriptionUpdateStream>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         Ok(Response::new(follow(
             &self.caches.subscriptions,
             ns,
@@ -260,7 +292,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ListHttpEndpointsRequest>,
     ) -> Result<Response<pb::ListHttpEndpointsResponse>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         let http_endpoints = list(&self.caches.http_endpoints, &ns).await;
         Ok(Response::new(pb::ListHttpEndpointsResponse {
             http_endpoints,
@@ -271,7 +303,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::HttpEndpointUpdateRequest>,
     ) -> Result<Response<Self::HTTPEndpointUpdateStream>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         Ok(Response::new(follow(
             &self.caches.http_endpoints,
             ns,
@@ -288,7 +320,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ConfigurationUpdateRequest>,
     ) -> Result<Response<Self::ConfigurationUpdateStream>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         Ok(Response::new(follow(
             &self.caches.configurations,
             ns,
@@ -305,7 +337,7 @@ impl Operator for OperatorApi {
         &self,
         request: Request<pb::ResiliencyUpdateRequest>,
     ) -> Result<Response<Self::ResiliencyUpdateStream>, Status> {
-        let ns = namespace(&request.get_ref().namespace)?;
+        let ns = self.scope(&request, &request.get_ref().namespace)?;
         Ok(Response::new(follow(
             &self.caches.resiliencies,
             ns,

@@ -44,9 +44,19 @@ pub struct Flags {
     pub log_level: String,
     #[arg(long = "log-as-json", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub log_as_json: bool,
-    /// Accepted for compatibility with Dapr's manifests.
+    /// PEM trust anchors; with `--sentry-address`, the API is served over mTLS and each
+    /// sidecar is limited to the namespace in its certificate.
     #[arg(long = "trust-anchors-file", default_value = "")]
     pub trust_anchors_file: String,
+    /// Sentry, for the operator's own certificate (`dapr-operator`).
+    #[arg(
+        long = "sentry-address",
+        env = "DAPR_SENTRY_ADDRESS",
+        default_value = ""
+    )]
+    pub sentry_address: String,
+    #[arg(long = "control-plane-trust-domain", default_value = "localhost")]
+    pub control_plane_trust_domain: String,
     #[arg(long = "watch-interval", default_value = "0")]
     pub watch_interval: String,
     #[arg(long = "max-pod-restarts-per-minute", default_value_t = 20)]

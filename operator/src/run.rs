@@ -132,15 +132,69 @@ pub async fn run(flags: Flags) -> Result<()> {
     }
 
     let api = bind(&flags.api_listen_address, flags.port, "operator API").await?;
-    tracing::info!(identity = %identity, "operator API listening on {}", api.local_addr()?);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(api);
-    tonic::transport::Server::builder()
-        .add_service(OperatorServer::new(OperatorApi::new(caches, client)))
-        .serve_with_incoming_shutdown(incoming, shutdown())
-        .await
-        .context("operator API server")?;
+    let mut server = tonic::transport::Server::builder();
+    match own_identity(&flags).await? {
+        Some((cell, roots)) => {
+            tracing::info!(identity = %identity, "operator API listening on {} (mTLS as {})", api.local_addr()?, cell.id());
+            let tls = security::server_config(cell, roots).context("operator TLS")?;
+            let incoming = security::tls::accept_stream(api, tls);
+            server
+                .add_service(OperatorServer::new(OperatorApi::new(caches, client, true)))
+                .serve_with_incoming_shutdown(incoming, shutdown())
+                .await
+        }
+        None => {
+            tracing::info!(identity = %identity, "operator API listening on {}", api.local_addr()?);
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(api);
+            server
+                .add_service(OperatorServer::new(OperatorApi::new(caches, client, false)))
+                .serve_with_incoming_shutdown(incoming, shutdown())
+                .await
+        }
+    }
+    .context("operator API server")?;
     tracing::info!("operator stopped");
     Ok(())
+}
+
+/// Where Dapr mounts the projected ServiceAccount token for Sentry.
+const SENTRY_TOKEN_PATH: &str = "/var/run/secrets/dapr.io/sentrytoken/token";
+
+/// The operator's own certificate from Sentry (`dapr-operator` in its namespace), when
+/// `--sentry-address` is set.
+async fn own_identity(
+    flags: &Flags,
+) -> Result<Option<(Arc<security::IdentityCell>, Arc<rustls::RootCertStore>)>> {
+    if flags.sentry_address.is_empty() {
+        return Ok(None);
+    }
+    let anchors = std::fs::read_to_string(&flags.trust_anchors_file).with_context(|| {
+        format!(
+            "reading --trust-anchors-file {:?}",
+            flags.trust_anchors_file
+        )
+    })?;
+    let roots = security::sentry_client::root_store(&anchors)?;
+    let token = std::fs::read_to_string(SENTRY_TOKEN_PATH).unwrap_or_default();
+    let namespace = flags.leader_election_namespace.clone();
+    let cell = security::SentryClient {
+        address: flags.sentry_address.clone(),
+        roots: roots.clone(),
+        sentry_id: security::SpiffeId::new(
+            &flags.control_plane_trust_domain,
+            &namespace,
+            "dapr-sentry",
+        ),
+        app_id: "dapr-operator".into(),
+        namespace,
+        trust_domain: flags.control_plane_trust_domain.clone(),
+        kubernetes: !token.trim().is_empty(),
+        token: token.trim().to_string(),
+    }
+    .start(Duration::from_secs(30))
+    .await
+    .context("getting the operator's certificate from Sentry")?;
+    Ok(Some((cell, roots)))
 }
 
 async fn shutdown() {

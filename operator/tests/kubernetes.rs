@@ -248,8 +248,18 @@ struct Sidecar {
 
 impl Sidecar {
     async fn start(namespace: &str, app_id: &str, operator: &Operator) -> Self {
+        Self::start_with(namespace, app_id, operator, &[], &[]).await
+    }
+
+    async fn start_with(
+        namespace: &str,
+        app_id: &str,
+        operator: &Operator,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
-        let args: Vec<String> = [
+        let mut args: Vec<String> = [
             "--mode",
             "kubernetes",
             "--control-plane-address",
@@ -270,7 +280,10 @@ impl Sidecar {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let mut process = Process::spawn(&daprd_bin(), &args, &[("NAMESPACE", namespace)]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut env_all = vec![("NAMESPACE", namespace)];
+        env_all.extend_from_slice(env);
+        let mut process = Process::spawn(&daprd_bin(), &args, &env_all);
         let url = format!("http://127.0.0.1:{http}/v1.0/healthz");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -771,4 +784,151 @@ async fn dapr_style_example_manifests_apply_and_keep_every_field() {
     );
     let ep = get("httpendpoint", "github");
     assert_eq!(ep["spec"]["headers"][1]["secretKeyRef"]["key"], "token");
+}
+
+/// A standalone `sentry` from the same build, with a fresh bundle in `dir`.
+async fn start_sentry(dir: &std::path::Path) -> (Process, u16, String) {
+    let port = free_port();
+    let creds = dir.join("creds");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_operator")).with_file_name("sentry");
+    let args: Vec<String> = [
+        "--port",
+        &port.to_string(),
+        "--listen-address",
+        "127.0.0.1",
+        "--healthz-port",
+        &free_port().to_string(),
+        "--metrics-port",
+        &free_port().to_string(),
+        "--trust-domain",
+        "cp.example",
+        "--issuer-credentials",
+        &creds.display().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let process = Process::spawn(&bin, &args, &[("NAMESPACE", "dapr-system")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "sentry never listened:\n{}",
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ca = std::fs::read_to_string(creds.join("ca.crt")).expect("ca.crt");
+    (process, port, ca)
+}
+
+#[tokio::test]
+async fn over_mtls_each_sidecar_reads_only_the_namespace_in_its_certificate() {
+    require_cluster();
+    let _turn = turn().lock().await;
+    ensure_crds();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (a, b) = (Namespace::new("mtls-a"), Namespace::new("mtls-b"));
+    apply(&in_memory("a-store", &a.0));
+    apply(&in_memory("b-store", &b.0));
+    let dir = tempfile::tempdir().expect("dir");
+    let (_sentry, sentry_port, ca) = start_sentry(dir.path()).await;
+    let anchors = dir.path().join("creds/ca.crt").display().to_string();
+    let sentry_address = format!("127.0.0.1:{sentry_port}");
+    let operator = Operator::start(&[
+        "--disable-leader-election",
+        "--sentry-address",
+        &sentry_address,
+        "--trust-anchors-file",
+        &anchors,
+        "--control-plane-trust-domain",
+        "cp.example",
+        "--leader-election-namespace",
+        "dapr-system",
+    ])
+    .await;
+    assert!(
+        operator
+            .process
+            .log()
+            .contains("mTLS as spiffe://cp.example/ns/dapr-system/dapr-operator"),
+        "{}",
+        operator.process.log()
+    );
+
+    // A sidecar in namespace A loads A's components over mTLS.
+    let sidecar = Sidecar::start_with(
+        &a.0,
+        "secure-reader",
+        &operator,
+        &[
+            "--enable-mtls",
+            "--sentry-address",
+            &sentry_address,
+            "--control-plane-trust-domain",
+            "cp.example",
+            "--control-plane-namespace",
+            "dapr-system",
+        ],
+        &[("DAPR_TRUST_ANCHORS", &ca)],
+    )
+    .await;
+    assert_eq!(sidecar.component_names().await, ["a-store"]);
+
+    // A workload certified for namespace A that asks for B is refused; asking for
+    // nothing gets A.
+    let roots = security::sentry_client::root_store(&ca).expect("roots");
+    let cell = security::SentryClient {
+        address: sentry_address.clone(),
+        roots: roots.clone(),
+        sentry_id: security::SpiffeId::new("cp.example", "dapr-system", "dapr-sentry"),
+        app_id: "intruder".into(),
+        namespace: a.0.clone(),
+        trust_domain: String::new(),
+        token: String::new(),
+        kubernetes: false,
+    }
+    .start(Duration::from_secs(10))
+    .await
+    .expect("certificate");
+    let operator_id = security::SpiffeId::new("cp.example", "dapr-system", "dapr-operator");
+    let config = security::client_config(Some(cell), roots.clone(), move |id| *id == operator_id);
+    let channel = security::channel_with_tls(&format!("127.0.0.1:{}", operator.port), config)
+        .expect("channel");
+    let mut client = proto::operator::v1::operator_client::OperatorClient::new(channel);
+    let err = client
+        .list_components(proto::operator::v1::ListComponentsRequest {
+            namespace: b.0.clone(),
+        })
+        .await
+        .expect_err("another namespace");
+    assert_eq!(
+        err.code(),
+        tonic::Code::PermissionDenied,
+        "{}",
+        err.message()
+    );
+    let own = client
+        .list_components(proto::operator::v1::ListComponentsRequest {
+            namespace: String::new(),
+        })
+        .await
+        .expect("own namespace")
+        .into_inner();
+    assert_eq!(own.components.len(), 1);
+    assert!(String::from_utf8_lossy(&own.components[0]).contains("a-store"));
+
+    // Without a certificate there is no operator API at all.
+    let anonymous = security::client_config(None, roots, |_| true);
+    let channel = security::channel_with_tls(&format!("127.0.0.1:{}", operator.port), anonymous)
+        .expect("channel");
+    let refused = proto::operator::v1::operator_client::OperatorClient::new(channel)
+        .list_components(proto::operator::v1::ListComponentsRequest {
+            namespace: a.0.clone(),
+        })
+        .await;
+    assert!(refused.is_err(), "no client certificate, no components");
 }

@@ -38,11 +38,14 @@ impl Mtls {
         }
         let anchors = std::env::var("DAPR_TRUST_ANCHORS").unwrap_or_default();
         let roots = root_store(&anchors).context("DAPR_TRUST_ANCHORS")?;
+        // In Kubernetes the projected token proves who we are; without one (standalone,
+        // or a Sentry that trusts its callers) the request goes as INSECURE.
         let token = if flags.mode == "kubernetes" {
             std::fs::read_to_string(SENTRY_TOKEN_PATH).unwrap_or_default()
         } else {
             String::new()
         };
+        let token = token.trim().to_string();
         let client = SentryClient {
             address: flags.sentry_address.clone(),
             roots: roots.clone(),
@@ -54,8 +57,8 @@ impl Mtls {
             app_id: flags.app_id.clone(),
             namespace: namespace.to_string(),
             trust_domain: trust_domain.to_string(),
-            token: token.trim().to_string(),
-            kubernetes: flags.mode == "kubernetes",
+            kubernetes: !token.is_empty(),
+            token,
         };
         let identity = client
             .start(SENTRY_WAIT)

@@ -5,6 +5,14 @@ mod ports;
 mod quantity;
 
 pub use flags::{Flags, parse_args};
+
+/// This sidecar's namespace: `NAMESPACE`, or `default` as in Dapr's standalone mode.
+pub fn namespace() -> String {
+    std::env::var("NAMESPACE")
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "default".into())
+}
 pub use ports::stable_port;
 pub use quantity::parse_quantity;
 

@@ -100,23 +100,15 @@ pub async fn setup(
     max_body: usize,
     policies: Policies,
     http_endpoints: &[HTTPEndpoint],
+    mtls: Option<Arc<crate::mtls::Mtls>>,
 ) -> Result<Invocation> {
     let host = std::env::var("DAPR_HOST_IP")
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "127.0.0.1".into());
-    // Dapr's standalone namespace is `default`.
-    let namespace = std::env::var("NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into());
-    let access = config.spec.access_control.as_ref();
-    let trust_domain = access
-        .map(|a| a.trust_domain.as_str())
-        .filter(|t| !t.is_empty())
-        .unwrap_or(crate::resources::DEFAULT_TRUST_DOMAIN);
-    let mtls = crate::mtls::Mtls::start(flags, &namespace, trust_domain).await?;
-    let access = crate::blocks::access::AccessControl::from_spec(access);
+    let namespace = crate::config::namespace();
+    let access =
+        crate::blocks::access::AccessControl::from_spec(config.spec.access_control.as_ref());
     let me = Instance {
         app_id: flags.app_id.clone(),
         namespace: namespace.clone(),

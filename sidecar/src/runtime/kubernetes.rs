@@ -38,12 +38,7 @@ pub struct ComponentFollower {
     versions: HashMap<String, String>,
 }
 
-fn namespace() -> String {
-    std::env::var("NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into())
-}
+use crate::config::namespace;
 
 fn parse_all<T: DaprResource>(docs: &[Vec<u8>]) -> Vec<T> {
     docs.iter()
@@ -55,6 +50,30 @@ fn parse_all<T: DaprResource>(docs: &[Vec<u8>]) -> Vec<T> {
             }
         })
         .collect()
+}
+
+/// Under mTLS: waits until the operator's port answers, then talks TLS with this
+/// sidecar's certificate to a server that must be the control plane's `dapr-operator`.
+async fn connect_mtls(flags: &Flags, mtls: &crate::mtls::Mtls) -> Result<OperatorClient<Channel>> {
+    let address = flags.control_plane_address.trim_start_matches("http://");
+    let deadline = tokio::time::Instant::now() + CONNECT_FOR;
+    while let Err(e) = tokio::net::TcpStream::connect(address).await {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(e).with_context(|| format!("connecting to the operator at {address}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let operator = security::SpiffeId::new(
+        &flags.control_plane_trust_domain,
+        &flags.control_plane_namespace,
+        "dapr-operator",
+    );
+    let config =
+        security::client_config(Some(mtls.identity.clone()), mtls.roots.clone(), move |id| {
+            *id == operator
+        });
+    let channel = security::channel_with_tls(address, config).map_err(anyhow::Error::msg)?;
+    Ok(OperatorClient::new(channel))
 }
 
 async fn connect(address: &str) -> Result<OperatorClient<Channel>> {
@@ -87,12 +106,15 @@ fn version_of(c: &Component) -> String {
 }
 
 /// Loads everything this sidecar needs from the operator.
-pub async fn load(flags: &Flags) -> Result<FromOperator> {
+pub async fn load(flags: &Flags, mtls: Option<&crate::mtls::Mtls>) -> Result<FromOperator> {
     if flags.control_plane_address.is_empty() {
         anyhow::bail!("--control-plane-address is required in Kubernetes mode");
     }
     let namespace = namespace();
-    let mut client = connect(&flags.control_plane_address).await?;
+    let mut client = match mtls {
+        Some(m) => connect_mtls(flags, m).await?,
+        None => connect(&flags.control_plane_address).await?,
+    };
 
     let config = match flags.config.first().map(|p| p.display().to_string()) {
         None => Configuration::default(),

@@ -64,11 +64,24 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
     for flag in flags.not_yet_honoured() {
         tracing::warn!("{flag} is accepted but not supported by this sidecar yet");
     }
-    let (config, loaded, follower) = if flags.mode == "kubernetes" {
-        let from = kubernetes::load(flags).await?;
-        (from.config, from.loaded, Some(from.follower))
+    let namespace = crate::config::namespace();
+    let (config, loaded, follower, mtls) = if flags.mode == "kubernetes" {
+        // The identity comes first: the operator is reached over mTLS. Sentry takes the
+        // trust domain from the pod's Configuration, so none is asked for.
+        let mtls = crate::mtls::Mtls::start(flags, &namespace, "").await?;
+        let from = kubernetes::load(flags, mtls.as_deref()).await?;
+        (from.config, from.loaded, Some(from.follower), mtls)
     } else {
-        (load_config(flags)?, components::load(flags).await?, None)
+        let config = load_config(flags)?;
+        let trust_domain = config
+            .spec
+            .access_control
+            .as_ref()
+            .map(|a| a.trust_domain.as_str())
+            .filter(|t| !t.is_empty())
+            .unwrap_or(crate::resources::DEFAULT_TRUST_DOMAIN);
+        let mtls = crate::mtls::Mtls::start(flags, &namespace, trust_domain).await?;
+        (config, components::load(flags).await?, None, mtls)
     };
     let metrics = flags
         .enable_metrics
@@ -87,6 +100,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         max_body_size,
         policies,
         &loaded.http_endpoints,
+        mtls,
     )
     .await?;
     let endpoint_names: Vec<String> = loaded
