@@ -200,6 +200,7 @@ fn daprd_bin() -> PathBuf {
 struct Sidecar {
     proc: Proc,
     http: u16,
+    grpc: u16,
     internal: u16,
     _dir: tempfile::TempDir,
 }
@@ -211,6 +212,17 @@ impl Sidecar {
         sentry: &Sentry,
         shared: &Path,
         extra_config: &str,
+    ) -> Sidecar {
+        Self::start_with(app_id, app_port, sentry, shared, extra_config, &[]).await
+    }
+
+    async fn start_with(
+        app_id: &str,
+        app_port: Option<u16>,
+        sentry: &Sentry,
+        shared: &Path,
+        extra_config: &str,
+        extra_args: &[&str],
     ) -> Sidecar {
         let dir = tempfile::tempdir().expect("dir");
         let config = dir.path().join("config.yaml");
@@ -253,6 +265,7 @@ impl Sidecar {
             args.push("--app-port".into());
             args.push(p.to_string());
         }
+        args.extend(extra_args.iter().map(|s| s.to_string()));
         let mut proc = Proc::spawn(
             &daprd_bin(),
             &args,
@@ -279,6 +292,7 @@ impl Sidecar {
         Sidecar {
             proc,
             http,
+            grpc,
             internal,
             _dir: dir,
         }
@@ -573,4 +587,94 @@ async fn access_control_allows_and_denies_by_the_callers_identity() {
             "{body}"
         );
     }
+}
+
+/// Registers `app_id` in the shared name-resolution table at `address`: a lie, as a
+/// compromised registry could tell.
+fn register_impostor(shared: &Path, app_id: &str, address: &str) {
+    let sql = format!(
+        "INSERT INTO hosts (registration_id, address, app_id, namespace, last_update) \
+         VALUES ('impostor-{app_id}', '{address}', '{app_id}', 'default', unixepoch(CURRENT_TIMESTAMP)) \
+         ON CONFLICT (address) DO UPDATE SET app_id = excluded.app_id, last_update = excluded.last_update;"
+    );
+    let status = Command::new("sqlite3")
+        .arg(shared.join("hosts.db"))
+        .arg(sql)
+        .status()
+        .expect("sqlite3");
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn grpc_proxying_runs_over_mtls_and_no_sidecar_can_pose_as_another_app() {
+    let root = Root::new("root-proxy");
+    let sentry = Sentry::start(&root, "1h").await;
+    let shared = tempfile::tempdir().expect("dir");
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("orders", tonic_health::ServingStatus::Serving)
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app_port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(health)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+    });
+    let callee = Sidecar::start_with(
+        "proxy-callee",
+        Some(app_port),
+        &sentry,
+        shared.path(),
+        "",
+        &["--app-protocol", "grpc"],
+    )
+    .await;
+    let caller = Sidecar::start("proxy-caller", None, &sentry, shared.path(), "").await;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", caller.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let check = |app: &str| {
+        let mut req = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+            service: "orders".into(),
+        });
+        req.metadata_mut()
+            .insert("dapr-app-id", app.parse().expect("ascii"));
+        req
+    };
+    let resp = client
+        .check(check("proxy-callee"))
+        .await
+        .unwrap_or_else(|e| panic!("proxied over mTLS: {e}\n{}", caller.proc.log()))
+        .into_inner();
+    assert_eq!(
+        resp.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // Name resolution says `payments` lives at the callee's address, but the sidecar there
+    // holds `proxy-callee`'s certificate: both proxying and invocation refuse it.
+    register_impostor(
+        shared.path(),
+        "payments",
+        &format!("127.0.0.1:{}", callee.internal),
+    );
+    let err = client
+        .check(check("payments"))
+        .await
+        .expect_err("an impostor");
+    assert_eq!(err.code(), tonic::Code::Unavailable, "{}", err.message());
+    let http = reqwest::Client::new();
+    let (status, body) = caller
+        .invoke(&http, "payments", reqwest::Method::GET, "x")
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("ERR_DIRECT_INVOKE"), "{body}");
 }

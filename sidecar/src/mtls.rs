@@ -80,10 +80,4 @@ impl Mtls {
             id.app_id == app && id.namespace == ns
         })
     }
-
-    /// For proxied gRPC calls, whose target sidecar was resolved by app id: any identity
-    /// the trust anchors vouch for.
-    pub fn client_any(&self) -> Arc<rustls::ClientConfig> {
-        security::client_config(Some(self.identity.clone()), self.roots.clone(), |_| true)
-    }
 }

@@ -145,7 +145,7 @@ impl InvokeBlock {
     /// Splits `app` or `app.namespace`; the namespace defaults to ours. Both parts must be
     /// plain names (letters, digits, `-`, `_`): they end up in DNS names and addresses, so
     /// anything else could steer a call to a host of the caller's choosing.
-    pub(super) fn target<'a>(&'a self, id: &'a str) -> Result<(&'a str, &'a str), DaprError> {
+    pub fn target<'a>(&'a self, id: &'a str) -> Result<(&'a str, &'a str), DaprError> {
         let (app, ns) = match id.split_once('.') {
             Some((app, ns)) => (app, ns),
             None => (id, self.namespace.as_str()),

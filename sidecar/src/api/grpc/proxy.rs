@@ -3,6 +3,7 @@
 //! that app's gRPC server: directly when the app is ours, else through the app's sidecar,
 //! whose internal port forwards it on the same way.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -17,14 +18,37 @@ use crate::api::Api;
 use crate::blocks::invoke::{CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, Route};
 
 const APP_ID: &str = "dapr-app-id";
+/// Bounds the per-target TLS clients kept for proxying.
+const MAX_TLS_CLIENTS: usize = 256;
+
+type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+
+/// An HTTP/2 client over TLS that accepts only the servers `config` accepts.
+fn tls_client(config: Arc<rustls::ClientConfig>) -> TlsClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.enforce_http(false);
+    // hyper-rustls sets ALPN itself.
+    let mut config = (*config).clone();
+    config.alpn_protocols.clear();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http2()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(https)
+}
 
 /// The HTTP/2 client that carries proxied calls.
 #[derive(Clone)]
 pub struct Proxy {
     api: Arc<Api>,
     client: Client<HttpConnector, Body>,
-    /// Under mTLS, hops to other sidecars go over TLS with this sidecar's certificate.
-    tls_client: Option<Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>>,
+    /// Under mTLS, hops to other sidecars go over TLS with this sidecar's certificate,
+    /// one client per target app, each accepting only that app's identity.
+    tls_clients: Option<Arc<std::sync::Mutex<HashMap<(String, String), TlsClient>>>>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
     /// `APP_API_TOKEN`, sent to our app as `dapr-api-token`.
@@ -35,19 +59,7 @@ impl Proxy {
     pub fn new(api: Arc<Api>, internal: bool) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let tls_client = api.invoke.mtls().map(|mtls| {
-            // hyper-rustls sets ALPN itself.
-            let mut config = (*mtls.client_any()).clone();
-            config.alpn_protocols.clear();
-            let https = hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(config)
-                .https_only()
-                .enable_http2()
-                .wrap_connector(connector.clone());
-            Client::builder(TokioExecutor::new())
-                .http2_only(true)
-                .build(https)
-        });
+        let tls_clients = api.invoke.mtls().map(|_| Arc::default());
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .build(connector);
@@ -58,7 +70,7 @@ impl Proxy {
         Self {
             api,
             client,
-            tls_client,
+            tls_clients,
             internal,
             app_token,
         }
@@ -136,10 +148,22 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         Ok(Route::Sidecar(addr)) => (addr, true),
         Err(e) => return grpc_error(tonic::Code::Unavailable, &e.message),
     };
-    let tls = if to_sidecar {
-        proxy.tls_client.as_ref()
-    } else {
-        None
+    let tls = match (&proxy.tls_clients, invoke.mtls(), to_sidecar) {
+        (Some(clients), Some(mtls), true) => {
+            let Ok((app, ns)) = invoke.target(&target) else {
+                return grpc_error(tonic::Code::InvalidArgument, "invalid dapr-app-id");
+            };
+            let mut clients = clients.lock().unwrap_or_else(|e| e.into_inner());
+            if clients.len() >= MAX_TLS_CLIENTS {
+                clients.clear();
+            }
+            let client = clients
+                .entry((app.to_string(), ns.to_string()))
+                .or_insert_with(|| tls_client(mtls.client_for(app, ns)))
+                .clone();
+            Some(client)
+        }
+        _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     if !proxy.internal {
@@ -167,7 +191,7 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
     }
     req.headers_mut().remove(http::header::HOST);
-    let sent = match tls {
+    let sent = match &tls {
         Some(client) => client.request(req).await,
         None => proxy.client.request(req).await,
     };
