@@ -22,6 +22,8 @@ const APP_ID: &str = "dapr-app-id";
 const MAX_TLS_CLIENTS: usize = 256;
 
 type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+/// Proxy clients by target (app id, namespace).
+type TlsClients = HashMap<(String, String), TlsClient>;
 
 /// An HTTP/2 client over TLS that accepts only the servers `config` accepts.
 fn tls_client(config: Arc<rustls::ClientConfig>) -> TlsClient {
@@ -48,7 +50,7 @@ pub struct Proxy {
     client: Client<HttpConnector, Body>,
     /// Under mTLS, hops to other sidecars go over TLS with this sidecar's certificate,
     /// one client per target app, each accepting only that app's identity.
-    tls_clients: Option<Arc<std::sync::Mutex<HashMap<(String, String), TlsClient>>>>,
+    tls_clients: Option<Arc<std::sync::Mutex<TlsClients>>>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
     /// `APP_API_TOKEN`, sent to our app as `dapr-api-token`.
