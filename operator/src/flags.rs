@@ -55,6 +55,15 @@ pub struct Flags {
         default_value = ""
     )]
     pub sentry_address: String,
+    /// Port of the Subscription conversion webhook; 0 turns it off.
+    #[arg(long = "webhook-server-port", default_value_t = 19443)]
+    pub webhook_server_port: u16,
+    #[arg(long = "webhook-server-listen-address", default_value = "")]
+    pub webhook_server_listen_address: String,
+    /// Where the API server reaches the webhook, when the `dapr-webhook` Service is not
+    /// routable (a cluster without kube-proxy); the Service when empty.
+    #[arg(long = "webhook-url", default_value = "")]
+    pub webhook_url: String,
     #[arg(long = "control-plane-trust-domain", default_value = "localhost")]
     pub control_plane_trust_domain: String,
     #[arg(long = "watch-interval", default_value = "0")]

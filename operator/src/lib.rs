@@ -18,6 +18,7 @@ pub mod run;
 pub mod secrets;
 pub mod services;
 pub mod validate;
+pub mod webhook;
 
 pub use flags::Flags;
 pub use run::run;

@@ -122,6 +122,23 @@ pub async fn run(flags: Flags) -> Result<()> {
         Some(flags.watch_namespace.clone()).filter(|n| !n.is_empty()),
     ));
 
+    if flags.webhook_server_port != 0 {
+        let listener = bind(
+            &flags.webhook_server_listen_address,
+            flags.webhook_server_port,
+            "conversion webhook",
+        )
+        .await?;
+        crate::webhook::start(
+            client.clone(),
+            flags.leader_election_namespace.clone(),
+            flags.webhook_url.clone(),
+            listener,
+        )
+        .await
+        .context("starting the conversion webhook")?;
+    }
+
     let healthz = bind(&flags.healthz_listen_address, flags.healthz_port, "healthz").await?;
     let router = health::healthz(caches.clone());
     tokio::spawn(async move { axum::serve(healthz, router).await });

@@ -78,6 +78,8 @@ fn apply(yaml: &str) {
 
 fn ensure_crds() {
     CRDS.get_or_init(|| {
+        // The operators' own namespace (their webhook certificate lives there).
+        let _ = kubectl(&["create", "namespace", "dapr-system"], None);
         let dir = repo().join("charts/dapr/crds");
         kubectl_ok(&["apply", "-f", &dir.display().to_string()], None);
         kubectl_ok(
@@ -171,8 +173,11 @@ struct Operator {
 
 impl Operator {
     async fn start(extra: &[&str]) -> Self {
-        let (port, healthz, metrics) = (free_port(), free_port(), free_port());
+        let (port, healthz, metrics, webhook) =
+            (free_port(), free_port(), free_port(), free_port());
         let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG");
+        // No kube-proxy here: the API server reaches the conversion webhook by URL.
+        let webhook_url = format!("https://127.0.0.1:{webhook}/convert");
         let mut args: Vec<String> = [
             "--kubeconfig",
             &kubeconfig,
@@ -188,6 +193,12 @@ impl Operator {
             &metrics.to_string(),
             "--metrics-listen-address",
             "127.0.0.1",
+            "--webhook-server-port",
+            &webhook.to_string(),
+            "--webhook-server-listen-address",
+            "127.0.0.1",
+            "--webhook-url",
+            &webhook_url,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -931,4 +942,48 @@ async fn over_mtls_each_sidecar_reads_only_the_namespace_in_its_certificate() {
         })
         .await;
     assert!(refused.is_err(), "no client certificate, no components");
+}
+
+#[tokio::test]
+async fn v1alpha1_subscriptions_convert_through_the_operators_webhook() {
+    require_cluster();
+    let _turn = turn().lock().await;
+    ensure_crds();
+    let ns = Namespace::new("convert");
+    let _operator = Operator::start(&["--disable-leader-election"]).await;
+    // The operator patched the CRD to reach its webhook; a v1alpha1 write needs it.
+    let manifest = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: Subscription\nmetadata:\n  name: legacy\n  namespace: {}\nspec:\n  pubsubname: pubsub\n  topic: orders\n  route: /orders\nscopes:\n- checkout\n",
+        ns.0
+    );
+    eventually(
+        Duration::from_secs(10),
+        "a v1alpha1 Subscription is accepted",
+        || async {
+            kubectl(&["apply", "-f", "-"], Some(&manifest))
+                .status
+                .success()
+        },
+    )
+    .await;
+    let get = |version: &str| -> Value {
+        serde_json::from_str(&kubectl_ok(
+            &[
+                "get",
+                &format!("subscriptions.{version}.dapr.io"),
+                "legacy",
+                "-n",
+                &ns.0,
+                "-o",
+                "json",
+            ],
+            None,
+        ))
+        .expect("json")
+    };
+    let v2 = get("v2alpha1");
+    assert_eq!(v2["spec"]["routes"]["default"], "/orders", "{v2}");
+    assert_eq!(v2["scopes"], json!(["checkout"]));
+    let v1 = get("v1alpha1");
+    assert_eq!(v1["spec"]["route"], "/orders", "{v1}");
 }
