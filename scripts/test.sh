@@ -24,11 +24,13 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 python3 -c 'import venv' 2>/dev/null || missing+=(python3-venv)
 command -v ip >/dev/null || missing+=(iproute2)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "ok: redis-server, postgresql, sqlite3, python3-venv, iproute2"
+echo "ok: redis-server, postgresql, sqlite3, python3-venv, iproute2, openssl, curl"
 
 step "rust toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

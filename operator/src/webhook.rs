@@ -247,7 +247,17 @@ pub async fn start(
             });
         }
     });
-    patch_crd(&client, &namespace, &url, &m.ca_pem).await
+    patch_crd(&client, &namespace, &url, &m.ca_pem).await?;
+    // Re-applying the chart's CRDs resets the webhook stanza; put it back from time to time.
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            if let Err(e) = patch_crd(&client, &namespace, &url, &m.ca_pem).await {
+                tracing::warn!("{e:#}");
+            }
+        }
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -489,8 +489,10 @@ async fn the_kubernetes_validator_checks_token_pod_and_app_id_on_a_real_api_serv
     let (cp, apps) = (format!("sentry-cp-{tag}"), format!("sentry-apps-{tag}"));
     kubectl(&["create", "namespace", &cp], None);
     kubectl(&["create", "namespace", &apps], None);
-    let crds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/dapr/crds");
-    kubectl(&["apply", "-f", &crds.display().to_string()], None);
+    // Only the Configuration CRD is needed (for the app's trust domain).
+    let crd =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../charts/dapr/crds/configurations.yaml");
+    kubectl(&["apply", "-f", &crd.display().to_string()], None);
     kubectl(
         &[
             "wait",
