@@ -130,6 +130,14 @@ where
     ReceiverStream::new(rx)
 }
 
+/// The change's JSON, encoded once for all subscribers.
+async fn encoded(c: &Change) -> Vec<u8> {
+    c.encoded
+        .get_or_init(|| async { to_json(&c.object) })
+        .await
+        .clone()
+}
+
 async fn list(cache: &Cache, namespace: &str) -> Vec<Vec<u8>> {
     cache.wait_synced().await;
     cache.list(namespace).iter().map(|o| to_json(o)).collect()
@@ -181,12 +189,18 @@ impl Operator for OperatorApi {
             move |c| {
                 let client = client.clone();
                 async move {
-                    let component = if c.change == ChangeType::Deleted {
-                        to_json(&c.object)
-                    } else {
-                        let (json, _) = secrets::resolve(&client, &c.object).await;
-                        serde_json::to_vec(&json).unwrap_or_default()
-                    };
+                    let component = c
+                        .encoded
+                        .get_or_init(|| async {
+                            if c.change == ChangeType::Deleted {
+                                to_json(&c.object)
+                            } else {
+                                let (json, _) = secrets::resolve(&client, &c.object).await;
+                                serde_json::to_vec(&json).unwrap_or_default()
+                            }
+                        })
+                        .await
+                        .clone();
                     pb::ComponentUpdateEvent {
                         component,
                         r#type: event_type(c.change),
@@ -281,7 +295,7 @@ impl Operator for OperatorApi {
             ns,
             |c| async move {
                 pb::SubscriptionUpdateEvent {
-                    subscription: to_json(&c.object),
+                    subscription: encoded(&c).await,
                     r#type: event_type(c.change),
                 }
             },
@@ -309,7 +323,7 @@ impl Operator for OperatorApi {
             ns,
             |c| async move {
                 pb::HttpEndpointUpdateEvent {
-                    http_endpoints: to_json(&c.object),
+                    http_endpoints: encoded(&c).await,
                     r#type: event_type(c.change),
                 }
             },
@@ -326,7 +340,7 @@ impl Operator for OperatorApi {
             ns,
             |c| async move {
                 pb::ConfigurationUpdateEvent {
-                    configuration: to_json(&c.object),
+                    configuration: encoded(&c).await,
                     r#type: event_type(c.change),
                 }
             },
@@ -343,7 +357,7 @@ impl Operator for OperatorApi {
             ns,
             |c| async move {
                 pb::ResiliencyUpdateEvent {
-                    resiliency: to_json(&c.object),
+                    resiliency: encoded(&c).await,
                     r#type: event_type(c.change),
                 }
             },

@@ -29,6 +29,9 @@ pub struct Change {
     pub namespace: String,
     pub change: ChangeType,
     pub object: Arc<DynamicObject>,
+    /// The change as sent on the wire, made once by the first stream that sends it and
+    /// shared by every other subscriber (for components it includes resolving secrets).
+    pub encoded: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 type Key = (String, String);
@@ -102,6 +105,7 @@ impl Cache {
             namespace,
             change,
             object,
+            encoded: tokio::sync::OnceCell::new(),
         }));
     }
 
