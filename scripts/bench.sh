@@ -30,7 +30,7 @@ case "${1:-all}" in
   *) benches=(state) ;;
 esac
 
-cargo build --release -p sidecar -p sentry -p bench
+cargo build --release -p daprd -p sentry -p bench
 TARGET="${CARGO_TARGET_DIR:-target}"
 
 status=0

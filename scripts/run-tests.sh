@@ -21,7 +21,7 @@ source tests/k8s/control-plane.sh
 trap 'stop_kube; stop_services' EXIT
 
 step "rust tests (unit, conformance against real Redis/PostgreSQL/SQLite, daprd processes)"
-cargo test --workspace --quiet
+cargo test --workspace --quiet --no-fail-fast
 
 step "python SDK suite against daprd (in-memory, Redis, PostgreSQL, SQLite)"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/sdk

@@ -105,7 +105,7 @@ impl Sidecar {
         let spawned_at = Instant::now();
         let child = cmd.spawn().with_context(|| {
             format!(
-                "cannot start {} (build it with `cargo build --release -p sidecar`)",
+                "cannot start {} (build it with `cargo build --release -p daprd`)",
                 daprd.display()
             )
         })?;

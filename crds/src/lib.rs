@@ -31,6 +31,7 @@ use kube::core::crd::CustomResourceExt;
 pub mod common;
 pub mod component;
 pub mod configuration;
+pub mod document;
 pub mod http_endpoint;
 pub mod resiliency;
 mod schema;

@@ -12,4 +12,7 @@ pub mod tls;
 
 pub use sentry_client::{SentryClient, SentryError};
 pub use spiffe::SpiffeId;
+
+/// The trust domain of apps whose Configuration names none, as in Dapr.
+pub const DEFAULT_TRUST_DOMAIN: &str = "public";
 pub use tls::{IdentityCell, channel_with_tls, client_config, peer_id, server_config};

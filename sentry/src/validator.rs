@@ -9,7 +9,7 @@ use kube::discovery::ApiResource;
 use thiserror::Error;
 
 /// Dapr's default trust domain for apps without an `accessControl.trustDomain`.
-pub const DEFAULT_APP_TRUST_DOMAIN: &str = "public";
+pub use security::DEFAULT_TRUST_DOMAIN as DEFAULT_APP_TRUST_DOMAIN;
 /// Control-plane services that ask for their own identities.
 const CONTROL_PLANE: &[&str] = &[
     "dapr-operator",

@@ -92,7 +92,7 @@ impl Args {
         );
         ensure!(
             self.daprd.is_file(),
-            "no daprd at {} (build it with `cargo build --release -p sidecar`, or pass --daprd)",
+            "no daprd at {} (build it with `cargo build --release -p daprd`, or pass --daprd)",
             self.daprd.display()
         );
         Ok(())

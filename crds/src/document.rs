@@ -1,0 +1,313 @@
+//! One resource document — a YAML document in standalone mode, the operator's JSON in
+//! Kubernetes mode — turned into its `crds` type.
+//!
+//! The `crds` types are exact about field types, which the API server guarantees for objects it
+//! stores. Hand-written YAML is looser, and the sidecar has always accepted it, so a document is
+//! normalised against its CRD's schema before it is deserialised:
+//! - a missing or `null` `metadata` or `spec` counts as empty (a Configuration may leave out its
+//!   `spec`, which the `crds` type would otherwise reject);
+//! - an explicit `null` for a declared property counts as absent, as the API server prunes it;
+//! - a number or boolean where the schema wants a string becomes its text (`httpStatusCodes:
+//!   503`, `samplingRate: 1`), as YAML does not tell `503` from `"503"` for the author.
+//!
+//! Then come the checks the lenient types cannot express (a Component needs a name and a
+//! type, ...), so a document the sidecar cannot use is refused with a reason.
+
+use std::sync::OnceLock;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::configuration::Configuration;
+use crate::{Component, HTTPEndpoint, NameValuePair, Resiliency};
+
+/// A Dapr resource the sidecar reads, and what it needs to know to decode one.
+pub trait DaprResource: DeserializeOwned {
+    /// The `kind` its documents carry.
+    const KIND: &'static str;
+
+    /// `metadata.name`, empty when unset.
+    fn name(&self) -> &str;
+
+    /// The `openAPIV3Schema` of its CRD, as JSON.
+    fn schema() -> &'static Value;
+
+    /// Refuses a decoded resource the sidecar cannot use.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Decodes one document (already parsed into JSON values) into `T`; the error is the reason.
+pub fn decode<T: DaprResource>(mut doc: Value) -> Result<T, String> {
+    if let Some(root) = doc.as_object_mut() {
+        for key in ["metadata", "spec"] {
+            if root.get(key).is_none_or(Value::is_null) {
+                root.insert(key.into(), Value::Object(Map::new()));
+            }
+        }
+    }
+    conform(&mut doc, T::schema());
+    let resource: T = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+    resource.check()?;
+    Ok(resource)
+}
+
+/// [`decode`] for a JSON document, as the operator sends them.
+pub fn decode_json<T: DaprResource>(bytes: &[u8]) -> Result<T, String> {
+    decode(serde_json::from_slice(bytes).map_err(|e| e.to_string())?)
+}
+
+/// Brings `value` closer to `schema`: drops `null`s of declared properties and turns scalars
+/// into the strings the schema asks for. Anything else is left for deserialisation to judge.
+fn conform(value: &mut Value, schema: &Value) {
+    match value {
+        Value::Bool(_) | Value::Number(_)
+            if schema.get("type").and_then(Value::as_str) == Some("string") =>
+        {
+            *value = Value::String(value.to_string());
+        }
+        Value::Object(map) => {
+            if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                map.retain(|k, v| !(v.is_null() && props.contains_key(k)));
+                for (k, v) in map.iter_mut() {
+                    if let Some(s) = props.get(k) {
+                        conform(v, s);
+                    }
+                }
+            } else if let Some(s) = schema.get("additionalProperties").filter(|s| s.is_object()) {
+                map.values_mut().for_each(|v| conform(v, s));
+            }
+        }
+        Value::Array(items) => {
+            if let Some(s) = schema.get("items") {
+                items.iter_mut().for_each(|v| conform(v, s));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The `openAPIV3Schema` of a CRD's first version, read from the chart's committed CRD
+/// YAML (which a test keeps equal to what the `crds` types generate). Reading the YAML,
+/// rather than generating the CRD at run time, keeps schema generation out of the
+/// sidecar's binary and memory.
+fn root_schema(crd_yaml: &str) -> Value {
+    let crd: Value = serde_saphyr::from_str(crd_yaml).unwrap_or_default();
+    crd.pointer("/spec/versions/0/schema/openAPIV3Schema")
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn name_of(name: &Option<String>) -> &str {
+    name.as_deref().unwrap_or("")
+}
+
+fn check_pairs(pairs: &[NameValuePair], path: &str) -> Result<(), String> {
+    for (i, p) in pairs.iter().enumerate() {
+        if p.name.is_empty() {
+            return Err(format!("{path}[{i}].name is required"));
+        }
+        if !p.secret_key_ref.key.is_empty() && !p.has_secret_key_ref() {
+            return Err(format!("{path}[{i}].secretKeyRef.name is required"));
+        }
+    }
+    Ok(())
+}
+
+macro_rules! schema_of {
+    ($file:literal) => {{
+        static SCHEMA: OnceLock<Value> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            root_schema(include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../charts/dapr/crds/",
+                $file
+            )))
+        })
+    }};
+}
+
+impl DaprResource for Component {
+    const KIND: &'static str = "Component";
+
+    fn name(&self) -> &str {
+        name_of(&self.metadata.name)
+    }
+
+    fn schema() -> &'static Value {
+        schema_of!("components.yaml")
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.name().is_empty() {
+            return Err("metadata.name is required".into());
+        }
+        if self.spec.spec.type_.is_empty() {
+            return Err("spec.type is required".into());
+        }
+        check_pairs(&self.spec.spec.metadata, "spec.metadata")
+    }
+}
+
+impl DaprResource for HTTPEndpoint {
+    const KIND: &'static str = "HTTPEndpoint";
+
+    fn name(&self) -> &str {
+        name_of(&self.metadata.name)
+    }
+
+    fn schema() -> &'static Value {
+        schema_of!("httpendpoints.yaml")
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.spec.spec.base_url.is_empty() {
+            return Err("spec.baseUrl is required".into());
+        }
+        check_pairs(&self.spec.spec.headers, "spec.headers")
+    }
+}
+
+impl DaprResource for Resiliency {
+    const KIND: &'static str = "Resiliency";
+
+    fn name(&self) -> &str {
+        name_of(&self.metadata.name)
+    }
+
+    fn schema() -> &'static Value {
+        schema_of!("resiliency.yaml")
+    }
+}
+
+impl DaprResource for Configuration {
+    const KIND: &'static str = "Configuration";
+
+    fn name(&self) -> &str {
+        name_of(&self.metadata.name)
+    }
+
+    fn schema() -> &'static Value {
+        schema_of!("configurations.yaml")
+    }
+
+    fn check(&self) -> Result<(), String> {
+        match self.spec.features.iter().position(|f| f.name.is_empty()) {
+            Some(i) => Err(format!("spec.features[{i}].name is required")),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Value {
+        serde_saphyr::from_str(text).expect("valid YAML")
+    }
+
+    #[test]
+    fn scalars_become_the_strings_the_schema_wants() {
+        let r: Resiliency = decode(yaml(
+            "kind: Resiliency\nmetadata: {name: r}\nspec:\n  policies:\n    timeouts: {t: 5}\n    retries:\n      r:\n        maxRetries: 3\n        matching: {httpStatusCodes: 503, gRPCStatusCodes: 14}\n  targets:\n    apps:\n      a: {retry: r, timeout: t}\n",
+        ))
+        .expect("decodes");
+        let p = &r.spec.spec.policies;
+        assert_eq!(p.timeouts["t"], "5");
+        let m = p.retries["r"].matching.clone().expect("matching");
+        assert_eq!(
+            (m.http_status_codes.as_str(), m.grpc_status_codes.as_str()),
+            ("503", "14")
+        );
+        assert_eq!(
+            p.retries["r"].max_retries,
+            Some(3),
+            "integers stay integers"
+        );
+        let c: Configuration = decode(yaml(
+            "kind: Configuration\nspec:\n  tracing: {samplingRate: 1}\n",
+        ))
+        .expect("decodes");
+        assert_eq!(c.spec.tracing.expect("tracing").sampling_rate, "1");
+    }
+
+    #[test]
+    fn free_form_values_are_kept_as_written() {
+        let c: Component = decode(yaml(
+            "kind: Component\nmetadata: {name: c}\nspec:\n  type: state.redis\n  metadata:\n  - {name: port, value: 6379}\n  - {name: flag, value: true}\n  - {name: obj, value: {a: 1}}\n  - {name: none, value: ~}\n",
+        ))
+        .expect("decodes");
+        let values: Vec<_> = c
+            .spec
+            .spec
+            .metadata
+            .iter()
+            .map(NameValuePair::value_string)
+            .collect();
+        assert_eq!(
+            values,
+            [
+                Some("6379".into()),
+                Some("true".into()),
+                Some(r#"{"a":1}"#.into()),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_and_null_parts_count_as_empty() {
+        let c: Configuration = decode(yaml("kind: Configuration\n")).expect("no spec");
+        assert_eq!(c, Configuration::default());
+        let c: Configuration = decode(yaml("kind: Configuration\nspec:\n")).expect("null spec");
+        assert_eq!(c.spec, Default::default());
+        let c: Component = decode(yaml(
+            "kind: Component\nmetadata: {name: c}\nspec:\n  type: state.redis\n  metadata:\n  initTimeout: ~\nauth: ~\nscopes: ~\n",
+        ))
+        .expect("nulls are absent");
+        assert!(c.spec.spec.metadata.is_empty() && c.spec.scopes.is_empty());
+    }
+
+    #[test]
+    fn refuses_what_the_sidecar_cannot_use() {
+        let reason =
+            |text: &str| -> String { decode::<Component>(yaml(text)).expect_err("refused") };
+        assert!(
+            reason("kind: Component\nmetadata: {}\nspec: {type: x}\n").contains("metadata.name")
+        );
+        assert!(reason("kind: Component\nmetadata: {name: c}\n").contains("spec.type"));
+        assert!(
+            reason(
+                "kind: Component\nmetadata: {name: c}\nspec: {type: x, metadata: [{value: 1}]}\n"
+            )
+            .contains("spec.metadata[0].name")
+        );
+        assert!(
+            reason("kind: Component\nmetadata: {name: c}\nspec: {type: x, metadata: [{name: a, secretKeyRef: {key: k}}]}\n")
+                .contains("secretKeyRef.name")
+        );
+        assert!(
+            reason("kind: Component\nmetadata: {name: c}\nspec: {type: [x]}\n")
+                .contains("invalid type")
+        );
+        let e = decode::<HTTPEndpoint>(yaml("kind: HTTPEndpoint\nmetadata: {name: e}\nspec: {}\n"));
+        assert!(e.expect_err("refused").contains("spec.baseUrl"));
+        let c = decode::<Configuration>(yaml(
+            "kind: Configuration\nspec: {features: [{enabled: true}]}\n",
+        ));
+        assert!(c.expect_err("refused").contains("spec.features[0].name"));
+        assert!(decode_json::<Component>(b"{not json").is_err());
+    }
+
+    #[test]
+    fn operator_json_keeps_the_resource_version() {
+        let c: Component = decode_json(
+            br#"{"apiVersion":"dapr.io/v1alpha1","kind":"Component","metadata":{"name":"c","resourceVersion":"42"},"spec":{"type":"state.redis","version":"v1"},"auth":{"secretStore":"kubernetes"}}"#,
+        )
+        .expect("decodes");
+        assert_eq!(c.metadata.resource_version.as_deref(), Some("42"));
+        assert_eq!(c.spec.auth.secret_store, "kubernetes");
+    }
+}

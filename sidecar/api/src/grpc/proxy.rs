@@ -1,0 +1,207 @@
+//! gRPC proxying: a call for any service other than Dapr's own, made to the sidecar with
+//! `dapr-app-id` metadata, is forwarded as raw HTTP/2 (so every streaming shape works) to
+//! that app's gRPC server: directly when the app is ours, else through the app's sidecar,
+//! whose internal port forwards it on the same way.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::{HeaderValue, Uri};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::Api;
+use blocks::invoke::{CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, Route};
+
+const APP_ID: &str = "dapr-app-id";
+/// Bounds the per-target TLS clients kept for proxying.
+const MAX_TLS_CLIENTS: usize = 256;
+
+type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
+/// Proxy clients by target (app id, namespace).
+type TlsClients = HashMap<(String, String), TlsClient>;
+
+/// An HTTP/2 client over TLS that accepts only the servers `config` accepts.
+fn tls_client(config: Arc<rustls::ClientConfig>) -> TlsClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.enforce_http(false);
+    // hyper-rustls sets ALPN itself.
+    let mut config = (*config).clone();
+    config.alpn_protocols.clear();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http2()
+        .wrap_connector(connector);
+    Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build(https)
+}
+
+/// The HTTP/2 client that carries proxied calls.
+#[derive(Clone)]
+pub struct Proxy {
+    api: Arc<Api>,
+    client: Client<HttpConnector, Body>,
+    /// Under mTLS, hops to other sidecars go over TLS with this sidecar's certificate,
+    /// one client per target app, each accepting only that app's identity.
+    tls_clients: Option<Arc<std::sync::Mutex<TlsClients>>>,
+    /// On the internal port, calls are for our own app only (the hop is already made).
+    internal: bool,
+    /// `APP_API_TOKEN`, sent to our app as `dapr-api-token`.
+    app_token: Option<HeaderValue>,
+}
+
+impl Proxy {
+    pub fn new(api: Arc<Api>, internal: bool) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let tls_clients = api.invoke.mtls().map(|_| Arc::default());
+        let client = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(connector);
+        let app_token = std::env::var("APP_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty())
+            .and_then(|t| HeaderValue::from_str(&t).ok());
+        Self {
+            api,
+            client,
+            tls_clients,
+            internal,
+            app_token,
+        }
+    }
+}
+
+/// A gRPC status as a trailers-only response.
+fn grpc_error(code: tonic::Code, message: &str) -> Response {
+    let mut resp = Response::new(Body::empty());
+    let headers = resp.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from(code as i32));
+    if let Ok(v) = HeaderValue::from_str(&message.replace(['\r', '\n'], " ")) {
+        headers.insert("grpc-message", v);
+    }
+    resp
+}
+
+/// Serves every gRPC call no registered service claims.
+pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
+    let Some(target) = req
+        .headers()
+        .get(APP_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+    else {
+        return grpc_error(
+            tonic::Code::Unimplemented,
+            "unknown service; to proxy a call, set dapr-app-id metadata",
+        );
+    };
+    let invoke = &proxy.api.invoke;
+    if !proxy.internal
+        && let Some(token) = &proxy.api.api_token
+    {
+        let presented = req
+            .headers()
+            .get("dapr-api-token")
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !crate::token_matches(presented, token.as_bytes()) {
+            return grpc_error(tonic::Code::Unauthenticated, "Unauthorized");
+        }
+    }
+    // The caller's token is for this sidecar only; it never travels on.
+    req.headers_mut().remove("dapr-api-token");
+    let route = if proxy.internal {
+        // Another sidecar forwarded the call here: it must be for our own app.
+        let (callee, _) = target.split_once('.').unwrap_or((&target, ""));
+        if callee != invoke.app_id() {
+            return grpc_error(
+                tonic::Code::NotFound,
+                &format!("app {callee} is not served by this sidecar"),
+            );
+        }
+        let peer = crate::internal::peer_identity(req.extensions());
+        let operation = req.uri().path().to_string();
+        let admitted = crate::internal::caller(&proxy.api, peer, req.headers_mut())
+            .and_then(|who| invoke.authorize(&who, &operation, ""));
+        if let Err(status) = admitted {
+            return grpc_error(status.code(), status.message());
+        }
+        invoke.route_local()
+    } else {
+        invoke.route(&target).await
+    };
+    if let (Ok(Route::LocalApp(_)), Some(token)) = (&route, &proxy.app_token) {
+        req.headers_mut().insert("dapr-api-token", token.clone());
+    }
+    let (address, to_sidecar) = match route {
+        Ok(Route::LocalApp(addr)) => (addr, false),
+        Ok(Route::Sidecar(addr)) => (addr, true),
+        Err(e) => return grpc_error(tonic::Code::Unavailable, &e.message),
+    };
+    let tls = match (&proxy.tls_clients, invoke.mtls(), to_sidecar) {
+        (Some(clients), Some(mtls), true) => {
+            let Ok((app, ns)) = invoke.target(&target) else {
+                return grpc_error(tonic::Code::InvalidArgument, "invalid dapr-app-id");
+            };
+            let mut clients = clients.lock().unwrap_or_else(|e| e.into_inner());
+            if clients.len() >= MAX_TLS_CLIENTS {
+                clients.clear();
+            }
+            let client = clients
+                .entry((app.to_string(), ns.to_string()))
+                .or_insert_with(|| tls_client(mtls.client_for(app, ns)))
+                .clone();
+            Some(client)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if !proxy.internal {
+        let headers = req.headers_mut();
+        for (name, value) in [
+            (CALLER_APP_ID, invoke.app_id()),
+            (CALLER_NAMESPACE, invoke.namespace()),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                headers.insert(name, v);
+            }
+        }
+        if let Ok(v) = HeaderValue::from_str(target.split('.').next().unwrap_or(&target)) {
+            headers.insert(CALLEE_APP_ID, v);
+        }
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let uri: Result<Uri, _> = format!("{scheme}://{address}{path}").parse();
+    match uri {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
+    }
+    req.headers_mut().remove(http::header::HOST);
+    let sent = match &tls {
+        Some(client) => client.request(req).await,
+        None => proxy.client.request(req).await,
+    };
+    match sent {
+        Ok(resp) => resp.map(Body::new),
+        Err(e) => grpc_error(
+            tonic::Code::Unavailable,
+            &format!("proxying to {target}: {e}"),
+        ),
+    }
+}

@@ -1,0 +1,131 @@
+//! What state routes read from the URL: path parameters decoded as Dapr's router decodes
+//! them, and the `metadata.*`, `consistency` and `concurrency` query parameters.
+
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::http::request::Parts;
+
+use blocks::errors::DaprError;
+
+use super::errors::HttpError;
+
+/// What the state routes read from the query string: `metadata.<k>=<v>` pairs (first
+/// value wins, as in Dapr), `consistency` and `concurrency`.
+#[derive(Debug, Default)]
+pub struct Params {
+    pub metadata: HashMap<String, String>,
+    pub consistency: String,
+    pub concurrency: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| DaprError::malformed(format!("invalid query string: {e}")))?;
+        let mut out = Params::default();
+        for (k, v) in pairs {
+            if let Some(name) = k.strip_prefix("metadata.") {
+                out.metadata.entry(name.to_string()).or_insert(v);
+            } else if k == "consistency" {
+                out.consistency = v;
+            } else if k == "concurrency" {
+                out.concurrency = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Decodes a path parameter the way Go's `url.QueryUnescape` does in Dapr's router: `%XX`
+/// escapes and `+` as a space. Keys must name the same stored entry whichever runtime
+/// serves the request.
+pub fn query_unescape(name: &str, raw: &str) -> Result<String, DaprError> {
+    let bad = || {
+        DaprError::malformed(format!(
+            "failed to unescape request parameter \"{name}\": invalid escape in {raw:?}"
+        ))
+    };
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
+                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
+                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| bad())
+}
+
+/// `{store}` and `{key}` of a state route. On `/v1.0/state/{store}/bulk` and
+/// `/transaction`, which have their own POST routes, a GET or DELETE names a key that
+/// happens to be called `bulk` or `transaction`.
+pub struct StoreKey {
+    pub store: String,
+    pub key: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for StoreKey {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| DaprError::malformed(format!("invalid path: {e}")))?;
+        let mut store = None;
+        let mut key = None;
+        for (name, value) in &raw {
+            match name {
+                "store" => store = Some(query_unescape("storeName", value)?),
+                "key" => key = Some(query_unescape("key", value)?),
+                _ => {}
+            }
+        }
+        let key = match key {
+            Some(k) => k,
+            None => parts
+                .uri
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        };
+        Ok(StoreKey {
+            store: store.unwrap_or_default(),
+            key,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query_unescape;
+
+    #[test]
+    fn unescapes_like_go() {
+        assert_eq!(
+            query_unescape("key", "a+b%20c%2Fd").ok().as_deref(),
+            Some("a b c/d")
+        );
+        assert_eq!(query_unescape("key", "%7C%7C").ok().as_deref(), Some("||"));
+        assert_eq!(
+            query_unescape("key", "caf%C3%A9").ok().as_deref(),
+            Some("café")
+        );
+        assert!(query_unescape("key", "bad%2").is_err());
+        assert!(query_unescape("key", "bad%zz").is_err());
+        assert!(query_unescape("key", "%ff").is_err());
+    }
+}

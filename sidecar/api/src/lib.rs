@@ -1,0 +1,53 @@
+//! The front doors: Dapr's HTTP API (axum) and gRPC API (tonic). Both parse requests,
+//! call the same building blocks, and encode the same results and errors.
+
+pub mod grpc;
+pub mod http;
+pub mod internal;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use blocks::health::Health;
+use blocks::metadata::MetadataBlock;
+use blocks::state::StateBlock;
+
+/// What both front doors share: the building blocks and the sidecar's lifecycle.
+pub struct Api {
+    pub state: StateBlock,
+    pub invoke: blocks::invoke::InvokeBlock,
+    pub metadata: MetadataBlock,
+    pub health: Arc<Health>,
+    /// `DAPR_API_TOKEN`: when set, every API but healthz requires it.
+    pub api_token: Option<String>,
+    /// `--max-body-size` in bytes.
+    pub max_body_size: usize,
+    /// `--read-buffer-size` in bytes: the most request headers may take.
+    pub read_buffer_size: usize,
+    /// `--enable-api-logging`.
+    pub log_requests: bool,
+    /// `--enable-metrics`: where request counts and latencies go.
+    pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Flipped to `true` to ask the runtime for a graceful shutdown.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// Compares a presented API token with the configured one in time that does not depend on
+/// where they differ, so the token cannot be guessed byte by byte from response times.
+pub fn token_matches(presented: &[u8], expected: &[u8]) -> bool {
+    if presented.len() != expected.len() {
+        return false;
+    }
+    presented
+        .iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+impl Api {
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}

@@ -1,0 +1,13 @@
+//! Building blocks: one module per Dapr API area. Each takes neutral request values from
+//! a front door, resolves the component it needs, and returns values or a [`DaprError`]
+//! that the front door encodes. No HTTP or gRPC types in here.
+//!
+//! [`DaprError`]: crate::errors::DaprError
+
+pub mod access;
+pub mod errors;
+pub mod health;
+pub mod invoke;
+pub mod invoke_stream;
+pub mod metadata;
+pub mod state;

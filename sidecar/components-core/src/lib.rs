@@ -1,0 +1,17 @@
+//! Component families: the traits building blocks program against, the properties a
+//! component is configured with, the typed errors it reports, and one conformance suite
+//! per family (behind the `testing` feature) that every backend must pass.
+//!
+//! Nothing here knows which API called a component or which backend implements it:
+//! backends live in their own crates (`components-memory`, `components-redis`, ...) and
+//! depend on this one, never the other way round.
+
+mod error;
+pub mod nameresolution;
+pub mod properties;
+pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::ComponentError;
+pub use properties::Properties;

@@ -1,0 +1,271 @@
+//! Setting up service invocation: the internal gRPC listener, this sidecar's registration
+//! in name resolution, and the channel to the app.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::config::{Flags, stable_port};
+use crate::resources::{Configuration, DaprResource, HTTPEndpoint};
+use blocks::invoke::InvokeBlock;
+use channel::{AppChannel, AppHealth, GrpcChannel, HealthProbe, HttpChannel, Protocol};
+use components_core::Properties;
+use components_core::nameresolution::{Instance, Resolver};
+use components_kubernetes::KubernetesResolver;
+use components_mdns::MdnsResolver;
+use components_sqlite::SqliteResolver;
+use resiliency::Policies;
+
+pub struct Invocation {
+    pub block: InvokeBlock,
+    /// The app's health when health checks are on (it then gates readiness).
+    pub app_health: Option<Arc<AppHealth>>,
+    /// The resolver that announced this sidecar, to withdraw it on shutdown.
+    pub registration: Option<Arc<dyn Resolver>>,
+}
+
+/// Binds `--dapr-internal-grpc-port`, or Dapr's stable port for this app when unset.
+pub async fn bind_internal(flags: &Flags) -> Result<TcpListener> {
+    let port = match flags.dapr_internal_grpc_port.trim() {
+        "" | "0" => stable_port(47300, &flags.app_id),
+        p => p
+            .parse()
+            .with_context(|| format!("invalid value {p:?} for --dapr-internal-grpc-port"))?,
+    };
+    let host = match flags.dapr_internal_grpc_listen_address.trim() {
+        "" => "0.0.0.0",
+        h => h,
+    };
+    TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("listening on {host}:{port} (internal gRPC)"))
+}
+
+/// Name resolution as the Configuration's `spec.nameResolution` selects it. Without one:
+/// Kubernetes DNS in Kubernetes mode, mDNS otherwise (Dapr's defaults). Returns the
+/// resolver, and the registration to withdraw on shutdown when there is one.
+async fn resolver(
+    flags: &Flags,
+    config: &Configuration,
+    me: Instance,
+) -> Result<(Arc<dyn Resolver>, Option<Arc<dyn Resolver>>)> {
+    let spec = config.spec.name_resolution.as_ref();
+    let component = spec.map_or("", |s| s.component.as_str());
+    let settings: Vec<(String, String)> = spec
+        .and_then(|s| s.configuration.as_ref())
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let component = match component {
+        "" if flags.mode == "kubernetes" => "kubernetes",
+        "" => "mdns",
+        c => c,
+    };
+    let registered: Arc<dyn Resolver> = match component {
+        "kubernetes" => {
+            let r = KubernetesResolver::new(&Properties::new(settings), &me.namespace);
+            return Ok((Arc::new(r), None));
+        }
+        "mdns" => Arc::new(
+            MdnsResolver::start(me)
+                .await
+                .context("starting mDNS name resolution")?,
+        ),
+        "sqlite" => Arc::new(
+            SqliteResolver::start(&Properties::new(settings), me)
+                .await
+                .context("starting sqlite name resolution")?,
+        ),
+        other => anyhow::bail!("unsupported name resolution component {other:?}"),
+    };
+    Ok((registered.clone(), Some(registered)))
+}
+
+pub async fn setup(
+    flags: &Flags,
+    config: &Configuration,
+    internal_port: u16,
+    max_body: usize,
+    policies: Policies,
+    http_endpoints: &[HTTPEndpoint],
+    mtls: Option<Arc<channel::mtls::Mtls>>,
+) -> Result<Invocation> {
+    let host = std::env::var("DAPR_HOST_IP")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".into());
+    let namespace = crate::config::namespace();
+    let access = blocks::access::AccessControl::from_spec(config.spec.access_control.as_ref());
+    let me = Instance {
+        app_id: flags.app_id.clone(),
+        namespace: namespace.clone(),
+        address: format!("{host}:{internal_port}"),
+    };
+    let (resolver, registration) = resolver(flags, config, me).await?;
+    let app = match flags.app_port().map_err(anyhow::Error::msg)? {
+        None => None,
+        Some(port) => Some(app_channel(flags, port, max_body)?),
+    };
+    let app_health = if flags.enable_app_health_check {
+        app.as_ref().map(|a| a.health().clone())
+    } else {
+        None
+    };
+    Ok(Invocation {
+        app_health,
+        block: InvokeBlock::new(
+            flags.app_id.clone(),
+            namespace,
+            app,
+            Some(resolver),
+            max_body,
+            policies,
+        )
+        .with_endpoints(endpoints(http_endpoints, max_body))
+        .with_mtls(mtls)
+        .with_access_control(access),
+        registration,
+    })
+}
+
+/// The channel to the app for `--app-protocol`, with health probes when asked for.
+fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChannel>> {
+    let token = std::env::var("APP_API_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let host = &flags.app_channel_address;
+    let token = token.as_deref();
+    let protocol = match flags.app_protocol.to_ascii_lowercase().as_str() {
+        "http" => Protocol::Http(HttpChannel::new(
+            host,
+            port,
+            false,
+            flags.app_ssl,
+            token,
+            max_body,
+        )?),
+        "https" => Protocol::Http(HttpChannel::new(host, port, false, true, token, max_body)?),
+        "h2c" => Protocol::Http(HttpChannel::new(host, port, true, false, token, max_body)?),
+        "grpc" => Protocol::Grpc(GrpcChannel::new(
+            host,
+            port,
+            flags.app_ssl,
+            token,
+            max_body,
+        )?),
+        "grpcs" => Protocol::Grpc(GrpcChannel::new(host, port, true, token, max_body)?),
+        other => anyhow::bail!("invalid value for 'app-protocol': {other}"),
+    };
+    let concurrency = usize::try_from(flags.app_max_concurrency).ok();
+    let channel = Arc::new(AppChannel::new(
+        protocol,
+        concurrency,
+        Arc::new(AppHealth::default()),
+    ));
+    if flags.enable_app_health_check {
+        let secs = |v: i64, default: u64| if v > 0 { v as u64 } else { default };
+        HealthProbe {
+            path: flags.app_health_check_path.clone(),
+            interval: std::time::Duration::from_secs(secs(flags.app_health_probe_interval, 5)),
+            timeout: std::time::Duration::from_millis(secs(flags.app_health_probe_timeout, 500)),
+            threshold: u32::try_from(flags.app_health_threshold)
+                .unwrap_or(3)
+                .max(1),
+        }
+        .spawn(&channel);
+    }
+    Ok(channel)
+}
+
+/// The channels to `HTTPEndpoint` resources. Header values given as `secretKeyRef` wait
+/// for secret stores, like components do; `https` endpoints wait for TLS to endpoints.
+fn endpoints(
+    specs: &[HTTPEndpoint],
+    max_body: usize,
+) -> std::collections::HashMap<String, Arc<blocks::invoke::Endpoint>> {
+    let mut out = std::collections::HashMap::new();
+    for e in specs {
+        let spec = &e.spec.spec;
+        if spec.base_url.starts_with("https://") || spec.client_tls.is_some() {
+            tracing::warn!(
+                "HTTPEndpoint {}: TLS to endpoints is not supported yet; calls will fail",
+                e.name()
+            );
+        }
+        let mut headers = http::HeaderMap::new();
+        for h in &spec.headers {
+            let value = match (h.value_string(), h.has_secret_key_ref()) {
+                (Some(v), _) => v,
+                (None, true) => {
+                    tracing::warn!(
+                        "HTTPEndpoint {}: header {} needs a secret store; not sent",
+                        e.name(),
+                        h.name
+                    );
+                    continue;
+                }
+                (None, false) => String::new(),
+            };
+            match (
+                http::HeaderName::try_from(h.name.as_str()),
+                http::HeaderValue::try_from(value),
+            ) {
+                (Ok(n), Ok(v)) => {
+                    headers.append(n, v);
+                }
+                _ => tracing::warn!("HTTPEndpoint {}: invalid header {}", e.name(), h.name),
+            }
+        }
+        let tls = client_tls(e);
+        let channel = match channel::HttpChannel::external(&spec.base_url, &tls, max_body) {
+            Ok(c) => c,
+            Err(err) => {
+                tracing::warn!("HTTPEndpoint {}: {err}", e.name());
+                continue;
+            }
+        };
+        tracing::info!("HTTPEndpoint loaded: {} ({})", e.name(), spec.base_url);
+        out.insert(
+            e.name().to_string(),
+            Arc::new(blocks::invoke::Endpoint { channel, headers }),
+        );
+    }
+    out
+}
+
+/// The inline PEM values of `clientTLS` (`rootCA`, `certificate`, `privateKey`); values
+/// from secret stores wait for secret stores, like other `secretKeyRef`s.
+fn client_tls(e: &HTTPEndpoint) -> channel::EndpointTls {
+    let tls = e.spec.spec.client_tls.as_ref();
+    let field = |name: &str, doc: Option<&crds::TlsDocument>| -> Option<String> {
+        let doc = doc?;
+        if doc.secret_key_ref.is_some() {
+            tracing::warn!(
+                "HTTPEndpoint {}: clientTLS.{name} needs a secret store; not used",
+                e.name()
+            );
+        }
+        doc.value
+            .as_ref()
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    channel::EndpointTls {
+        root_ca: field("rootCA", tls.and_then(|t| t.root_ca.as_ref())),
+        certificate: field("certificate", tls.and_then(|t| t.certificate.as_ref())),
+        private_key: field("privateKey", tls.and_then(|t| t.private_key.as_ref())),
+    }
+}

@@ -1,0 +1,317 @@
+//! Kubernetes mode: the Configuration, Components, Resiliency policies, HTTPEndpoints and
+//! Subscriptions come from the operator (`--control-plane-address`) for this sidecar's
+//! namespace, and component changes are applied while the sidecar runs: added, changed or
+//! deleted without a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use proto::operator::v1 as pb;
+use proto::operator::v1::operator_client::OperatorClient;
+use tonic::transport::Channel;
+
+use crate::components::{self, Initialised, Loaded};
+use crate::config::Flags;
+use crate::resources::{
+    Component, Configuration, DaprResource, HTTPEndpoint, Resiliency, decode_json,
+};
+use api::Api;
+
+/// How long startup waits for the operator to answer before giving up.
+const CONNECT_FOR: Duration = Duration::from_secs(30);
+
+/// What the sidecar starts with in Kubernetes mode, and the means to follow changes.
+pub struct FromOperator {
+    pub config: Configuration,
+    pub loaded: Loaded,
+    pub follower: ComponentFollower,
+}
+
+pub struct ComponentFollower {
+    client: OperatorClient<Channel>,
+    namespace: String,
+    app_id: String,
+    stream: tonic::Streaming<pb::ComponentUpdateEvent>,
+    /// Loaded components by name, with the resource version they were loaded at.
+    versions: HashMap<String, String>,
+}
+
+use crate::config::namespace;
+
+fn parse_all<T: DaprResource>(docs: &[Vec<u8>]) -> Vec<T> {
+    docs.iter()
+        .filter_map(|d| match decode_json(d) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!("skipping a {} from the operator: {e}", T::KIND);
+                None
+            }
+        })
+        .collect()
+}
+
+/// Under mTLS: waits until the operator's port answers, then talks TLS with this
+/// sidecar's certificate to a server that must be the control plane's `dapr-operator`.
+async fn connect_mtls(
+    flags: &Flags,
+    mtls: &channel::mtls::Mtls,
+) -> Result<OperatorClient<Channel>> {
+    let address = flags.control_plane_address.trim_start_matches("http://");
+    let deadline = tokio::time::Instant::now() + CONNECT_FOR;
+    while let Err(e) = tokio::net::TcpStream::connect(address).await {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(e).with_context(|| format!("connecting to the operator at {address}"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let operator = security::SpiffeId::new(
+        &flags.control_plane_trust_domain,
+        &flags.control_plane_namespace,
+        "dapr-operator",
+    );
+    let config =
+        security::client_config(Some(mtls.identity.clone()), mtls.roots.clone(), move |id| {
+            *id == operator
+        });
+    let channel = security::channel_with_tls(address, config).map_err(anyhow::Error::msg)?;
+    Ok(OperatorClient::new(channel))
+}
+
+async fn connect(address: &str) -> Result<OperatorClient<Channel>> {
+    let url = if address.contains("://") {
+        address.to_string()
+    } else {
+        format!("http://{address}")
+    };
+    let endpoint = Channel::from_shared(url.clone())
+        .with_context(|| format!("invalid --control-plane-address {address:?}"))?
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true);
+    let deadline = tokio::time::Instant::now() + CONNECT_FOR;
+    loop {
+        match endpoint.connect().await {
+            Ok(channel) => return Ok(OperatorClient::new(channel)),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing::debug!("operator at {url} not reachable yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("connecting to the operator at {url}"));
+            }
+        }
+    }
+}
+
+fn version_of(c: &Component) -> String {
+    c.metadata.resource_version.clone().unwrap_or_default()
+}
+
+/// Loads everything this sidecar needs from the operator.
+pub async fn load(flags: &Flags, mtls: Option<&channel::mtls::Mtls>) -> Result<FromOperator> {
+    if flags.control_plane_address.is_empty() {
+        anyhow::bail!("--control-plane-address is required in Kubernetes mode");
+    }
+    let namespace = namespace();
+    let mut client = match mtls {
+        Some(m) => connect_mtls(flags, m).await?,
+        None => connect(&flags.control_plane_address).await?,
+    };
+
+    let config = match flags.config.first().map(|p| p.display().to_string()) {
+        None => Configuration::default(),
+        Some(name) => {
+            let r = client
+                .get_configuration(pb::GetConfigurationRequest {
+                    name: name.clone(),
+                    namespace: namespace.clone(),
+                })
+                .await;
+            match r {
+                Ok(r) => decode_json(&r.into_inner().configuration)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("Configuration {name} from the operator"))?,
+                Err(s) if s.code() == tonic::Code::NotFound => {
+                    tracing::warn!(
+                        "Configuration {name} not found; using the default configuration"
+                    );
+                    Configuration::default()
+                }
+                Err(s) => return Err(s).context("getting the Configuration from the operator"),
+            }
+        }
+    };
+
+    // Follow first, then list, so no change falls between the two.
+    let stream = client
+        .component_update(pb::ComponentUpdateRequest {
+            namespace: namespace.clone(),
+        })
+        .await
+        .context("following components")?
+        .into_inner();
+    let listed = client
+        .list_components(pb::ListComponentsRequest {
+            namespace: namespace.clone(),
+        })
+        .await
+        .context("listing components")?
+        .into_inner()
+        .components;
+    let components: Vec<Component> = parse_all(&listed);
+    let resiliencies: Vec<Resiliency> = parse_all(
+        &client
+            .list_resiliency(pb::ListResiliencyRequest {
+                namespace: namespace.clone(),
+            })
+            .await
+            .context("listing resiliency policies")?
+            .into_inner()
+            .resiliencies,
+    );
+    let endpoints: Vec<HTTPEndpoint> = parse_all(
+        &client
+            .list_http_endpoints(pb::ListHttpEndpointsRequest {
+                namespace: namespace.clone(),
+            })
+            .await
+            .context("listing HTTP endpoints")?
+            .into_inner()
+            .http_endpoints,
+    );
+    let subscriptions = client
+        .list_subscriptions_v2(pb::ListSubscriptionsRequest {
+            namespace: namespace.clone(),
+        })
+        .await
+        .context("listing subscriptions")?
+        .into_inner()
+        .subscriptions;
+    if !subscriptions.is_empty() {
+        tracing::warn!(
+            "{} subscription(s) received; pub/sub is not supported by this sidecar yet",
+            subscriptions.len()
+        );
+    }
+    tracing::info!(
+        namespace = %namespace,
+        "loaded {} component(s), {} resiliency polic(ies), {} HTTP endpoint(s) from the operator",
+        components.len(),
+        resiliencies.len(),
+        endpoints.len()
+    );
+    let loaded =
+        components::build(&flags.app_id, true, &components, &resiliencies, &endpoints).await?;
+    let versions = components
+        .iter()
+        .filter(|c| loaded.stores.contains_key(c.name()))
+        .map(|c| (c.name().to_string(), version_of(c)))
+        .collect();
+    Ok(FromOperator {
+        config,
+        loaded,
+        follower: ComponentFollower {
+            client,
+            namespace,
+            app_id: flags.app_id.clone(),
+            stream,
+            versions,
+        },
+    })
+}
+
+impl ComponentFollower {
+    async fn apply(&mut self, api: &Api, c: Component) {
+        let name = c.name().to_string();
+        let version = version_of(&c);
+        if self.versions.get(&name) == Some(&version) && !version.is_empty() {
+            return;
+        }
+        match components::init_one(&c, &self.app_id, true).await {
+            Ok(Initialised::Store { entry, info }) => {
+                api.state.upsert(&name, entry);
+                api.metadata.upsert_component(info);
+                self.versions.insert(name, version);
+            }
+            Ok(Initialised::Skipped) => self.remove(api, &name),
+            Err(e) => {
+                // A running sidecar keeps serving; the previous version (if any) stays.
+                tracing::error!("component update failed: {e:#}");
+            }
+        }
+    }
+
+    fn remove(&mut self, api: &Api, name: &str) {
+        if self.versions.remove(name).is_some() | api.state.remove(name) {
+            api.metadata.remove_component(name);
+            tracing::info!("Component removed: {name}");
+        }
+    }
+
+    async fn handle(&mut self, api: &Api, event: pb::ComponentUpdateEvent) {
+        let c: Component = match decode_json(&event.component) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("ignoring a malformed component update: {e}");
+                return;
+            }
+        };
+        match pb::ResourceEventType::try_from(event.r#type) {
+            Ok(pb::ResourceEventType::Deleted) => self.remove(api, c.name()),
+            _ => self.apply(api, c).await,
+        }
+    }
+
+    /// After a broken stream: follow again, list again, and make the loaded set match.
+    async fn resync(&mut self, api: &Api) -> Result<()> {
+        self.stream = self
+            .client
+            .component_update(pb::ComponentUpdateRequest {
+                namespace: self.namespace.clone(),
+            })
+            .await?
+            .into_inner();
+        let listed = self
+            .client
+            .list_components(pb::ListComponentsRequest {
+                namespace: self.namespace.clone(),
+            })
+            .await?
+            .into_inner()
+            .components;
+        let listed: Vec<Component> = parse_all(&listed);
+        let gone: Vec<String> = self
+            .versions
+            .keys()
+            .filter(|n| !listed.iter().any(|c| c.name() == n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.remove(api, &name);
+        }
+        for c in listed {
+            self.apply(api, c).await;
+        }
+        Ok(())
+    }
+
+    /// Applies component changes for as long as the sidecar runs.
+    pub async fn run(mut self, api: Arc<Api>) {
+        loop {
+            match self.stream.message().await {
+                Ok(Some(event)) => self.handle(&api, event).await,
+                Ok(None) | Err(_) => {
+                    tracing::warn!("the operator's component stream ended; reconnecting");
+                    loop {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        match self.resync(&api).await {
+                            Ok(()) => break,
+                            Err(e) => tracing::warn!("reconnecting to the operator: {e:#}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

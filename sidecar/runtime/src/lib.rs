@@ -1,0 +1,203 @@
+//! The sidecar runtime: typed configuration from flags and environment, the resource
+//! loader, the component lifecycle, the servers, and starting and stopping the sidecar:
+//! load resources, initialise components, open the API servers, report ready, and shut
+//! down gracefully on SIGTERM or `POST /v1.0/shutdown`.
+//!
+//! This is the only crate that knows every other one: it wires the front doors (`api`),
+//! the building blocks (`blocks`), the channels (`channel`) and the component backends
+//! together. Nothing depends on it but the `daprd` binary and tests.
+
+pub mod config;
+pub mod logging;
+pub mod resources;
+
+mod components;
+mod identity;
+mod invocation;
+mod kubernetes;
+mod registry;
+mod servers;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::sync::watch;
+
+use crate::config::{DAPR_COMPAT_VERSION, Flags};
+use crate::resources::{Configuration, DaprResource, enabled_features, load_configuration};
+use api::Api;
+use blocks::health::Health;
+use blocks::metadata::{AppConnection, AppHealth, MetadataBlock};
+use blocks::state::StateBlock;
+use metrics::Metrics;
+
+pub use servers::Listening;
+
+/// A sidecar that has finished starting: its bound addresses and the means to stop it.
+pub struct Running {
+    pub listening: Listening,
+    api: Arc<Api>,
+    servers: servers::Servers,
+    grace: Duration,
+    /// This sidecar's entry in name resolution, removed on shutdown.
+    registration: Option<Arc<dyn components_core::nameresolution::Resolver>>,
+}
+
+fn load_config(flags: &Flags) -> Result<Configuration> {
+    let Some(path) = flags.config.first() else {
+        return Ok(Configuration::default());
+    };
+    if !path.exists() {
+        tracing::warn!(path = %path.display(), "configuration file not found; using the default configuration");
+        return Ok(Configuration::default());
+    }
+    load_configuration(path).with_context(|| format!("loading configuration {}", path.display()))
+}
+
+fn app_connection(flags: &Flags) -> Result<AppConnection> {
+    Ok(AppConnection {
+        port: flags.app_port().map_err(anyhow::Error::msg)?.unwrap_or(0),
+        protocol: flags.app_protocol.to_ascii_lowercase(),
+        channel_address: flags.app_channel_address.clone(),
+        max_concurrency: u32::try_from(flags.app_max_concurrency).unwrap_or(0),
+        health: flags.enable_app_health_check.then(|| AppHealth {
+            check_path: flags.app_health_check_path.clone(),
+            probe_interval: format!("{}s", flags.app_health_probe_interval.max(1)),
+            probe_timeout: format!("{}ms", flags.app_health_probe_timeout.max(1)),
+            threshold: u32::try_from(flags.app_health_threshold).unwrap_or(3),
+        }),
+    })
+}
+
+/// Starts everything `flags` describe and returns once the sidecar is ready.
+pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
+    flags.validate().map_err(anyhow::Error::msg)?;
+    for flag in flags.not_yet_honoured() {
+        tracing::warn!("{flag} is accepted but not supported by this sidecar yet");
+    }
+    let namespace = crate::config::namespace();
+    let (config, loaded, follower, mtls) = if flags.mode == "kubernetes" {
+        // The identity comes first: the operator is reached over mTLS. Sentry takes the
+        // trust domain from the pod's Configuration, so none is asked for.
+        let mtls = crate::identity::start(flags, &namespace, "").await?;
+        let from = kubernetes::load(flags, mtls.as_deref()).await?;
+        (from.config, from.loaded, Some(from.follower), mtls)
+    } else {
+        let config = load_config(flags)?;
+        let trust_domain = config
+            .spec
+            .access_control
+            .as_ref()
+            .map(|a| a.trust_domain.as_str())
+            .filter(|t| !t.is_empty())
+            .unwrap_or(crate::resources::DEFAULT_TRUST_DOMAIN);
+        let mtls = crate::identity::start(flags, &namespace, trust_domain).await?;
+        (config, components::load(flags).await?, None, mtls)
+    };
+    let metrics = flags
+        .enable_metrics
+        .then(|| Arc::new(Metrics::new(&flags.app_id)));
+    if let Some(m) = &metrics {
+        loaded.infos.iter().for_each(|_| m.component_loaded());
+    }
+    let max_body_size = flags.max_body_bytes().map_err(anyhow::Error::msg)?;
+    let policies = resiliency::parse_resiliency(&loaded.resiliency)
+        .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;
+    let internal = invocation::bind_internal(flags).await?;
+    let invocation = invocation::setup(
+        flags,
+        &config,
+        internal.local_addr()?.port(),
+        max_body_size,
+        policies,
+        &loaded.http_endpoints,
+        mtls,
+    )
+    .await?;
+    let endpoint_names: Vec<String> = loaded
+        .http_endpoints
+        .iter()
+        .map(|e| e.name().to_string())
+        .collect();
+    let (shutdown_tx, _) = watch::channel(false);
+    let health = Arc::new(Health::with_app(invocation.app_health.clone()));
+    let api = Arc::new(Api {
+        state: StateBlock::new(flags.app_id.clone(), loaded.stores),
+        invoke: invocation.block,
+        metadata: MetadataBlock::new(
+            flags.app_id.clone(),
+            DAPR_COMPAT_VERSION.to_string(),
+            enabled_features(&config),
+            loaded.infos,
+            app_connection(flags)?,
+        )
+        .with_http_endpoints(endpoint_names),
+        health: health.clone(),
+        api_token: std::env::var("DAPR_API_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty()),
+        max_body_size,
+        read_buffer_size: flags.read_buffer_bytes().map_err(anyhow::Error::msg)?,
+        log_requests: flags.enable_api_logging,
+        metrics,
+        shutdown: shutdown_tx,
+    });
+    tracing::info!(
+        "The request body size parameter is: {} bytes",
+        api.max_body_size
+    );
+    if let Some(f) = follower {
+        tokio::spawn(f.run(api.clone()));
+    }
+    let servers = servers::Servers::start(flags, api.clone(), internal).await?;
+    health.set_outbound_ready();
+    if let Some(port) = flags.app_port().map_err(anyhow::Error::msg)? {
+        tracing::info!(
+            "application protocol: {}. waiting on port {port}",
+            flags.app_protocol
+        );
+        channel::wait_for_port(&flags.app_channel_address, port).await;
+        tracing::info!("application discovered on port {port}");
+    }
+    health.set_ready(true);
+    tracing::info!(
+        "dapr initialized. Status: Running. Init Elapsed {}ms",
+        started.elapsed().as_millis()
+    );
+    Ok(Running {
+        listening: servers.listening.clone(),
+        api,
+        servers,
+        grace: flags.graceful_shutdown(),
+        registration: invocation.registration,
+    })
+}
+
+impl Running {
+    /// Resolves when a shutdown was requested through the API.
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.api.shutdown.subscribe();
+        // An error means the sender is gone, which only happens on shutdown anyway.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Stops accepting new work, lets in-flight calls finish within the grace period,
+    /// then closes the servers.
+    pub async fn stop(self) -> Result<()> {
+        tracing::info!("Dapr shutting down");
+        self.api.health.set_ready(false);
+        if let Some(r) = &self.registration {
+            r.unregister().await;
+        }
+        self.api.request_shutdown();
+        if tokio::time::timeout(self.grace, self.servers.wait())
+            .await
+            .is_err()
+        {
+            bail!("API servers did not stop within {}s", self.grace.as_secs());
+        }
+        tracing::info!("Dapr runtime stopped");
+        Ok(())
+    }
+}
