@@ -15,9 +15,9 @@ use blocks::state::StateBlock;
 
 /// What both front doors share: the building blocks and the sidecar's lifecycle.
 pub struct Api {
-    pub state: StateBlock,
+    pub state: Arc<StateBlock>,
     pub invoke: blocks::invoke::InvokeBlock,
-    pub metadata: MetadataBlock,
+    pub metadata: Arc<MetadataBlock>,
     pub health: Arc<Health>,
     /// `DAPR_API_TOKEN`: when set, every API but healthz requires it.
     pub api_token: Option<String>,

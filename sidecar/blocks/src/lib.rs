@@ -10,4 +10,5 @@ pub mod health;
 pub mod invoke;
 pub mod invoke_stream;
 pub mod metadata;
+pub mod secrets;
 pub mod state;

@@ -5,13 +5,28 @@ use thiserror::Error;
 /// Why a component could not be created; reported with the component's name at startup.
 #[derive(Debug, Error)]
 pub enum ComponentError {
-    /// No factory is registered for this `spec.type`/`spec.version`.
-    #[error("unknown component type {kind}/{version}")]
-    UnknownType { kind: String, version: String },
+    /// The type's family is not one Dapr knows (`nosuch.thing`).
+    #[error("incorrect type {0}")]
+    IncorrectType(String),
+    /// The family is known but no backend is registered for this type and version.
+    #[error("couldn't find {noun} {kind}/{version}")]
+    NotFound {
+        noun: &'static str,
+        kind: String,
+        version: String,
+    },
     /// The metadata is missing a value or holds one the backend cannot use.
     #[error("invalid metadata: {0}")]
     Metadata(String),
     /// The backend could not be reached or refused the connection.
     #[error("cannot connect: {0}")]
     Connect(String),
+}
+
+impl ComponentError {
+    /// Whether trying again later could succeed: an unreachable backend may come up, a
+    /// wrong type or bad metadata will not change by waiting.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ComponentError::Connect(_))
+    }
 }

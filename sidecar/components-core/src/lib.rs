@@ -6,12 +6,19 @@
 //! backends live in their own crates (`components-memory`, `components-redis`, ...) and
 //! depend on this one, never the other way round.
 
+mod component;
 mod error;
+pub mod family;
 pub mod nameresolution;
 pub mod properties;
+mod registry;
+pub mod secretstores;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use component::Component;
 pub use error::ComponentError;
+pub use family::Family;
 pub use properties::Properties;
+pub use registry::{Init, Live, Registry, ResolverInit};

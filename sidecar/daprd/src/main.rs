@@ -4,9 +4,24 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
+use components_core::Registry;
 use runtime as sidecar;
 use runtime::config::{DAPR_COMPAT_VERSION, Flags, parse_args};
 use runtime::logging::DaprJson;
+
+/// Every component backend this binary can build. Adding a backend crate means one line
+/// here.
+fn registry() -> Registry {
+    let mut registry = Registry::default();
+    components_memory::register(&mut registry);
+    components_redis::register(&mut registry);
+    components_postgres::register(&mut registry);
+    components_sqlite::register(&mut registry);
+    components_local::register(&mut registry);
+    components_mdns::register(&mut registry);
+    components_kubernetes::register(&mut registry);
+    registry
+}
 
 fn init_logging(flags: &Flags) {
     let level = match flags.log_level.to_ascii_lowercase().as_str() {
@@ -98,7 +113,7 @@ fn main() -> ExitCode {
             flags.app_id
         );
         tracing::info!("Log level set to: {}", flags.log_level);
-        let running = match sidecar::start(&flags, started).await {
+        let running = match sidecar::start(&flags, registry(), started).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("Fatal error from runtime: {e:#}");

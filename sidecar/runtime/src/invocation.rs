@@ -13,9 +13,7 @@ use blocks::invoke::InvokeBlock;
 use channel::{AppChannel, AppHealth, GrpcChannel, HealthProbe, HttpChannel, Protocol};
 use components_core::Properties;
 use components_core::nameresolution::{Instance, Resolver};
-use components_kubernetes::KubernetesResolver;
-use components_mdns::MdnsResolver;
-use components_sqlite::SqliteResolver;
+use components_core::{Registry, ResolverInit};
 use resiliency::Policies;
 
 pub struct Invocation {
@@ -23,7 +21,7 @@ pub struct Invocation {
     /// The app's health when health checks are on (it then gates readiness).
     pub app_health: Option<Arc<AppHealth>>,
     /// The resolver that announced this sidecar, to withdraw it on shutdown.
-    pub registration: Option<Arc<dyn Resolver>>,
+    pub registration: Arc<dyn Resolver>,
 }
 
 /// Binds `--dapr-internal-grpc-port`, or Dapr's stable port for this app when unset.
@@ -44,13 +42,14 @@ pub async fn bind_internal(flags: &Flags) -> Result<TcpListener> {
 }
 
 /// Name resolution as the Configuration's `spec.nameResolution` selects it. Without one:
-/// Kubernetes DNS in Kubernetes mode, mDNS otherwise (Dapr's defaults). Returns the
-/// resolver, and the registration to withdraw on shutdown when there is one.
+/// Kubernetes DNS in Kubernetes mode, mDNS otherwise (Dapr's defaults). The resolver also
+/// announces this sidecar, and withdraws it on shutdown.
 async fn resolver(
     flags: &Flags,
+    registry: &Registry,
     config: &Configuration,
     me: Instance,
-) -> Result<(Arc<dyn Resolver>, Option<Arc<dyn Resolver>>)> {
+) -> Result<Arc<dyn Resolver>> {
     let spec = config.spec.name_resolution.as_ref();
     let component = spec.map_or("", |s| s.component.as_str());
     let settings: Vec<(String, String)> = spec
@@ -74,35 +73,39 @@ async fn resolver(
         "" => "mdns",
         c => c,
     };
-    let registered: Arc<dyn Resolver> = match component {
-        "kubernetes" => {
-            let r = KubernetesResolver::new(&Properties::new(settings), &me.namespace);
-            return Ok((Arc::new(r), None));
-        }
-        "mdns" => Arc::new(
-            MdnsResolver::start(me)
-                .await
-                .context("starting mDNS name resolution")?,
-        ),
-        "sqlite" => Arc::new(
-            SqliteResolver::start(&Properties::new(settings), me)
-                .await
-                .context("starting sqlite name resolution")?,
-        ),
-        other => anyhow::bail!("unsupported name resolution component {other:?}"),
+    let init = ResolverInit {
+        properties: Properties::new(settings),
+        instance: me,
     };
-    Ok((registered.clone(), Some(registered)))
+    registry
+        .create_resolver(component, init)
+        .await
+        .with_context(|| format!("starting {component} name resolution"))
 }
 
-pub async fn setup(
-    flags: &Flags,
-    config: &Configuration,
-    internal_port: u16,
-    max_body: usize,
-    policies: Policies,
-    http_endpoints: &[HTTPEndpoint],
-    mtls: Option<Arc<channel::mtls::Mtls>>,
-) -> Result<Invocation> {
+/// What service invocation is built from.
+pub struct Inputs<'a> {
+    pub flags: &'a Flags,
+    pub registry: &'a Registry,
+    pub config: &'a Configuration,
+    pub internal_port: u16,
+    pub max_body: usize,
+    pub policies: Policies,
+    pub http_endpoints: &'a [HTTPEndpoint],
+    pub mtls: Option<Arc<channel::mtls::Mtls>>,
+}
+
+pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
+    let Inputs {
+        flags,
+        registry,
+        config,
+        internal_port,
+        max_body,
+        policies,
+        http_endpoints,
+        mtls,
+    } = inputs;
     let host = std::env::var("DAPR_HOST_IP")
         .ok()
         .filter(|h| !h.is_empty())
@@ -114,7 +117,7 @@ pub async fn setup(
         namespace: namespace.clone(),
         address: format!("{host}:{internal_port}"),
     };
-    let (resolver, registration) = resolver(flags, config, me).await?;
+    let resolver = resolver(flags, registry, config, me).await?;
     let app = match flags.app_port().map_err(anyhow::Error::msg)? {
         None => None,
         Some(port) => Some(app_channel(flags, port, max_body)?),
@@ -130,14 +133,14 @@ pub async fn setup(
             flags.app_id.clone(),
             namespace,
             app,
-            Some(resolver),
+            Some(resolver.clone()),
             max_body,
             policies,
         )
         .with_endpoints(endpoints(http_endpoints, max_body))
         .with_mtls(mtls)
         .with_access_control(access),
-        registration,
+        registration: resolver,
     })
 }
 

@@ -3,7 +3,6 @@
 //! namespace, and component changes are applied while the sidecar runs: added, changed or
 //! deleted without a restart.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +11,11 @@ use proto::operator::v1 as pb;
 use proto::operator::v1::operator_client::OperatorClient;
 use tonic::transport::Channel;
 
-use crate::components::{self, Initialised, Loaded};
 use crate::config::Flags;
+use crate::lifecycle::{Lifecycle, Sourced};
 use crate::resources::{
     Component, Configuration, DaprResource, HTTPEndpoint, Resiliency, decode_json,
 };
-use api::Api;
 
 /// How long startup waits for the operator to answer before giving up.
 const CONNECT_FOR: Duration = Duration::from_secs(30);
@@ -25,17 +23,27 @@ const CONNECT_FOR: Duration = Duration::from_secs(30);
 /// What the sidecar starts with in Kubernetes mode, and the means to follow changes.
 pub struct FromOperator {
     pub config: Configuration,
-    pub loaded: Loaded,
+    pub components: Vec<Sourced>,
+    pub resiliencies: Vec<Resiliency>,
+    pub http_endpoints: Vec<HTTPEndpoint>,
     pub follower: ComponentFollower,
+}
+
+/// Components from the operator, which names no file.
+fn sourced(components: Vec<Component>) -> Vec<Sourced> {
+    components
+        .into_iter()
+        .map(|component| Sourced {
+            component,
+            source: "the operator".into(),
+        })
+        .collect()
 }
 
 pub struct ComponentFollower {
     client: OperatorClient<Channel>,
     namespace: String,
-    app_id: String,
     stream: tonic::Streaming<pb::ComponentUpdateEvent>,
-    /// Loaded components by name, with the resource version they were loaded at.
-    versions: HashMap<String, String>,
 }
 
 use crate::config::namespace;
@@ -102,10 +110,6 @@ async fn connect(address: &str) -> Result<OperatorClient<Channel>> {
             }
         }
     }
-}
-
-fn version_of(c: &Component) -> String {
-    c.metadata.resource_version.clone().unwrap_or_default()
 }
 
 /// Loads everything this sidecar needs from the operator.
@@ -201,55 +205,21 @@ pub async fn load(flags: &Flags, mtls: Option<&channel::mtls::Mtls>) -> Result<F
         resiliencies.len(),
         endpoints.len()
     );
-    let loaded =
-        components::build(&flags.app_id, true, &components, &resiliencies, &endpoints).await?;
-    let versions = components
-        .iter()
-        .filter(|c| loaded.stores.contains_key(c.name()))
-        .map(|c| (c.name().to_string(), version_of(c)))
-        .collect();
     Ok(FromOperator {
         config,
-        loaded,
+        components: sourced(components),
+        resiliencies,
+        http_endpoints: endpoints,
         follower: ComponentFollower {
             client,
             namespace,
-            app_id: flags.app_id.clone(),
             stream,
-            versions,
         },
     })
 }
 
 impl ComponentFollower {
-    async fn apply(&mut self, api: &Api, c: Component) {
-        let name = c.name().to_string();
-        let version = version_of(&c);
-        if self.versions.get(&name) == Some(&version) && !version.is_empty() {
-            return;
-        }
-        match components::init_one(&c, &self.app_id, true).await {
-            Ok(Initialised::Store { entry, info }) => {
-                api.state.upsert(&name, entry);
-                api.metadata.upsert_component(info);
-                self.versions.insert(name, version);
-            }
-            Ok(Initialised::Skipped) => self.remove(api, &name),
-            Err(e) => {
-                // A running sidecar keeps serving; the previous version (if any) stays.
-                tracing::error!("component update failed: {e:#}");
-            }
-        }
-    }
-
-    fn remove(&mut self, api: &Api, name: &str) {
-        if self.versions.remove(name).is_some() | api.state.remove(name) {
-            api.metadata.remove_component(name);
-            tracing::info!("Component removed: {name}");
-        }
-    }
-
-    async fn handle(&mut self, api: &Api, event: pb::ComponentUpdateEvent) {
+    async fn handle(&mut self, lifecycle: &Lifecycle, event: pb::ComponentUpdateEvent) {
         let c: Component = match decode_json(&event.component) {
             Ok(c) => c,
             Err(e) => {
@@ -258,13 +228,14 @@ impl ComponentFollower {
             }
         };
         match pb::ResourceEventType::try_from(event.r#type) {
-            Ok(pb::ResourceEventType::Deleted) => self.remove(api, c.name()),
-            _ => self.apply(api, c).await,
+            Ok(pb::ResourceEventType::Deleted) => lifecycle.remove(c.name()).await,
+            // An unchanged component is left alone by the lifecycle.
+            _ => lifecycle.apply(sourced(vec![c]).remove(0)).await,
         }
     }
 
     /// After a broken stream: follow again, list again, and make the loaded set match.
-    async fn resync(&mut self, api: &Api) -> Result<()> {
+    async fn resync(&mut self, lifecycle: &Lifecycle) -> Result<()> {
         self.stream = self
             .client
             .component_update(pb::ComponentUpdateRequest {
@@ -281,31 +252,20 @@ impl ComponentFollower {
             .into_inner()
             .components;
         let listed: Vec<Component> = parse_all(&listed);
-        let gone: Vec<String> = self
-            .versions
-            .keys()
-            .filter(|n| !listed.iter().any(|c| c.name() == n.as_str()))
-            .cloned()
-            .collect();
-        for name in gone {
-            self.remove(api, &name);
-        }
-        for c in listed {
-            self.apply(api, c).await;
-        }
+        lifecycle.reconcile(sourced(listed)).await;
         Ok(())
     }
 
     /// Applies component changes for as long as the sidecar runs.
-    pub async fn run(mut self, api: Arc<Api>) {
+    pub async fn run(mut self, lifecycle: Arc<Lifecycle>) {
         loop {
             match self.stream.message().await {
-                Ok(Some(event)) => self.handle(&api, event).await,
+                Ok(Some(event)) => self.handle(&lifecycle, event).await,
                 Ok(None) | Err(_) => {
                     tracing::warn!("the operator's component stream ended; reconnecting");
                     loop {
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        match self.resync(&api).await {
+                        match self.resync(&lifecycle).await {
                             Ok(()) => break,
                             Err(e) => tracing::warn!("reconnecting to the operator: {e:#}"),
                         }

@@ -11,13 +11,14 @@ pub mod config;
 pub mod logging;
 pub mod resources;
 
-mod components;
+mod documents;
 mod identity;
 mod invocation;
 mod kubernetes;
-mod registry;
+mod lifecycle;
 mod servers;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,9 +31,15 @@ use api::Api;
 use blocks::health::Health;
 use blocks::metadata::{AppConnection, AppHealth, MetadataBlock};
 use blocks::state::StateBlock;
+use components_core::Registry;
+use documents::Documents;
+use lifecycle::Lifecycle;
 use metrics::Metrics;
 
 pub use servers::Listening;
+
+/// The Configuration feature that turns on reloading components when their files change.
+const HOT_RELOAD: &str = "HotReload";
 
 /// A sidecar that has finished starting: its bound addresses and the means to stop it.
 pub struct Running {
@@ -41,7 +48,8 @@ pub struct Running {
     servers: servers::Servers,
     grace: Duration,
     /// This sidecar's entry in name resolution, removed on shutdown.
-    registration: Option<Arc<dyn components_core::nameresolution::Resolver>>,
+    registration: Arc<dyn components_core::nameresolution::Resolver>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 fn load_config(flags: &Flags) -> Result<Configuration> {
@@ -70,19 +78,26 @@ fn app_connection(flags: &Flags) -> Result<AppConnection> {
     })
 }
 
-/// Starts everything `flags` describe and returns once the sidecar is ready.
-pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
+/// Starts everything `flags` describe, with the component backends in `registry`, and
+/// returns once the sidecar is ready.
+pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Result<Running> {
     flags.validate().map_err(anyhow::Error::msg)?;
     for flag in flags.not_yet_honoured() {
         tracing::warn!("{flag} is accepted but not supported by this sidecar yet");
     }
     let namespace = crate::config::namespace();
-    let (config, loaded, follower, mtls) = if flags.mode == "kubernetes" {
+    let kubernetes = flags.mode == "kubernetes";
+    let (config, docs, follower, mtls) = if kubernetes {
         // The identity comes first: the operator is reached over mTLS. Sentry takes the
         // trust domain from the pod's Configuration, so none is asked for.
-        let mtls = crate::identity::start(flags, &namespace, "").await?;
+        let mtls = identity::start(flags, &namespace, "").await?;
         let from = kubernetes::load(flags, mtls.as_deref()).await?;
-        (from.config, from.loaded, Some(from.follower), mtls)
+        let docs = Documents {
+            components: from.components,
+            resiliencies: from.resiliencies,
+            http_endpoints: from.http_endpoints,
+        };
+        (from.config, docs, Some(from.follower), mtls)
     } else {
         let config = load_config(flags)?;
         let trust_domain = config
@@ -92,47 +107,88 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
             .map(|a| a.trust_domain.as_str())
             .filter(|t| !t.is_empty())
             .unwrap_or(crate::resources::DEFAULT_TRUST_DOMAIN);
-        let mtls = crate::identity::start(flags, &namespace, trust_domain).await?;
-        (config, components::load(flags).await?, None, mtls)
+        let mtls = identity::start(flags, &namespace, trust_domain).await?;
+        let dirs = flags.resource_dirs();
+        let docs = if dirs.is_empty() {
+            documents::embedded_default()?
+        } else {
+            documents::read(&dirs)?
+        };
+        (config, docs, None, mtls)
     };
+    let resiliency: Vec<crds::ResiliencySpec> = docs
+        .resiliencies
+        .iter()
+        .filter(|r| crds::is_app_scoped(&r.spec.scopes, &flags.app_id))
+        .map(|r| {
+            tracing::info!("Resiliency configuration loaded: {}", r.name());
+            r.spec.spec.clone()
+        })
+        .collect();
+    let http_endpoints: Vec<crate::resources::HTTPEndpoint> = docs
+        .http_endpoints
+        .into_iter()
+        .filter(|e| crds::is_app_scoped(&e.spec.scopes, &flags.app_id))
+        .collect();
     let metrics = flags
         .enable_metrics
         .then(|| Arc::new(Metrics::new(&flags.app_id)));
-    if let Some(m) = &metrics {
-        loaded.infos.iter().for_each(|_| m.component_loaded());
-    }
     let max_body_size = flags.max_body_bytes().map_err(anyhow::Error::msg)?;
-    let policies = resiliency::parse_resiliency(&loaded.resiliency)
+    let policies = resiliency::parse_resiliency(&resiliency)
         .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;
-    let internal = invocation::bind_internal(flags).await?;
-    let invocation = invocation::setup(
-        flags,
-        &config,
-        internal.local_addr()?.port(),
-        max_body_size,
-        policies,
-        &loaded.http_endpoints,
-        mtls,
-    )
-    .await?;
-    let endpoint_names: Vec<String> = loaded
-        .http_endpoints
-        .iter()
-        .map(|e| e.name().to_string())
-        .collect();
-    let (shutdown_tx, _) = watch::channel(false);
-    let health = Arc::new(Health::with_app(invocation.app_health.clone()));
-    let api = Arc::new(Api {
-        state: StateBlock::new(flags.app_id.clone(), loaded.stores),
-        invoke: invocation.block,
-        metadata: MetadataBlock::new(
+
+    let registry = Arc::new(registry);
+    let state = Arc::new(StateBlock::new(flags.app_id.clone(), HashMap::new()));
+    let metadata = Arc::new(
+        MetadataBlock::new(
             flags.app_id.clone(),
             DAPR_COMPAT_VERSION.to_string(),
             enabled_features(&config),
-            loaded.infos,
+            Vec::new(),
             app_connection(flags)?,
         )
-        .with_http_endpoints(endpoint_names),
+        .with_http_endpoints(
+            http_endpoints
+                .iter()
+                .map(|e| e.name().to_string())
+                .collect(),
+        ),
+    );
+    let lifecycle = Arc::new(Lifecycle::new(
+        registry.clone(),
+        &flags.app_id,
+        &namespace,
+        kubernetes,
+        state.clone(),
+        metadata.clone(),
+    ));
+    lifecycle.load(docs.components).await?;
+    if let Some(m) = &metrics {
+        lifecycle
+            .names()
+            .await
+            .iter()
+            .for_each(|_| m.component_loaded());
+    }
+
+    let internal = invocation::bind_internal(flags).await?;
+    let invocation = invocation::setup(invocation::Inputs {
+        flags,
+        registry: &registry,
+        config: &config,
+        internal_port: internal.local_addr()?.port(),
+        max_body: max_body_size,
+        policies,
+        http_endpoints: &http_endpoints,
+        mtls,
+    })
+    .await?;
+    let (shutdown_tx, _) = watch::channel(false);
+    let health = Arc::new(Health::with_app(invocation.app_health.clone()));
+    let api = Arc::new(Api {
+        state,
+        invoke: invocation.block,
+        metadata,
         health: health.clone(),
         api_token: std::env::var("DAPR_API_TOKEN")
             .ok()
@@ -147,8 +203,25 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         "The request body size parameter is: {} bytes",
         api.max_body_size
     );
-    if let Some(f) = follower {
-        tokio::spawn(f.run(api.clone()));
+    let hot_reload = config
+        .spec
+        .features
+        .iter()
+        .find(|f| f.name == HOT_RELOAD)
+        .and_then(|f| f.enabled);
+    match follower {
+        // As Dapr 1.18: operator updates are followed unless HotReload is switched off.
+        Some(f) if hot_reload != Some(false) => {
+            tokio::spawn(f.run(lifecycle.clone()));
+        }
+        Some(_) => tracing::info!("Hot reloading disabled"),
+        None if hot_reload == Some(true) && !flags.resource_dirs().is_empty() => {
+            tokio::spawn(lifecycle::watch::run(
+                lifecycle.clone(),
+                flags.resource_dirs(),
+            ));
+        }
+        None => {}
     }
     let servers = servers::Servers::start(flags, api.clone(), internal).await?;
     health.set_outbound_ready();
@@ -171,6 +244,7 @@ pub async fn start(flags: &Flags, started: Instant) -> Result<Running> {
         servers,
         grace: flags.graceful_shutdown(),
         registration: invocation.registration,
+        lifecycle,
     })
 }
 
@@ -187,15 +261,22 @@ impl Running {
     pub async fn stop(self) -> Result<()> {
         tracing::info!("Dapr shutting down");
         self.api.health.set_ready(false);
-        if let Some(r) = &self.registration {
-            r.unregister().await;
-        }
+        self.registration.unregister().await;
         self.api.request_shutdown();
-        if tokio::time::timeout(self.grace, self.servers.wait())
+        let deadline = tokio::time::Instant::now() + self.grace;
+        if tokio::time::timeout_at(deadline, self.servers.wait())
             .await
             .is_err()
         {
             bail!("API servers did not stop within {}s", self.grace.as_secs());
+        }
+        // Components close once nothing can call them any more, within what is left of
+        // the grace period.
+        if tokio::time::timeout_at(deadline, self.lifecycle.close_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("components did not close within the grace period");
         }
         tracing::info!("Dapr runtime stopped");
         Ok(())

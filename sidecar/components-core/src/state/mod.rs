@@ -7,10 +7,13 @@ pub mod query;
 mod ttl;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+use crate::{Component, Family};
 
 pub use error::StateError;
 pub use query::{Query, QueryResponse, QueryResult};
@@ -125,7 +128,7 @@ impl Operation {
 /// A state store backend. Implementations must make `transact` all-or-nothing: a
 /// transaction that fails on one operation leaves every key as it was.
 #[async_trait]
-pub trait StateStore: Send + Sync + 'static {
+pub trait StateStore: Component {
     fn features(&self) -> Features;
 
     async fn get(&self, req: &GetRequest) -> Result<Option<Item>, StateError>;
@@ -149,5 +152,25 @@ pub trait StateStore: Send + Sync + 'static {
     /// Checks that the backend is reachable, for `/v1.0/healthz/outbound`.
     async fn ping(&self) -> Result<(), StateError> {
         Ok(())
+    }
+}
+
+/// The `state` family.
+pub struct State;
+
+impl Family for State {
+    const NAME: &'static str = "state";
+    type Api = dyn StateStore;
+
+    fn capabilities(api: &Self::Api) -> Vec<String> {
+        api.features()
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    fn lifecycle(api: Arc<Self::Api>) -> Arc<dyn Component> {
+        api
     }
 }

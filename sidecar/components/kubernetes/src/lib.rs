@@ -4,11 +4,24 @@
 
 use async_trait::async_trait;
 
-use components_core::Properties;
+use std::sync::Arc;
+
 use components_core::nameresolution::{ResolveError, Resolver};
+use components_core::{Properties, Registry};
 
 /// Dapr's internal gRPC port inside a pod.
 pub const INTERNAL_PORT: u16 = 50002;
+
+/// Registers this crate's backends.
+pub fn register(registry: &mut Registry) {
+    registry.register_resolver("kubernetes", |init| async move {
+        Ok(Arc::new(KubernetesResolver::new(
+            &init.properties,
+            &init.instance.namespace,
+        ))
+            as Arc<dyn components_core::nameresolution::Resolver>)
+    });
+}
 
 pub struct KubernetesResolver {
     cluster_domain: String,

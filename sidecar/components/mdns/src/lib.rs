@@ -31,8 +31,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use components_core::ComponentError;
 use components_core::nameresolution::{Instance, ResolveError, Resolver};
+use components_core::{ComponentError, Registry};
 
 const GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 251);
 const PORT: u16 = 5353;
@@ -77,6 +77,13 @@ struct Shared {
     cache: Mutex<HashMap<String, Vec<Found>>>,
     found: Notify,
     next: AtomicUsize,
+}
+
+/// Registers this crate's backends.
+pub fn register(registry: &mut Registry) {
+    registry.register_resolver("mdns", |init| async move {
+        Ok(Arc::new(MdnsResolver::start(init.instance).await?) as Arc<dyn Resolver>)
+    });
 }
 
 pub struct MdnsResolver {

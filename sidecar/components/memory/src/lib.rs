@@ -3,4 +3,16 @@
 
 mod state;
 
+use std::sync::Arc;
+
+use components_core::Registry;
+use components_core::state::{State, StateStore};
+
 pub use state::MemoryStore;
+
+/// Registers this crate's backends.
+pub fn register(registry: &mut Registry) {
+    registry.register::<State, _>("state.in-memory", &["v1"], |_| async {
+        Ok(MemoryStore::with_sweeper() as Arc<dyn StateStore>)
+    });
+}

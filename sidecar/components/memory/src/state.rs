@@ -12,6 +12,7 @@ use components_core::state::{
     DeleteRequest, Features, GetRequest, Item, Operation, Query, QueryResponse, SetRequest,
     StateError, StateStore,
 };
+use components_core::{Component, ComponentError};
 
 /// How often expired entries are removed; reads never see them in between.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -101,6 +102,15 @@ fn check_etag(
             )))
         }
         None => Ok(()),
+    }
+}
+
+#[async_trait]
+impl Component for MemoryStore {
+    /// Lets go of the values at once rather than when the last in-flight call ends.
+    async fn close(&self) -> Result<(), ComponentError> {
+        self.items.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(())
     }
 }
 

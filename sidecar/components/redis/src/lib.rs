@@ -3,4 +3,16 @@
 
 mod state;
 
+use std::sync::Arc;
+
+use components_core::Registry;
+use components_core::state::{State, StateStore};
+
 pub use state::RedisStore;
+
+/// Registers this crate's backends.
+pub fn register(registry: &mut Registry) {
+    registry.register::<State, _>("state.redis", &["v1"], |init| async move {
+        Ok(Arc::new(RedisStore::connect(&init.properties).await?) as Arc<dyn StateStore>)
+    });
+}

@@ -15,7 +15,7 @@ use components_core::state::{
     Concurrency, DeleteRequest, Features, GetRequest, Item, Operation, SetRequest, StateError,
     StateStore, Ttl,
 };
-use components_core::{ComponentError, Properties};
+use components_core::{Component, ComponentError, Properties};
 
 const MISMATCH: &str = "ETAG_MISMATCH";
 
@@ -206,6 +206,9 @@ fn first_write(c: Concurrency) -> &'static str {
         "0"
     }
 }
+
+/// The connection manager closes its connection when the store is dropped.
+impl Component for RedisStore {}
 
 #[async_trait]
 impl StateStore for RedisStore {

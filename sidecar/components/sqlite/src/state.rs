@@ -16,7 +16,7 @@ use components_core::state::{
     Concurrency, DeleteRequest, Features, GetRequest, Item, Operation, SetRequest, StateError,
     StateStore,
 };
-use components_core::{ComponentError, Properties};
+use components_core::{Component, ComponentError, Properties};
 
 /// Millisecond timestamps, so a one-second TTL is not rounded away.
 const NOW: &str = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
@@ -190,6 +190,9 @@ impl SqliteStore {
         .map_err(db_err)?
     }
 }
+
+/// The connection closes when the store is dropped.
+impl Component for SqliteStore {}
 
 #[async_trait]
 impl StateStore for SqliteStore {

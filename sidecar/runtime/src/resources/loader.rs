@@ -30,6 +30,8 @@ pub enum LoadError {
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub components: Vec<Component>,
+    /// Where each of `components` came from (`file (document N)`), in the same order.
+    pub component_sources: Vec<String>,
     /// `Resiliency` documents; the resiliency module turns their specs into policies.
     pub resiliencies: Vec<Resiliency>,
     pub http_endpoints: Vec<HTTPEndpoint>,
@@ -99,7 +101,12 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                         Err(reason) => loaded.problems.push(problem(reason)),
                     },
                     "Component" => match decode::<Component>(doc) {
-                        Ok(c) => loaded.components.push(c),
+                        Ok(c) => {
+                            loaded.components.push(c);
+                            loaded
+                                .component_sources
+                                .push(format!("{} (document {index})", path.display()));
+                        }
                         Err(reason) => loaded.problems.push(problem(reason)),
                     },
                     // Other kinds belong to features that read them themselves.

@@ -25,7 +25,7 @@ use components_core::state::{
     Concurrency, DeleteRequest, Features, GetRequest, Item, Operation, SetRequest, StateError,
     StateStore, Ttl,
 };
-use components_core::{ComponentError, Properties};
+use components_core::{Component, ComponentError, Properties};
 
 pub struct PostgresStore {
     pool: Pool,
@@ -289,6 +289,18 @@ async fn do_delete<C: GenericClient>(
         }
     }
     Ok(())
+}
+
+#[async_trait]
+impl Component for PostgresStore {
+    /// Stops the TTL sweeper and closes the pool's connections.
+    async fn close(&self) -> Result<(), ComponentError> {
+        if let Some(task) = &self.cleanup {
+            task.abort();
+        }
+        self.pool.close();
+        Ok(())
+    }
 }
 
 #[async_trait]
