@@ -71,8 +71,11 @@ struct Loaded {
 /// What adding one component came to.
 enum Added {
     Running,
+    /// Not for this app.
     Skipped,
     Parked,
+    /// Failed, and the failure was logged rather than returned.
+    Failed,
 }
 
 /// The live components of this sidecar, of every family.
@@ -242,7 +245,7 @@ impl Lifecycle {
                         doc.describe()
                     );
                 }
-                Ok(Added::Skipped)
+                Ok(Added::Failed)
             }
             Err(source) => Err(LoadError::Init {
                 component: doc.describe(),
@@ -380,3 +383,6 @@ enum Unbuilt {
     Failed(InitError),
 }
 use Unbuilt::{Failed, Parked};
+
+#[cfg(test)]
+mod tests;
