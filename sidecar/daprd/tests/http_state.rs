@@ -439,3 +439,44 @@ async fn hostile_queries_and_bulk_requests_are_refused_or_bounded() {
         204
     );
 }
+
+/// Keys are decoded once, as Go's `url.QueryUnescape` decodes them in Dapr's router:
+/// `%2B` is a plus, a bare `+` is a space.
+#[tokio::test]
+async fn escaped_keys_are_decoded_exactly_once() {
+    let d = daprd().start().await;
+    let c = reqwest::Client::new();
+    let save = d.url("/v1.0/state/statestore");
+    let body = r#"[{"key":"p+q","value":"plus"},{"key":"p q","value":"space"},{"key":"a/b%c","value":"odd"}]"#;
+    assert_eq!(post(&c, save, body).await.status(), 204);
+    for (path, want) in [
+        ("p%2Bq", "\"plus\""),
+        ("p%20q", "\"space\""),
+        ("p+q", "\"space\""),
+        ("a%2Fb%25c", "\"odd\""),
+    ] {
+        let r = c
+            .get(d.url(&format!("/v1.0/state/statestore/{path}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.text().await.expect("body"), want, "{path}");
+    }
+    let r = c
+        .delete(d.url("/v1.0/state/statestore/p%2Bq"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), 204);
+    let r = c
+        .get(d.url("/v1.0/state/statestore/p%20q"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "\"space\"",
+        "only p+q was deleted"
+    );
+}

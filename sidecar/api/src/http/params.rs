@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequestParts, Query, RawPathParams};
+use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 
 use blocks::errors::DaprError;
@@ -79,39 +79,47 @@ pub struct StoreKey {
 impl<S: Send + Sync> FromRequestParts<S> for StoreKey {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let raw = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| DaprError::malformed(format!("invalid path: {e}")))?;
-        let mut store = None;
-        let mut key = None;
-        for (name, value) in &raw {
-            match name {
-                "store" => store = Some(query_unescape("storeName", value)?),
-                "key" => key = Some(query_unescape("key", value)?),
-                _ => {}
-            }
-        }
-        let key = match key {
-            Some(k) => k,
-            None => parts
-                .uri
-                .path()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        };
+    /// Reads the raw (still escaped) segments of `/v1.0/state/{store}/{key}` and decodes
+    /// each once. The router's own path parameters are already percent-decoded, and
+    /// decoding those again would turn a key `p+q` (sent as `p%2Bq`) into `p q`.
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let (store, key) = store_and_key(parts.uri.path()).ok_or_else(|| {
+            DaprError::malformed("invalid path: expected /v1.0/state/{storeName}/{key}")
+        })?;
         Ok(StoreKey {
-            store: store.unwrap_or_default(),
-            key,
+            store: query_unescape("storeName", store)?,
+            key: query_unescape("key", key)?,
         })
     }
 }
 
+/// The raw `{store}` and `{key}` segments of a state key route.
+fn store_and_key(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix('/')?;
+    let mut segments = rest.splitn(4, '/');
+    let (_version, _state) = (segments.next()?, segments.next()?);
+    let store = segments.next()?;
+    let key = segments.next()?;
+    (!key.contains('/')).then_some((store, key))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::query_unescape;
+    use super::{query_unescape, store_and_key};
+
+    #[test]
+    fn state_routes_give_their_raw_segments() {
+        assert_eq!(
+            store_and_key("/v1.0/state/store/p%2Bq"),
+            Some(("store", "p%2Bq"))
+        );
+        assert_eq!(
+            store_and_key("/v1.0/state/my%20store/bulk"),
+            Some(("my%20store", "bulk"))
+        );
+        assert_eq!(store_and_key("/v1.0/state/store"), None);
+        assert_eq!(store_and_key("/v1.0/state/store/a/b"), None);
+    }
 
     #[test]
     fn unescapes_like_go() {
