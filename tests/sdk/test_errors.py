@@ -230,3 +230,73 @@ def test_http_save_with_current_etag_succeeds(client, http, store, kp):
 
     assert r.status_code == 204, r.text
     assert client.get_state(store, key).json() == {"n": 2}
+
+
+# ---- rich details: illegal keys, unsupported operations ---------------------------------------
+# Upstream (pkg/api/errors/state.go): state errors about a store carry, in this order, any
+# extra detail (BadRequest for an illegal key, Help for missing transactions), a ResourceInfo
+# {resource_type: "state", resource_name: <store>} and the ErrorInfo.
+
+
+def _without_type(detail):
+    """A status detail as the SDK decodes it, without its `@type`."""
+    assert detail is not None
+    return {k: v for k, v in dict(detail).items() if k != "@type"}
+
+
+def test_illegal_key_over_grpc_has_bad_request_and_resource_info(client):
+    with pytest.raises(Exception) as excinfo:
+        client.save_state("mem-store", "ke||y1", "v")
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.INVALID_ARGUMENT)
+    message = "input key/keyPrefix 'ke||y1' can't contain '||'"
+    assert err.details() == message
+    assert err.error_code() == "DAPR_STATE_ILLEGAL_KEY"
+    details = err.status_details()
+    assert _without_type(details.bad_request) == {
+        "field_violations": [{"field": "ke||y1", "description": message}]
+    }
+    assert _without_type(details.resource_info) == {"resource_type": "state", "resource_name": "mem-store"}
+
+
+def test_illegal_key_over_http_is_daprs_exact_body(http):
+    r = http.post("/v1.0/state/mem-store", json=[{"key": "ke||y1", "value": "v"}])
+
+    assert r.status_code == 400, r.text
+    message = "api error: code = InvalidArgument desc = input key/keyPrefix 'ke||y1' can't contain '||'"
+    # Byte for byte what Dapr 1.16-1.18 answers, key order included.
+    assert r.text == (
+        '{"errorCode":"ERR_MALFORMED_REQUEST","message":"' + message + '","details":['
+        '{"@type":"type.googleapis.com/google.rpc.BadRequest","field_violations":[{"field":"ke||y1","description":"'
+        + message + '"}]},'
+        '{"@type":"type.googleapis.com/google.rpc.ResourceInfo","description":"","owner":"","resource_name":"mem-store","resource_type":"state"},'
+        '{"@type":"type.googleapis.com/google.rpc.ErrorInfo","domain":"dapr.io","metadata":null,"reason":"DAPR_STATE_ILLEGAL_KEY"}]}'
+    )
+    assert http.get("/v1.0/state/mem-store/ke%7C%7Cy1").status_code == 400
+
+
+def test_query_unsupported_names_the_store(client, http):
+    with pytest.raises(Exception) as excinfo:
+        client.query_state("sqlite-store", '{"filter": {"EQ": {"a": "b"}}}')
+
+    err = expect_grpc_error(excinfo, grpc.StatusCode.INTERNAL)
+    assert err.error_code() == "DAPR_STATE_QUERYING_NOT_SUPPORTED"
+    assert _without_type(err.status_details().resource_info) == {
+        "resource_type": "state",
+        "resource_name": "sqlite-store",
+    }
+    r = http.post("/v1.0-alpha1/state/sqlite-store/query", json={"filter": {"EQ": {"a": "b"}}})
+    assert r.status_code == 500, r.text
+    kinds = [d["@type"].rsplit(".", 1)[-1] for d in r.json()["details"]]
+    assert kinds == ["ResourceInfo", "ErrorInfo"], r.text
+
+
+def test_save_with_an_empty_key_over_grpc_is_daprs_error(raw_stub):
+    from dapr.proto import api_v1, common_v1
+
+    with pytest.raises(grpc.RpcError) as excinfo:
+        raw_stub.SaveState(
+            api_v1.SaveStateRequest(store_name="mem-store", states=[common_v1.StateItem(key="", value=b"v")])
+        )
+    assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert excinfo.value.details() == "state key cannot be empty"

@@ -28,6 +28,34 @@ pub struct DaprError {
     /// The call never reached its target (a peer sidecar was unavailable). Never sent to
     /// clients; retry policies use it to retry only what was not delivered.
     pub unreachable: bool,
+    /// What few errors carry; boxed so that every `Result` in the hot path stays small.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Extra {
+    /// Details sent before the `ErrorInfo`, in Dapr's order.
+    details: Vec<Detail>,
+    /// The message of HTTP bodies, where Dapr's HTTP handler words it differently (it
+    /// wraps some errors a second time).
+    http_message: Option<String>,
+}
+
+/// A `google.rpc` detail other than the `ErrorInfo` every rich error ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Detail {
+    /// `google.rpc.BadRequest` with one field violation, described by the error's message.
+    BadRequest { field: String },
+    /// `google.rpc.ResourceInfo`: the component the error is about.
+    ResourceInfo {
+        resource_type: &'static str,
+        resource_name: String,
+    },
+    /// `google.rpc.Help` with one link.
+    Help {
+        description: &'static str,
+        url: &'static str,
+    },
 }
 
 impl fmt::Display for DaprError {
@@ -54,7 +82,33 @@ impl DaprError {
             rich: false,
             metadata: Vec::new(),
             unreachable: false,
+            extra: None,
         }
+    }
+
+    /// Appends a detail; details go out in the order they were added, then the ErrorInfo.
+    pub fn with_detail(mut self, detail: Detail) -> Self {
+        self.extra.get_or_insert_default().details.push(detail);
+        self
+    }
+
+    /// Gives HTTP bodies a message of their own.
+    pub fn with_http_message(mut self, message: String) -> Self {
+        self.extra.get_or_insert_default().http_message = Some(message);
+        self
+    }
+
+    /// Details to send before the `ErrorInfo`.
+    pub fn details(&self) -> &[Detail] {
+        self.extra.as_deref().map_or(&[], |e| &e.details)
+    }
+
+    /// The message HTTP bodies carry.
+    pub fn http_message(&self) -> &str {
+        self.extra
+            .as_deref()
+            .and_then(|e| e.http_message.as_deref())
+            .unwrap_or(&self.message)
     }
 
     /// A legacy error whose reason shows only in gRPC details.

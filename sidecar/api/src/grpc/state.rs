@@ -6,7 +6,6 @@ use dapr::dapr::proto::runtime::v1 as pb;
 use tonic::Status;
 
 use super::DaprGrpc;
-use blocks::errors::DaprError;
 use blocks::state::{Concurrency, Consistency, DeleteItem, Options, SaveItem, TxOp, errors};
 
 use super::status::{OrStatus, to_status};
@@ -45,12 +44,9 @@ fn save_item(item: StateItem) -> Result<SaveItem, Status> {
         .metadata
         .get("contentType")
         .is_some_and(|c| c == "application/json");
-    if is_json && serde_json::from_slice::<serde::de::IgnoredAny>(&item.value).is_err() {
-        return Err(DaprError::malformed(format!(
-            "value of key {} is not valid JSON but contentType is application/json",
-            item.key
-        )))
-        .or_status();
+    if is_json && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&item.value) {
+        // Dapr passes the JSON parser's own error through, as code Unknown.
+        return Err(Status::unknown(e.to_string()));
     }
     Ok(SaveItem {
         is_json,
@@ -131,6 +127,9 @@ impl DaprGrpc {
         self.api.state.check_store(&req.store_name).or_status()?;
         if req.states.is_empty() {
             return Ok(());
+        }
+        if req.states.iter().any(|i| i.key.is_empty()) {
+            return Err(to_status(&errors::empty_key_grpc()));
         }
         let items = req
             .states

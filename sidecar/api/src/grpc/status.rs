@@ -4,7 +4,7 @@ use bytes::Bytes;
 use prost::Message;
 use tonic::{Code, Request, Status};
 
-use blocks::errors::{DaprError, ERROR_DOMAIN};
+use blocks::errors::{DaprError, Detail, ERROR_DOMAIN};
 
 /// `google.rpc.ErrorInfo`, the detail Dapr attaches to its errors.
 #[derive(Clone, PartialEq, Message)]
@@ -17,7 +17,98 @@ pub struct ErrorInfo {
     pub metadata: HashMap<String, String>,
 }
 
+/// `google.rpc.ResourceInfo`.
+#[derive(Clone, PartialEq, Message)]
+pub struct ResourceInfo {
+    #[prost(string, tag = "1")]
+    pub resource_type: String,
+    #[prost(string, tag = "2")]
+    pub resource_name: String,
+    #[prost(string, tag = "3")]
+    pub owner: String,
+    #[prost(string, tag = "4")]
+    pub description: String,
+}
+
+/// `google.rpc.BadRequest`.
+#[derive(Clone, PartialEq, Message)]
+pub struct BadRequest {
+    #[prost(message, repeated, tag = "1")]
+    pub field_violations: Vec<FieldViolation>,
+}
+
+/// `google.rpc.BadRequest.FieldViolation`.
+#[derive(Clone, PartialEq, Message)]
+pub struct FieldViolation {
+    #[prost(string, tag = "1")]
+    pub field: String,
+    #[prost(string, tag = "2")]
+    pub description: String,
+}
+
+/// `google.rpc.Help`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Help {
+    #[prost(message, repeated, tag = "1")]
+    pub links: Vec<Link>,
+}
+
+/// `google.rpc.Help.Link`.
+#[derive(Clone, PartialEq, Message)]
+pub struct Link {
+    #[prost(string, tag = "1")]
+    pub description: String,
+    #[prost(string, tag = "2")]
+    pub url: String,
+}
+
 const ERROR_INFO_TYPE: &str = "type.googleapis.com/google.rpc.ErrorInfo";
+
+fn any(type_name: &str, value: Vec<u8>) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("type.googleapis.com/google.rpc.{type_name}"),
+        value,
+    }
+}
+
+/// A detail as Dapr sends it; a field violation is described by the error's message.
+fn detail_any(detail: &Detail, message: &str) -> prost_types::Any {
+    match detail {
+        Detail::BadRequest { field } => any(
+            "BadRequest",
+            BadRequest {
+                field_violations: vec![FieldViolation {
+                    field: field.clone(),
+                    description: message.to_string(),
+                }],
+            }
+            .encode_to_vec(),
+        ),
+        Detail::ResourceInfo {
+            resource_type,
+            resource_name,
+        } => any(
+            "ResourceInfo",
+            ResourceInfo {
+                resource_type: resource_type.to_string(),
+                resource_name: resource_name.clone(),
+                owner: String::new(),
+                description: String::new(),
+            }
+            .encode_to_vec(),
+        ),
+        Detail::Help { description, url } => any(
+            "Help",
+            Help {
+                links: vec![Link {
+                    description: description.to_string(),
+                    url: url.to_string(),
+                }],
+            }
+            .encode_to_vec(),
+        ),
+    }
+}
 
 fn error_info_any(reason: &str, metadata: HashMap<String, String>) -> prost_types::Any {
     let info = ErrorInfo {
@@ -45,11 +136,15 @@ fn with_details(code: Code, message: &str, details: Vec<prost_types::Any>) -> St
 pub fn to_status(err: &DaprError) -> Status {
     match err.reason {
         None => Status::new(err.grpc, err.message.clone()),
-        Some(reason) => with_details(
-            err.grpc,
-            &err.message,
-            vec![error_info_any(reason, HashMap::new())],
-        ),
+        Some(reason) => {
+            let mut details: Vec<prost_types::Any> = err
+                .details()
+                .iter()
+                .map(|d| detail_any(d, &err.message))
+                .collect();
+            details.push(error_info_any(reason, HashMap::new()));
+            with_details(err.grpc, &err.message, details)
+        }
     }
 }
 

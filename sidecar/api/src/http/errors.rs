@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use blocks::errors::{DaprError, ERROR_DOMAIN};
+use blocks::errors::{DaprError, Detail, ERROR_DOMAIN};
 
 #[derive(Serialize)]
 struct ErrorBody<'a> {
@@ -15,36 +15,106 @@ struct ErrorBody<'a> {
     error_code: &'a str,
     message: &'a str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    details: Vec<ErrorInfoJson<'a>>,
+    details: Vec<DetailJson<'a>>,
+}
+
+/// A detail as Dapr's HTTP bodies spell it: proto field names in snake case, keys in
+/// alphabetical order (Dapr marshals Go maps), empty strings kept in `ResourceInfo` and
+/// dropped from the inner messages of `BadRequest` and `Help`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum DetailJson<'a> {
+    BadRequest {
+        #[serde(rename = "@type")]
+        kind: &'static str,
+        field_violations: [FieldViolationJson<'a>; 1],
+    },
+    ErrorInfo {
+        #[serde(rename = "@type")]
+        kind: &'static str,
+        domain: &'static str,
+        metadata: Option<BTreeMap<&'a str, &'a str>>,
+        reason: &'a str,
+    },
+    Help {
+        #[serde(rename = "@type")]
+        kind: &'static str,
+        links: [LinkJson<'a>; 1],
+    },
+    ResourceInfo {
+        #[serde(rename = "@type")]
+        kind: &'static str,
+        description: &'static str,
+        owner: &'static str,
+        resource_name: &'a str,
+        resource_type: &'a str,
+    },
 }
 
 #[derive(Serialize)]
-struct ErrorInfoJson<'a> {
-    #[serde(rename = "@type")]
-    kind: &'static str,
-    domain: &'static str,
-    metadata: Option<BTreeMap<&'a str, &'a str>>,
-    reason: &'a str,
+struct FieldViolationJson<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    field: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct LinkJson<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    url: &'a str,
+}
+
+fn detail_json<'a>(detail: &'a Detail, message: &'a str) -> DetailJson<'a> {
+    match detail {
+        Detail::BadRequest { field } => DetailJson::BadRequest {
+            kind: "type.googleapis.com/google.rpc.BadRequest",
+            field_violations: [FieldViolationJson {
+                field,
+                description: message,
+            }],
+        },
+        Detail::ResourceInfo {
+            resource_type,
+            resource_name,
+        } => DetailJson::ResourceInfo {
+            kind: "type.googleapis.com/google.rpc.ResourceInfo",
+            description: "",
+            owner: "",
+            resource_name,
+            resource_type,
+        },
+        Detail::Help { description, url } => DetailJson::Help {
+            kind: "type.googleapis.com/google.rpc.Help",
+            links: [LinkJson { description, url }],
+        },
+    }
 }
 
 /// Encodes an error as Dapr does: `{"errorCode","message"}` plus a `google.rpc.ErrorInfo`
 /// detail when the error carries a reason.
 pub fn error_response(err: &DaprError) -> Response {
-    let details = err
-        .reason
-        .filter(|_| err.rich)
-        .map(|reason| ErrorInfoJson {
-            kind: "type.googleapis.com/google.rpc.ErrorInfo",
-            domain: ERROR_DOMAIN,
-            metadata: (!err.metadata.is_empty())
-                .then(|| err.metadata.iter().map(|(k, v)| (*k, v.as_str())).collect()),
-            reason,
-        })
-        .into_iter()
-        .collect();
+    let message = err.http_message();
+    let details = match err.reason.filter(|_| err.rich) {
+        None => Vec::new(),
+        Some(reason) => err
+            .details()
+            .iter()
+            .map(|d| detail_json(d, message))
+            .chain(std::iter::once(DetailJson::ErrorInfo {
+                kind: "type.googleapis.com/google.rpc.ErrorInfo",
+                domain: ERROR_DOMAIN,
+                metadata: (!err.metadata.is_empty())
+                    .then(|| err.metadata.iter().map(|(k, v)| (*k, v.as_str())).collect()),
+                reason,
+            }))
+            .collect(),
+    };
     let body = ErrorBody {
         error_code: err.code,
-        message: &err.message,
+        message,
         details,
     };
     let json = serde_json::to_vec(&body).unwrap_or_default();

@@ -3,7 +3,7 @@
 use http::StatusCode;
 use tonic::Code;
 
-use crate::errors::DaprError;
+use crate::errors::{DaprError, Detail};
 use components_core::state::StateError;
 
 pub fn not_configured(store: &str, app_id: &str) -> DaprError {
@@ -28,18 +28,47 @@ pub fn not_found(store: &str, app_id: &str) -> DaprError {
     .with_meta("appID", app_id)
 }
 
-pub fn illegal_key(key: &str) -> DaprError {
+/// The store an error is about, as Dapr's state errors name it.
+fn resource(store: &str) -> Detail {
+    Detail::ResourceInfo {
+        resource_type: "state",
+        resource_name: store.to_string(),
+    }
+}
+
+/// A key with Dapr's separator in it. Dapr's HTTP handler wraps this error a second time,
+/// so HTTP bodies carry the gRPC status text as the message.
+pub fn illegal_key(store: &str, key: &str) -> DaprError {
+    let message = format!("input key/keyPrefix '{key}' can't contain '||'");
     DaprError::new(
         "ERR_MALFORMED_REQUEST",
-        format!("input key/keyPrefix '{key}' can't contain '||'"),
+        message.clone(),
         StatusCode::BAD_REQUEST,
         Code::InvalidArgument,
     )
     .rich("DAPR_STATE_ILLEGAL_KEY")
+    .with_detail(Detail::BadRequest {
+        field: key.to_string(),
+    })
+    .with_detail(resource(store))
+    .with_http_message(format!(
+        "api error: code = InvalidArgument desc = {message}"
+    ))
 }
 
 pub fn empty_key() -> DaprError {
     DaprError::malformed("\"key\" is a required field")
+}
+
+/// gRPC `SaveState` words an empty key differently from HTTP, as Dapr does.
+pub fn empty_key_grpc() -> DaprError {
+    DaprError::new(
+        "ERR_STATE_SAVE",
+        "state key cannot be empty",
+        StatusCode::BAD_REQUEST,
+        Code::InvalidArgument,
+    )
+    .with_reason("ERR_STATE_SAVE")
 }
 
 pub fn transactions_not_supported(store: &str) -> DaprError {
@@ -50,9 +79,14 @@ pub fn transactions_not_supported(store: &str) -> DaprError {
         Code::Unimplemented,
     )
     .rich("DAPR_STATE_TRANSACTIONS_NOT_SUPPORTED")
+    .with_detail(Detail::Help {
+        description: "Check the list of state stores and the features they support",
+        url: "https://docs.dapr.io/reference/components-reference/supported-state-stores/",
+    })
+    .with_detail(resource(store))
 }
 
-pub fn query_not_supported() -> DaprError {
+pub fn query_not_supported(store: &str) -> DaprError {
     DaprError::new(
         "ERR_STATE_STORE_NOT_SUPPORTED",
         "state store does not support querying",
@@ -60,6 +94,7 @@ pub fn query_not_supported() -> DaprError {
         Code::Internal,
     )
     .rich("DAPR_STATE_QUERYING_NOT_SUPPORTED")
+    .with_detail(resource(store))
 }
 
 pub fn query_failed(store: &str, detail: impl std::fmt::Display) -> DaprError {
@@ -70,6 +105,7 @@ pub fn query_failed(store: &str, detail: impl std::fmt::Display) -> DaprError {
         Code::Internal,
     )
     .rich("DAPR_STATE_QUERY_FAILED")
+    .with_detail(resource(store))
 }
 
 pub fn unsupported_operation(op: &str) -> DaprError {
@@ -79,6 +115,7 @@ pub fn unsupported_operation(op: &str) -> DaprError {
         StatusCode::BAD_REQUEST,
         Code::Unimplemented,
     )
+    .with_reason("ERR_NOT_SUPPORTED_STATE_OPERATION")
 }
 
 /// Maps a store failure onto `code`, keeping Dapr's statuses: a mismatched ETag is a

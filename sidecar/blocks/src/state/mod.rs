@@ -29,18 +29,24 @@ const MAX_PARALLELISM: usize = 64;
 
 /// A loaded state store with the prefix its keys are stored under.
 pub struct StoreEntry {
+    /// The component's name, which errors about it carry.
+    name: String,
     pub store: Arc<dyn StateStore>,
     prefix: Option<String>,
 }
 
 impl StoreEntry {
-    pub fn new(store: Arc<dyn StateStore>, prefix: Option<String>) -> Self {
-        Self { store, prefix }
+    pub fn new(name: &str, store: Arc<dyn StateStore>, prefix: Option<String>) -> Self {
+        Self {
+            name: name.to_string(),
+            store,
+            prefix,
+        }
     }
 
     fn stored_key(&self, key: &str) -> Result<String, DaprError> {
         if key.contains(SEPARATOR) {
-            return Err(errors::illegal_key(key));
+            return Err(errors::illegal_key(&self.name, key));
         }
         Ok(match &self.prefix {
             Some(p) => {
@@ -385,7 +391,7 @@ impl StateBlock {
     ) -> Result<(Vec<QueryItem>, String), DaprError> {
         let entry = self.entry(store)?;
         if !entry.store.features().query {
-            return Err(errors::query_not_supported());
+            return Err(errors::query_not_supported(store));
         }
         let query = Query::parse(raw).map_err(|e| errors::query_failed(store, e))?;
         let prefix = entry.prefix.as_deref().unwrap_or("");
@@ -394,7 +400,7 @@ impl StateBlock {
             .query(prefix, &query)
             .await
             .map_err(|e| match e {
-                StateError::NotSupported(_) => errors::query_not_supported(),
+                StateError::NotSupported(_) => errors::query_not_supported(store),
                 other => errors::query_failed(store, other),
             })?;
         let items = resp

@@ -50,7 +50,8 @@ impl Host for StateHost {
     fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), String> {
         let prefix = StateBlock::prefix(props, name, &self.app_id)?;
         let store = api_of::<State>(live)?;
-        self.block.upsert(name, StoreEntry::new(store, prefix));
+        self.block
+            .upsert(name, StoreEntry::new(name, store, prefix));
         Ok(())
     }
 
