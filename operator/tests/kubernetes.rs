@@ -7,12 +7,13 @@
 //! The tests share one cluster and each starts its own operator, so they take turns.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use test_support::{Process, eventually, free_port, kubectl, kubectl_ok};
 use tokio::sync::Mutex;
 
 static TURN: OnceLock<Mutex<()>> = OnceLock::new();
@@ -36,40 +37,6 @@ fn repo() -> PathBuf {
         .parent()
         .expect("repo root")
         .to_path_buf()
-}
-
-fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
-    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let mut cmd = Command::new(kubectl);
-    cmd.args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("run kubectl");
-    if let Some(input) = stdin {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write to kubectl");
-    }
-    child.wait_with_output().expect("kubectl output")
-}
-
-fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
-    let out = kubectl(args, stdin);
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn apply(yaml: &str) {
@@ -116,55 +83,6 @@ impl Drop for Namespace {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Process {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Process {
-    fn spawn(bin: &PathBuf, args: &[String], env: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("log");
-        let out = std::fs::File::create(&log).expect("log");
-        let child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().copied())
-            .env_remove("DAPR_API_TOKEN")
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        Process {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 struct Operator {
     process: Process,
     port: u16,
@@ -204,7 +122,7 @@ impl Operator {
         .map(|s| s.to_string())
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        let bin = PathBuf::from(env!("CARGO_BIN_EXE_operator"));
+        let bin = test_support::binary("operator");
         let mut process = Process::spawn(&bin, &args, &[]);
         let url = format!("http://127.0.0.1:{healthz}/healthz");
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -214,7 +132,7 @@ impl Operator {
             {
                 break;
             }
-            if let Ok(Some(status)) = process.child.try_wait() {
+            if let Some(status) = process.try_exit() {
                 panic!("operator exited with {status}:\n{}", process.log());
             }
             assert!(
@@ -242,14 +160,6 @@ impl Operator {
             .find_map(|l| l.strip_prefix(&format!("{name} ")))
             .and_then(|v| v.trim().parse().ok())
     }
-}
-
-fn daprd_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("DAPRD_BIN") {
-        return PathBuf::from(p);
-    }
-    // Built into the same target directory as this crate's own binary.
-    PathBuf::from(env!("CARGO_BIN_EXE_operator")).with_file_name("daprd")
 }
 
 struct Sidecar {
@@ -294,7 +204,7 @@ impl Sidecar {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut env_all = vec![("NAMESPACE", namespace)];
         env_all.extend_from_slice(env);
-        let mut process = Process::spawn(&daprd_bin(), &args, &env_all);
+        let mut process = Process::spawn(&test_support::binary("daprd"), &args, &env_all);
         let url = format!("http://127.0.0.1:{http}/v1.0/healthz");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -303,7 +213,7 @@ impl Sidecar {
             {
                 break;
             }
-            if let Ok(Some(status)) = process.child.try_wait() {
+            if let Some(status) = process.try_exit() {
                 panic!("daprd exited with {status}:\n{}", process.log());
             }
             assert!(
@@ -348,22 +258,6 @@ impl Sidecar {
             .await
             .expect("save");
         (r.status().as_u16(), r.text().await.unwrap_or_default())
-    }
-}
-
-/// Polls `check` until it holds or `within` passes; returns how long it took.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    loop {
-        if check().await {
-            return started.elapsed();
-        }
-        assert!(started.elapsed() < within, "not within {within:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -538,7 +432,7 @@ async fn invalid_components_are_refused_or_reported_and_the_operator_stays_up() 
     assert!(sidecar.component_names().await.is_empty());
     let mut operator = operator;
     assert!(
-        operator.process.child.try_wait().expect("status").is_none(),
+        operator.process.try_exit().is_none(),
         "the operator is still running:\n{}",
         operator.process.log()
     );
@@ -801,7 +695,7 @@ async fn dapr_style_example_manifests_apply_and_keep_every_field() {
 async fn start_sentry(dir: &std::path::Path) -> (Process, u16, String) {
     let port = free_port();
     let creds = dir.join("creds");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_operator")).with_file_name("sentry");
+    let bin = test_support::binary("sentry");
     let args: Vec<String> = [
         "--port",
         &port.to_string(),

@@ -2,8 +2,8 @@
 //! `sentry`: identities, refusals at the internal port, renewal and issuer rotation while
 //! traffic flows, and access control by the caller's SPIFFE ID.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,44 +15,7 @@ use rcgen::{
 };
 use security::sentry_client::root_store;
 use security::{SentryClient, SpiffeId};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(bin: &Path, args: &[String], env: &[(&str, String)], log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).expect("log");
-        let child = Command::new(bin)
-            .args(args)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env_remove("DAPR_API_TOKEN")
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use test_support::{Process, free_port};
 
 /// A root kept in memory, so the test can mint new issuers under it.
 struct Root {
@@ -94,7 +57,7 @@ impl Root {
 }
 
 struct Sentry {
-    _proc: Proc,
+    _proc: Process,
     port: u16,
     dir: tempfile::TempDir,
     ca: String,
@@ -139,11 +102,10 @@ impl Sentry {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let proc = Proc::spawn(
-            Path::new(env!("CARGO_BIN_EXE_sentry")),
+        let proc = Process::spawn(
+            &test_support::binary("sentry"),
             &args,
-            &[("NAMESPACE", "dapr-system".into())],
-            dir.path().join("sentry.log"),
+            &[("NAMESPACE", "dapr-system")],
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -191,14 +153,8 @@ impl Sentry {
     }
 }
 
-fn daprd_bin() -> PathBuf {
-    std::env::var_os("DAPRD_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_sentry")).with_file_name("daprd"))
-}
-
 struct Sidecar {
-    proc: Proc,
+    proc: Process,
     http: u16,
     grpc: u16,
     internal: u16,
@@ -266,11 +222,10 @@ impl Sidecar {
             args.push(p.to_string());
         }
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let mut proc = Proc::spawn(
-            &daprd_bin(),
+        let mut proc = Process::spawn(
+            &test_support::binary("daprd"),
             &args,
-            &[("DAPR_TRUST_ANCHORS", sentry.ca.clone())],
-            dir.path().join("daprd.log"),
+            &[("DAPR_TRUST_ANCHORS", sentry.ca.as_str())],
         );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -279,7 +234,7 @@ impl Sidecar {
             {
                 break;
             }
-            if let Ok(Some(s)) = proc.child.try_wait() {
+            if let Some(s) = proc.try_exit() {
                 panic!("daprd exited with {s}:\n{}", proc.log());
             }
             assert!(

@@ -2,49 +2,33 @@
 //! rotates its issuer, and (against the test control plane) the Kubernetes validator.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use proto::sentry::v1::ca_client::CaClient;
 use proto::sentry::v1::sign_certificate_request::TokenValidator;
 use proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse};
 use rcgen::{CertificateParams, KeyPair};
+use test_support::{Process, free_port, kubectl_ok as kubectl};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 struct Sentry {
-    child: Child,
+    process: Process,
     port: u16,
-    log: PathBuf,
     credentials: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Sentry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Sentry {
     fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     async fn start(extra: &[&str], config: Option<&str>) -> Sentry {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
         let credentials = dir.path().join("credentials");
-        let log = dir.path().join("sentry.log");
         let (port, healthz, metrics) = (free_port(), free_port(), free_port());
         let mut args: Vec<String> = vec![
             "--port".into(),
@@ -73,18 +57,14 @@ impl Sentry {
             args.push(path.display().to_string());
         }
         args.extend(extra.iter().map(|s| s.to_string()));
-        let out = std::fs::File::create(&log).expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_sentry"))
-            .args(&args)
-            .env("NAMESPACE", "dapr-system")
-            .stdout(out.try_clone().expect("log"))
-            .stderr(out)
-            .spawn()
-            .expect("spawn sentry");
+        let process = Process::spawn(
+            &test_support::binary("sentry"),
+            &args,
+            &[("NAMESPACE", "dapr-system")],
+        );
         let mut s = Sentry {
-            child,
+            process,
             port,
-            log,
             credentials,
             _dir: dir,
         };
@@ -93,7 +73,7 @@ impl Sentry {
             .await
             .is_err()
         {
-            if let Ok(Some(status)) = s.child.try_wait() {
+            if let Some(status) = s.process.try_exit() {
                 panic!("sentry exited with {status}:\n{}", s.log());
             }
             assert!(
@@ -423,33 +403,6 @@ fn write_bundle(dir: &Path, c: &sentry::ca::Credentials) {
     std::fs::write(dir.join("ca.crt"), &c.ca_crt).expect("ca");
     std::fs::write(dir.join("issuer.key"), &c.issuer_key).expect("key");
     std::fs::write(dir.join("issuer.crt"), &c.issuer_crt).expect("crt");
-}
-
-fn kubectl(args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
-    let mut child = Command::new(kubectl)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("kubectl");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-    }
-    let out = child.wait_with_output().expect("kubectl output");
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn pod(name: &str, ns: &str, sa: &str, annotations: &str) -> String {

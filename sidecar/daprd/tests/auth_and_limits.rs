@@ -1,11 +1,9 @@
 //! `DAPR_API_TOKEN` and `--max-body-size` on both front doors of the real binary.
 
-mod common;
-
-use common::daprd;
 use dapr::dapr::proto::common::v1::StateItem;
 use dapr::dapr::proto::runtime::v1::dapr_client::DaprClient;
 use dapr::dapr::proto::runtime::v1::{GetMetadataRequest, GetStateRequest, SaveStateRequest};
+use test_support::daprd::daprd;
 
 #[tokio::test]
 async fn api_token_guards_everything_but_healthz() {

@@ -1,14 +1,12 @@
 //! The component lifecycle in the real binary: secret stores first and `secretKeyRef`s
 //! resolved through them, and standalone hot reload with the `HotReload` feature.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{component, daprd, resources};
+use test_support::daprd::{component, daprd, resources};
 
-async fn metadata(d: &common::Sidecar) -> serde_json::Value {
+async fn metadata(d: &test_support::daprd::Sidecar) -> serde_json::Value {
     reqwest::get(d.url("/v1.0/metadata"))
         .await
         .expect("metadata")
@@ -18,7 +16,7 @@ async fn metadata(d: &common::Sidecar) -> serde_json::Value {
 }
 
 /// `(name, type, capabilities)` of every listed component, sorted by name.
-async fn listed(d: &common::Sidecar) -> Vec<(String, String, Vec<String>)> {
+async fn listed(d: &test_support::daprd::Sidecar) -> Vec<(String, String, Vec<String>)> {
     let meta = metadata(d).await;
     let mut v: Vec<_> = meta["components"]
         .as_array()
@@ -45,7 +43,7 @@ async fn listed(d: &common::Sidecar) -> Vec<(String, String, Vec<String>)> {
     v
 }
 
-async fn save(d: &common::Sidecar, store: &str, key: &str, value: &str) -> u16 {
+async fn save(d: &test_support::daprd::Sidecar, store: &str, key: &str, value: &str) -> u16 {
     reqwest::Client::new()
         .post(d.url(&format!("/v1.0/state/{store}")))
         .json(&serde_json::json!([{"key": key, "value": value}]))
@@ -56,7 +54,7 @@ async fn save(d: &common::Sidecar, store: &str, key: &str, value: &str) -> u16 {
         .as_u16()
 }
 
-async fn read(d: &common::Sidecar, store: &str, key: &str) -> (u16, String) {
+async fn read(d: &test_support::daprd::Sidecar, store: &str, key: &str) -> (u16, String) {
     let r = reqwest::get(d.url(&format!("/v1.0/state/{store}/{key}")))
         .await
         .expect("get");

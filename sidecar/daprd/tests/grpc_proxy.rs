@@ -2,9 +2,7 @@
 //! caller's sidecar with `dapr-app-id` metadata; the call reaches the gRPC app behind the
 //! other sidecar, unary and server-streaming alike.
 
-mod common;
-
-use common::{daprd, resources};
+use test_support::daprd::{daprd, resources};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -40,7 +38,7 @@ async fn unary_and_streaming_calls_are_proxied_to_the_app() {
     let (reporter, port) = start_health_app().await;
 
     let dir = resources(&[]);
-    let config = common::resolution_config(dir.path());
+    let config = test_support::daprd::resolution_config(dir.path());
     let _callee = daprd()
         .app_id("grpc-server")
         .args([

@@ -1,10 +1,8 @@
 //! The HTTP state API of the real binary on its embedded store: status codes, headers and
 //! error bodies a Dapr client relies on.
 
-mod common;
-
-use common::daprd;
 use serde_json::{Value, json};
+use test_support::daprd::daprd;
 
 async fn post(c: &reqwest::Client, url: String, body: &str) -> reqwest::Response {
     c.post(url)

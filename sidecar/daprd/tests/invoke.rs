@@ -2,16 +2,14 @@
 //! fronts an HTTP app running in this test. Name resolution is `nameresolution.sqlite` on a
 //! file private to the test, selected through a Configuration as a user would.
 
-mod common;
-
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::IntoResponse;
-use common::{daprd, resources};
 use serde_json::{Value, json};
+use test_support::daprd::{daprd, resources};
 
 /// An app that echoes what it received; `x-status` picks the status it answers with.
 async fn echo(method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> impl IntoResponse {
@@ -56,7 +54,7 @@ async fn start_app() -> SocketAddr {
 async fn http_invocation_between_two_sidecars() {
     let app = start_app().await;
     let dir = resources(&[]);
-    let cfg = common::resolution_config(dir.path());
+    let cfg = test_support::daprd::resolution_config(dir.path());
     let callee = daprd()
         .app_id("callee")
         .arg("--app-port")
@@ -322,7 +320,7 @@ async fn app_health_checks_gate_readiness_and_invocation() {
 
 #[tokio::test]
 async fn sidecar_waits_for_the_app_port_before_ready() {
-    let port = common::free_port();
+    let port = test_support::free_port();
     let mut d = daprd().arg("--app-port").arg(port.to_string()).spawn();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     let r = reqwest::get(d.url("/v1.0/healthz"))
@@ -528,7 +526,7 @@ async fn a_misbehaving_app_only_affects_its_own_calls() {
     });
     let good = start_app().await;
     let dir = resources(&[]);
-    let config = common::resolution_config(dir.path());
+    let config = test_support::daprd::resolution_config(dir.path());
     let _bad = daprd()
         .app_id("bad-app")
         .args(["--app-port", &port.to_string(), "--config", &config])
@@ -600,7 +598,7 @@ async fn content_length_reaches_apps_across_sidecars() {
         }
     });
     let dir = resources(&[]);
-    let config = common::resolution_config(dir.path());
+    let config = test_support::daprd::resolution_config(dir.path());
     let _callee = daprd()
         .app_id("sized-app")
         .args(["--app-port", &port.to_string(), "--config", &config])

@@ -1,13 +1,11 @@
 //! A 64 MiB request and a 64 MiB response through two sidecars: both bodies arrive intact,
 //! and neither sidecar's peak memory comes near the body size, so nothing was buffered whole.
 
-mod common;
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
-use common::{daprd, resources};
 use futures::StreamExt;
+use test_support::daprd::{daprd, resources};
 
 const SIZE: usize = 64 << 20;
 const CHUNK: usize = 64 << 10;
@@ -69,7 +67,7 @@ async fn sixty_four_mib_each_way_with_bounded_memory() {
         let _ = axum::serve(listener, app).await;
     });
     let dir = resources(&[]);
-    let config = common::resolution_config(dir.path());
+    let config = test_support::daprd::resolution_config(dir.path());
     let callee = daprd()
         .app_id("big-callee")
         .args([

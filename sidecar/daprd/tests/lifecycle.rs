@@ -1,16 +1,15 @@
 //! Process lifecycle of the real `daprd`: version, readiness, the init log line,
 //! graceful shutdown on SIGTERM and on `POST /v1.0/shutdown`, the public port.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::{daprd, free_port};
+use test_support::daprd::daprd;
+use test_support::free_port;
 
 #[test]
 fn version_is_bare_semver() {
-    let out = Command::new(env!("CARGO_BIN_EXE_daprd"))
+    let out = Command::new(test_support::binary("daprd"))
         .arg("--version")
         .output()
         .expect("run daprd");
@@ -30,13 +29,13 @@ fn version_is_bare_semver() {
 
 #[test]
 fn bad_flags_and_missing_app_id_are_refused() {
-    let bin = env!("CARGO_BIN_EXE_daprd");
-    let out = Command::new(bin)
+    let bin = test_support::binary("daprd");
+    let out = Command::new(&bin)
         .args(["--app-id", "a", "--not-a-flag"])
         .output()
         .expect("run");
     assert!(!out.status.success());
-    let out = Command::new(bin)
+    let out = Command::new(&bin)
         .args(["--dapr-http-port", &free_port().to_string()])
         .output()
         .expect("run");

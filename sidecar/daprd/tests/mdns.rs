@@ -5,15 +5,13 @@
 //! network namespace `scripts/in-netns.sh` makes (loopback with multicast on); anywhere
 //! else they fail with that instruction rather than pass without testing anything.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use common::daprd;
 use serde_json::Value;
+use test_support::daprd::daprd;
 
 fn require_test_netns() {
     assert!(
@@ -54,7 +52,7 @@ async fn start_app(name: &'static str) -> u16 {
 #[tokio::test]
 async fn sidecars_find_each_other_by_app_id_with_no_configuration() {
     require_test_netns();
-    let suffix = common::free_port();
+    let suffix = test_support::free_port();
     let (callee_id, caller_id) = (
         format!("mdns-callee-{suffix}"),
         format!("mdns-caller-{suffix}"),
@@ -126,7 +124,7 @@ async fn sidecars_find_each_other_by_app_id_with_no_configuration() {
 #[tokio::test]
 async fn calls_spread_over_every_instance_of_an_app() {
     require_test_netns();
-    let suffix = common::free_port();
+    let suffix = test_support::free_port();
     let app_id = format!("mdns-multi-{suffix}");
     let (app1, app2) = (start_app("one").await, start_app("two").await);
     let _one = daprd()

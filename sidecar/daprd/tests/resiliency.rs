@@ -2,8 +2,6 @@
 //! an app that fails twice then succeeds, a timeout against a slow app, and a circuit
 //! breaker that opens on failures and closes again once the app recovers.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -12,7 +10,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use common::{daprd, resources};
+use test_support::daprd::{daprd, resources};
 
 #[derive(Default)]
 struct AppState {
@@ -97,7 +95,7 @@ async fn retries_timeouts_and_circuit_breakers() {
     let state = Arc::new(AppState::default());
     let port = start_app(state.clone()).await;
     let dir = resources(&[]);
-    let config = common::resolution_config(dir.path());
+    let config = test_support::daprd::resolution_config(dir.path());
     // One app behind three sidecars with different app ids, one per policy.
     let mut callees = Vec::new();
     for id in ["flaky-app", "slow-app", "breaker-app"] {
@@ -200,14 +198,14 @@ async fn retries_timeouts_and_circuit_breakers() {
 #[tokio::test]
 async fn unreachable_sidecars_get_the_builtin_retries() {
     let dir = resources(&[]);
-    let config = common::resolution_config(dir.path());
+    let config = test_support::daprd::resolution_config(dir.path());
     let caller = daprd()
         .app_id("lonely-caller")
         .args(["--config", &config])
         .start()
         .await;
     // A registration whose sidecar is gone: a fresh row pointing at a closed port.
-    let closed = common::free_port();
+    let closed = test_support::free_port();
     let db = register_ghost(&dir.path().join("hosts.db"), closed);
     assert!(db, "registered the ghost");
     let started = Instant::now();

@@ -1,13 +1,12 @@
 //! Loading `--resources-path` folders in the real binary: multi-document files, scopes,
 //! `envRef`, bad documents, init failures with and without `ignoreErrors`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{component, daprd, free_port, resources};
+use test_support::daprd::{component, daprd, resources};
+use test_support::free_port;
 
-async fn metadata(d: &common::Sidecar) -> serde_json::Value {
+async fn metadata(d: &test_support::daprd::Sidecar) -> serde_json::Value {
     reqwest::get(d.url("/v1.0/metadata"))
         .await
         .expect("metadata")

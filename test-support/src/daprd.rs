@@ -1,27 +1,19 @@
-//! Starts the real `daprd` binary on free loopback ports and talks to it over sockets.
+//! `daprd` started as `dapr run` would start it: on free loopback ports, bound to
+//! `127.0.0.1`, with the given flags and environment, talked to over sockets.
 
-#![allow(dead_code)]
-
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+use crate::{Process, binary, free_port};
 
+/// A running `daprd`, killed when dropped.
 pub struct Sidecar {
-    child: Option<Child>,
+    process: Process,
     pub http: u16,
     pub grpc: u16,
     pub metrics: u16,
     pub app_id: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
 }
 
 #[derive(Clone)]
@@ -66,41 +58,36 @@ impl Builder {
 
     /// Spawns the sidecar without waiting for it.
     pub fn spawn(self) -> Sidecar {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let log = dir.path().join("daprd.log");
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
         let (http, grpc, metrics) = (free_port(), free_port(), free_port());
-        let child = Command::new(env!("CARGO_BIN_EXE_daprd"))
-            .args(["--app-id", &self.app_id])
-            .args([
-                "--dapr-http-port",
-                &http.to_string(),
-                "--dapr-grpc-port",
-                &grpc.to_string(),
-            ])
-            .args(["--dapr-listen-addresses", "127.0.0.1"])
-            .args([
-                "--metrics-port",
-                &metrics.to_string(),
-                "--metrics-listen-address",
-                "127.0.0.1",
-            ])
-            .args(&self.args)
-            .env_remove("DAPR_API_TOKEN")
-            .envs(self.env)
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn daprd");
+        let mut args: Vec<String> = [
+            "--app-id",
+            &self.app_id,
+            "--dapr-http-port",
+            &http.to_string(),
+            "--dapr-grpc-port",
+            &grpc.to_string(),
+            "--dapr-listen-addresses",
+            "127.0.0.1",
+            "--metrics-port",
+            &metrics.to_string(),
+            "--metrics-listen-address",
+            "127.0.0.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(self.args);
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         Sidecar {
-            child: Some(child),
+            process: Process::spawn(&binary("daprd"), &args, &env),
             http,
             grpc,
             metrics,
             app_id: self.app_id,
-            log,
-            _dir: dir,
         }
     }
 
@@ -126,11 +113,11 @@ impl Sidecar {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.process.log()
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).expect("running")
+        self.process.pid()
     }
 
     /// Waits for healthz, or returns the log if the process exits first.
@@ -177,42 +164,16 @@ impl Sidecar {
     }
 
     pub fn try_exit(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.process.try_exit()
     }
 
     /// Waits for the process to exit on its own.
     pub async fn wait_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(s) = self.try_exit() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daprd did not exit; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.process.wait_exit(within).await
     }
 
     pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-    }
-}
-
-impl Drop for Sidecar {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.process.sigterm()
     }
 }
 

@@ -1,0 +1,41 @@
+//! `kubectl` against the test control plane (`tests/k8s/control-plane.sh` exports
+//! `KUBECTL` and `KUBECONFIG`).
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+/// Runs kubectl with `args`, feeding `stdin` if given.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Output {
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let mut child = Command::new(kubectl)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("write to kubectl");
+    }
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// Runs kubectl and returns its output, panicking with its stderr when it fails.
+pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = kubectl(args, stdin);
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
