@@ -229,7 +229,7 @@ mod tests {
     #[tokio::test]
     async fn builds_a_registered_type_and_hands_back_its_api() {
         let live = registry()
-            .create("State.Hello", "", init("a"))
+            .create("state.Hello", "", init("a"))
             .await
             .expect("registered");
         assert_eq!(live.family(), "state");

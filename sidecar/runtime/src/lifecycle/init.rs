@@ -18,7 +18,7 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Error)]
 pub enum InitError {
     /// The registry could not build it, or the backend refused.
-    #[error("{0}")]
+    #[error(transparent)]
     Component(#[from] ComponentError),
     /// The building block refused its metadata.
     #[error("{0}")]
@@ -64,10 +64,16 @@ pub async fn resolve_metadata(c: &Component, kubernetes: bool, secrets: &Secrets
     for item in items {
         if item.has_secret_key_ref() {
             let value = if operator_resolved {
-                item.value_string()
+                let decoded = item
+                    .value_string()
                     .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .unwrap_or_default()
+                    .and_then(|b| String::from_utf8(b).ok());
+                match decoded {
+                    Some(v) => v,
+                    // The operator could not read the Secret: the component waits, as
+                    // Dapr's does, until an update brings the value.
+                    None => return Resolved::Parked("kubernetes".to_string()),
+                }
             } else {
                 let Some(store) = secrets.store(store_name) else {
                     return Resolved::Parked(store_name.to_string());

@@ -46,7 +46,7 @@ pub enum LoadError {
     #[error("duplicate definition of Component name {new} with existing {existing}")]
     Duplicate { new: String, existing: String },
     #[error(
-        "Error processing component, daprd will exit gracefully: initialization error occurred for {component}: {source}"
+        "Error processing component, daprd will exit gracefully: initialization error occurred for {component}"
     )]
     Init {
         component: String,

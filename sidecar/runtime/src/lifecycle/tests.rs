@@ -234,7 +234,7 @@ async fn startup_failures_are_fatal_unless_ignored_and_name_the_source() {
         .load(vec![state("a", "  - name: fail\n    value: \"true\"\n")])
         .await
         .expect_err("fatal");
-    let text = err.to_string();
+    let text = format!("{:#}", anyhow::Error::from(err));
     assert!(text.contains("a (state.fake/v1) from test"), "{text}");
     assert!(text.contains("refused"), "{text}");
 
@@ -330,9 +330,9 @@ async fn unknown_types_are_refused_with_daprs_words() {
         )])
         .await
         .expect_err("unknown");
+    let text = format!("{:#}", anyhow::Error::from(err));
     assert!(
-        err.to_string()
-            .contains("couldn't find message bus pubsub.nosuch/v1"),
-        "{err}"
+        text.contains("couldn't find message bus pubsub.nosuch/v1"),
+        "{text}"
     );
 }
