@@ -1,18 +1,16 @@
 //! One way to find each binary of the workspace: build it (a no-op when it is fresh) into
 //! the target directory this test runs from, so that no test can run a stale or missing
 //! `daprd`, whichever crate's tests are run and however they are filtered.
+//!
+//! The binaries are built as `cargo build --workspace` builds them (every binary at once,
+//! features unified across the workspace, no dev-dependencies): the product as shipped,
+//! and the same build `scripts/test.sh` has already made, so in a full run this costs one
+//! no-op cargo call. Building a single package instead would unify features differently
+//! and compile every dependency a second time.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Mutex, OnceLock};
-
-/// The package each binary is built from.
-const PACKAGES: &[(&str, &str)] = &[
-    ("daprd", "daprd"),
-    ("operator", "operator"),
-    ("sentry", "sentry"),
-];
+use std::sync::OnceLock;
 
 /// The profile directory the running test binary lives in (`target/debug`), from its
 /// own path (`target/debug/deps/<test>-<hash>`).
@@ -25,40 +23,30 @@ fn profile_dir() -> PathBuf {
 }
 
 /// The path of binary `name`, built first if it is missing or older than its sources.
-/// Built once per test process.
+/// Every binary is built by the first call in a test process.
 pub fn binary(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT
-        .get_or_init(Mutex::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(name) {
-        return path.clone();
-    }
-    let package = PACKAGES
-        .iter()
-        .find(|(bin, _)| *bin == name)
-        .map(|(_, package)| *package)
-        .unwrap_or_else(|| panic!("no package is known to build binary {name}"));
+    static BUILT: OnceLock<()> = OnceLock::new();
     let dir = profile_dir();
+    BUILT.get_or_init(|| build_all(&dir));
+    let path = dir.join(name);
+    assert!(path.exists(), "no binary {name} in {}", dir.display());
+    path
+}
+
+fn build_all(dir: &Path) {
     let target_dir = dir.parent().expect("target dir");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
-        .args(["build", "--quiet", "-p", package, "--bin", name])
+        .args(["build", "--quiet", "--workspace", "--bins"])
         .env("CARGO_TARGET_DIR", target_dir);
     if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
         cargo.arg("--release");
     }
     let status = cargo
         .status()
-        .unwrap_or_else(|e| panic!("running cargo to build {name}: {e}"));
-    assert!(status.success(), "cargo could not build {name}");
-    let path = dir.join(name);
+        .unwrap_or_else(|e| panic!("running cargo to build the binaries: {e}"));
     assert!(
-        path.exists(),
-        "{} missing after building it",
-        path.display()
+        status.success(),
+        "cargo could not build the workspace's binaries"
     );
-    built.insert(name.to_string(), path.clone());
-    path
 }
