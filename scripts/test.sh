@@ -59,6 +59,9 @@ cargo build --workspace --quiet
 cargo test --workspace --no-run --quiet
 DAPRD_BIN="$CARGO_TARGET_DIR/debug/daprd"
 export DAPRD_BIN
+# The Rust process tests find the binaries through test-support, which would otherwise
+# check this same build once per test binary.
+export RDAPR_BINARIES_BUILT=1
 
 step "tests, inside a private network namespace (loopback only, multicast on)"
 scripts/in-netns.sh scripts/run-tests.sh

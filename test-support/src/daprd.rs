@@ -116,6 +116,31 @@ impl Sidecar {
         self.process.log()
     }
 
+    /// `GET /v1.0/metadata`.
+    pub async fn metadata(&self) -> serde_json::Value {
+        reqwest::get(self.url("/v1.0/metadata"))
+            .await
+            .expect("metadata")
+            .json()
+            .await
+            .expect("metadata is JSON")
+    }
+
+    /// The names of the components the metadata API lists, sorted.
+    pub async fn component_names(&self) -> Vec<String> {
+        let meta = self.metadata().await;
+        let mut names: Vec<String> = meta["components"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }

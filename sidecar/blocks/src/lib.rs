@@ -12,3 +12,4 @@ pub mod invoke_stream;
 pub mod metadata;
 pub mod secrets;
 pub mod state;
+mod table;

@@ -6,18 +6,9 @@ use std::time::{Duration, Instant};
 
 use test_support::daprd::{component, daprd, resources};
 
-async fn metadata(d: &test_support::daprd::Sidecar) -> serde_json::Value {
-    reqwest::get(d.url("/v1.0/metadata"))
-        .await
-        .expect("metadata")
-        .json()
-        .await
-        .expect("json")
-}
-
 /// `(name, type, capabilities)` of every listed component, sorted by name.
 async fn listed(d: &test_support::daprd::Sidecar) -> Vec<(String, String, Vec<String>)> {
-    let meta = metadata(d).await;
+    let meta = d.metadata().await;
     let mut v: Vec<_> = meta["components"]
         .as_array()
         .cloned()

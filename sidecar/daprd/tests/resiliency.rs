@@ -223,10 +223,13 @@ async fn unreachable_sidecars_get_the_builtin_retries() {
 }
 
 /// Inserts a live-looking `hosts` row for app `ghost` with the sqlite3 command-line tool.
+/// Its heartbeat is dated a minute ahead, so that it stays fresh for the whole test
+/// however slowly the machine runs it (rows go stale three update intervals after their
+/// last heartbeat, and the built-in retries alone take three seconds).
 fn register_ghost(db: &std::path::Path, port: u16) -> bool {
     let sql = format!(
         "INSERT INTO hosts (registration_id, address, app_id, namespace, last_update) \
-         VALUES ('ghost-1', '127.0.0.1:{port}', 'ghost', 'default', unixepoch(CURRENT_TIMESTAMP));"
+         VALUES ('ghost-1', '127.0.0.1:{port}', 'ghost', 'default', unixepoch(CURRENT_TIMESTAMP) + 60);"
     );
     std::process::Command::new("sqlite3")
         .arg(db)

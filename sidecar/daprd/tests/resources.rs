@@ -6,28 +6,6 @@ use std::time::Duration;
 use test_support::daprd::{component, daprd, resources};
 use test_support::free_port;
 
-async fn metadata(d: &test_support::daprd::Sidecar) -> serde_json::Value {
-    reqwest::get(d.url("/v1.0/metadata"))
-        .await
-        .expect("metadata")
-        .json()
-        .await
-        .expect("json")
-}
-
-fn names(meta: &serde_json::Value) -> Vec<String> {
-    let mut n: Vec<String> = meta["components"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c["name"].as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    n.sort();
-    n
-}
-
 #[tokio::test]
 async fn loads_documents_and_skips_bad_ones() {
     let multi = format!(
@@ -46,8 +24,8 @@ async fn loads_documents_and_skips_bad_ones() {
         ("notes.txt", "not a resource"),
     ]);
     let d = daprd().resources(dir.path()).start().await;
-    let meta = metadata(&d).await;
-    assert_eq!(names(&meta), ["one", "two"]);
+    let meta = d.metadata().await;
+    assert_eq!(d.component_names().await, ["one", "two"]);
     let log = d.log();
     assert!(
         log.contains("broken.yaml") && log.contains("invalid YAML"),
@@ -121,7 +99,7 @@ async fn ignore_errors_lets_startup_continue() {
         ("ok.yaml", &component("ok", "state.in-memory", &[])),
     ]);
     let d = daprd().resources(dir.path()).start().await;
-    assert_eq!(names(&metadata(&d).await), ["ok"]);
+    assert_eq!(d.component_names().await, ["ok"]);
     let r = reqwest::get(d.url("/v1.0/state/down/k"))
         .await
         .expect("get");
@@ -177,7 +155,7 @@ async fn secret_refs_without_a_secret_store_park_the_component() {
         ("ok.yaml", &component("ok", "state.in-memory", &[])),
     ]);
     let d = daprd().resources(dir.path()).start().await;
-    assert_eq!(names(&metadata(&d).await), ["ok"]);
+    assert_eq!(d.component_names().await, ["ok"]);
     assert!(
         d.log()
             .contains("references a secret store that isn't loaded")
@@ -194,7 +172,7 @@ async fn configuration_features_are_reported() {
         .arg(path.display().to_string())
         .start()
         .await;
-    let meta = metadata(&d).await;
+    let meta = d.metadata().await;
     assert_eq!(meta["enabledFeatures"], serde_json::json!(["Fancy"]));
     let bad = resources(&[("c.yaml", "kind: Configuration\nspec: [\n")]);
     let mut d = daprd()

@@ -7,7 +7,7 @@ mod timefmt;
 
 use std::collections::HashMap;
 
-use arc_swap::ArcSwap;
+use crate::table::Table;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -152,7 +152,7 @@ pub struct StateBlock {
     app_id: String,
     /// Swapped whole when a component is added, changed or removed at runtime, so the hot
     /// path reads without a lock.
-    stores: ArcSwap<HashMap<String, Arc<StoreEntry>>>,
+    stores: Table<Arc<StoreEntry>>,
 }
 
 /// Empty strings mean "no etag" in Dapr.
@@ -189,30 +189,19 @@ impl StateBlock {
         let stores = stores.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Self {
             app_id,
-            stores: ArcSwap::from_pointee(stores),
+            stores: Table::new(stores),
         }
     }
 
     /// Adds or replaces a store while the sidecar runs; calls already under way finish on
     /// the store they started with.
     pub fn upsert(&self, name: &str, entry: StoreEntry) {
-        let entry = Arc::new(entry);
-        self.stores.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            next.insert(name.to_string(), entry.clone());
-            next
-        });
+        self.stores.upsert(name, Arc::new(entry));
     }
 
     /// Removes a store while the sidecar runs; returns whether it existed.
     pub fn remove(&self, name: &str) -> bool {
-        let mut existed = false;
-        self.stores.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            existed = next.remove(name).is_some();
-            next
-        });
-        existed
+        self.stores.remove(name)
     }
 
     /// Builds the prefix for a store from its component metadata.
