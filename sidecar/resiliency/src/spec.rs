@@ -12,15 +12,15 @@ use super::breaker::{Breaker, BreakerSettings};
 use super::policy::{Policies, Policy};
 use super::retry::{Backoff, RetrySettings, StatusMatcher};
 use super::trip::TripExpr;
-use components_core::properties::parse_duration;
 
 /// An optional text field of the spec: empty means not set.
 fn set(text: &str) -> Option<&str> {
     Some(text).filter(|t| !t.is_empty())
 }
 
+/// Resiliency durations read a bare integer as milliseconds, as Dapr's do.
 fn duration(raw: &str, what: &str) -> Result<Duration, String> {
-    parse_duration(raw).ok_or_else(|| format!("invalid duration {raw:?} for {what}"))
+    kit::duration::resiliency(raw).map_err(|e| format!("invalid duration {raw:?} for {what}: {e}"))
 }
 
 fn retry(name: &str, spec: &Retry) -> Result<RetrySettings, String> {
@@ -87,8 +87,8 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
                 Some(t) => Some(match p.timeouts.get(t) {
                     Some(d) => duration(d, &format!("timeout {t}"))?,
                     // A duration written in place, as Dapr also allows.
-                    None => parse_duration(t)
-                        .ok_or_else(|| format!("app {app}: unknown timeout policy {t:?}"))?,
+                    None => kit::duration::resiliency(t)
+                        .map_err(|_| format!("app {app}: unknown timeout policy {t:?}"))?,
                 }),
             };
             let retry = match set(&target.retry) {
@@ -134,6 +134,16 @@ mod tests {
             .expect("spec")
             .spec
             .spec
+    }
+
+    #[test]
+    fn bare_numbers_are_milliseconds_as_in_dapr() {
+        let s = spec(
+            "policies:\n  timeouts:\n    quick: \"20\"\n  retries:\n    r:\n      policy: constant\n      duration: \"250\"\n      maxRetries: 1\ntargets:\n  apps:\n    a:\n      timeout: quick\n      retry: r\n    b:\n      timeout: \"40\"\n",
+        );
+        let p = parse_resiliency(&[s]).expect("valid");
+        assert_eq!(p.app("a").timeout, Some(Duration::from_millis(20)));
+        assert_eq!(p.app("b").timeout, Some(Duration::from_millis(40)));
     }
 
     #[test]

@@ -117,7 +117,9 @@ pub async fn resolve_metadata(c: &Component, kubernetes: bool, secrets: &Secrets
 /// unreadable). A creation that runs out of time is abandoned.
 pub async fn create(registry: &Registry, c: &Component, init: Init) -> Result<Live, InitError> {
     let spec = &c.spec.spec;
-    let timeout = components_core::properties::parse_duration(&spec.init_timeout)
+    // A strict Go duration; anything else (a bare number included) means the default.
+    let timeout = kit::duration::go(&spec.init_timeout)
+        .ok()
         .filter(|d| !d.is_zero())
         .unwrap_or(DEFAULT_INIT_TIMEOUT);
     match tokio::time::timeout(timeout, registry.create(&spec.type_, &spec.version, init)).await {
