@@ -231,22 +231,7 @@ impl Sidecar {
     }
 
     async fn component_names(&self) -> Vec<String> {
-        let m: Value = reqwest::get(self.url("/v1.0/metadata"))
-            .await
-            .expect("metadata")
-            .json()
-            .await
-            .expect("json");
-        let mut names: Vec<String> = m["components"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        test_support::daprd::component_names_at(self.http).await
     }
 
     /// Saves one value; the status and body.

@@ -118,27 +118,12 @@ impl Sidecar {
 
     /// `GET /v1.0/metadata`.
     pub async fn metadata(&self) -> serde_json::Value {
-        reqwest::get(self.url("/v1.0/metadata"))
-            .await
-            .expect("metadata")
-            .json()
-            .await
-            .expect("metadata is JSON")
+        metadata_at(self.http).await
     }
 
     /// The names of the components the metadata API lists, sorted.
     pub async fn component_names(&self) -> Vec<String> {
-        let meta = self.metadata().await;
-        let mut names: Vec<String> = meta["components"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c["name"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
+        component_names_at(self.http).await
     }
 
     pub fn pid(&self) -> u32 {
@@ -234,4 +219,29 @@ pub fn resolution_config(dir: &Path) -> String {
     );
     std::fs::write(&path, yaml).expect("write config");
     path.display().to_string()
+}
+
+/// `GET /v1.0/metadata` of the sidecar whose HTTP API is on `port`.
+pub async fn metadata_at(port: u16) -> serde_json::Value {
+    reqwest::get(format!("http://127.0.0.1:{port}/v1.0/metadata"))
+        .await
+        .expect("metadata")
+        .json()
+        .await
+        .expect("metadata is JSON")
+}
+
+/// The names of the components that sidecar lists, sorted.
+pub async fn component_names_at(port: u16) -> Vec<String> {
+    let meta = metadata_at(port).await;
+    let mut names: Vec<String> = meta["components"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["name"].as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }

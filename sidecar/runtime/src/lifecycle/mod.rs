@@ -232,19 +232,18 @@ impl Lifecycle {
         };
         match added {
             Ok(a) => Ok(a),
-            Err(source) if doc.component.spec.spec.ignore_errors || !fatal => {
-                let level_fatal = !doc.component.spec.spec.ignore_errors;
-                if level_fatal {
-                    tracing::error!(
-                        "component update failed: {}: {source}; the sidecar keeps serving without it",
-                        doc.describe()
-                    );
-                } else {
-                    tracing::warn!(
-                        "Ignoring error processing component: {}: {source}",
-                        doc.describe()
-                    );
-                }
+            Err(source) if doc.component.spec.spec.ignore_errors => {
+                tracing::warn!(
+                    "Ignoring error processing component: {}: {source}",
+                    doc.describe()
+                );
+                Ok(Added::Failed)
+            }
+            Err(source) if !fatal => {
+                tracing::error!(
+                    "component update failed: {}: {source}; the sidecar keeps serving without it",
+                    doc.describe()
+                );
                 Ok(Added::Failed)
             }
             Err(source) => Err(LoadError::Init {
