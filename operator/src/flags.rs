@@ -73,13 +73,3 @@ pub struct Flags {
     #[arg(long = "watch-namespace", default_value = "")]
     pub watch_namespace: String,
 }
-
-impl Flags {
-    pub fn listen(address: &str) -> &str {
-        if address.is_empty() {
-            "0.0.0.0"
-        } else {
-            address
-        }
-    }
-}

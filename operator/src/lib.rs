@@ -13,7 +13,6 @@ pub mod cache;
 pub mod flags;
 pub mod health;
 pub mod kinds;
-pub mod leader;
 pub mod run;
 pub mod secrets;
 pub mod services;

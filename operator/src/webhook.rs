@@ -199,13 +199,14 @@ async fn patch_crd(client: &kube::Client, namespace: &str, url: &str, ca_pem: &s
     Ok(())
 }
 
-/// Serves `/convert` over TLS on `listener` and points the CRD at it.
+/// Points the CRD at the webhook and returns the server of `/convert` over TLS on
+/// `listener`, which also keeps the CRD pointed at it; it runs until dropped.
 pub async fn start(
     client: kube::Client,
     namespace: String,
     url: String,
     listener: tokio::net::TcpListener,
-) -> Result<()> {
+) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let m = material(&client, &namespace).await?;
     let cert = x509_parser::pem::Pem::iter_from_buffer(m.cert_pem.as_bytes())
         .filter_map(Result::ok)
@@ -227,7 +228,7 @@ pub async fn start(
         post(|Json(body): Json<Value>| async move { Json(review(&body)) }),
     );
     tracing::info!("conversion webhook listening on {}", listener.local_addr()?);
-    tokio::spawn(async move {
+    let accept = async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
@@ -246,18 +247,20 @@ pub async fn start(
                 .await;
             });
         }
-    });
+    };
     patch_crd(&client, &namespace, &url, &m.ca_pem).await?;
     // Re-applying the chart's CRDs resets the webhook stanza; put it back from time to time.
-    tokio::spawn(async move {
+    let repatch = async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_secs(30)).await;
             if let Err(e) = patch_crd(&client, &namespace, &url, &m.ca_pem).await {
                 tracing::warn!("{e:#}");
             }
         }
-    });
-    Ok(())
+    };
+    Ok(async move {
+        tokio::join!(accept, repatch);
+    })
 }
 
 #[cfg(test)]

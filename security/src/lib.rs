@@ -6,6 +6,7 @@
 //! rustls checks certificate chains; who the peer is (its SPIFFE ID) is checked here.
 //! Nothing in this crate knows about building blocks or components.
 
+pub mod renewal;
 pub mod sentry_client;
 pub mod spiffe;
 pub mod tls;

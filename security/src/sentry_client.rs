@@ -16,6 +16,7 @@ use rustls::sign::CertifiedKey;
 use thiserror::Error;
 
 use crate::SpiffeId;
+use crate::renewal::{self, Issued, Issuer};
 use crate::tls::{IdentityCell, channel_with_tls, client_config};
 
 #[derive(Debug, Error)]
@@ -65,15 +66,10 @@ pub struct SentryClient {
     pub kubernetes: bool,
 }
 
-struct Issued {
-    key: CertifiedKey,
-    id: SpiffeId,
-    issued: SystemTime,
-    not_after: SystemTime,
-}
+impl Issuer for SentryClient {
+    type Error = SentryError;
 
-impl SentryClient {
-    async fn sign(&self) -> Result<Issued, SentryError> {
+    async fn issue(&self) -> Result<Issued, SentryError> {
         let key = KeyPair::generate().map_err(|e| SentryError::Key(e.to_string()))?;
         let csr = CertificateParams::default()
             .serialize_request(&key)
@@ -130,46 +126,12 @@ impl SentryClient {
             not_after,
         })
     }
+}
 
+impl SentryClient {
     /// Gets the first certificate (retrying for `wait`), then renews it at half its life
-    /// for as long as the process runs.
+    /// for as long as the returned cell is held.
     pub async fn start(self, wait: Duration) -> Result<Arc<IdentityCell>, SentryError> {
-        let deadline = tokio::time::Instant::now() + wait;
-        let first = loop {
-            match self.sign().await {
-                Ok(i) => break i,
-                Err(e) if tokio::time::Instant::now() < deadline => {
-                    tracing::debug!("getting a certificate from Sentry: {e}");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-                Err(e) => return Err(e),
-            }
-        };
-        tracing::info!(id = %first.id, "workload certificate from Sentry, valid until {:?}", first.not_after);
-        let cell = IdentityCell::new(first.key, first.id);
-        let renew_cell = cell.clone();
-        let (mut issued, mut not_after) = (first.issued, first.not_after);
-        tokio::spawn(async move {
-            loop {
-                let life = not_after.duration_since(issued).unwrap_or_default();
-                let renew_at = issued + life / 2;
-                let wait = renew_at
-                    .duration_since(SystemTime::now())
-                    .unwrap_or_default();
-                tokio::time::sleep(wait).await;
-                match self.sign().await {
-                    Ok(i) => {
-                        tracing::info!(id = %i.id, "renewed the workload certificate");
-                        renew_cell.replace(i.key);
-                        (issued, not_after) = (i.issued, i.not_after);
-                    }
-                    Err(e) => {
-                        tracing::warn!("renewing the workload certificate: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                }
-            }
-        });
-        Ok(cell)
+        renewal::start::<_, ()>(self, wait, None).await
     }
 }

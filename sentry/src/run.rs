@@ -6,31 +6,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use axum::Router;
-use axum::routing::get;
+use control_plane::{Supervisor, http};
 use proto::sentry::v1::ca_server::CaServer;
-use tokio::net::TcpListener;
 
 use crate::Flags;
 use crate::config::{SigningConfig, parse_duration};
 use crate::server::{CaService, Counters, serving_tls};
 use crate::trust::{self, Source};
 use crate::validator::KubernetesValidator;
-
-async fn kube_client(flags: &Flags) -> Result<kube::Client> {
-    let config = if flags.kubeconfig.is_empty() {
-        kube::Config::infer()
-            .await
-            .context("finding cluster configuration")?
-    } else {
-        let kubeconfig = kube::config::Kubeconfig::read_from(&flags.kubeconfig)
-            .with_context(|| format!("reading kubeconfig {}", flags.kubeconfig))?;
-        kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-            .await
-            .context("loading kubeconfig")?
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
 
 fn signing_config(flags: &Flags) -> Result<SigningConfig> {
     if flags.config.is_empty() {
@@ -48,21 +31,13 @@ fn signing_config(flags: &Flags) -> Result<SigningConfig> {
     }
 }
 
-async fn serve_http(address: &str, port: u16, router: Router) -> Result<()> {
-    let listener = TcpListener::bind((address, port))
-        .await
-        .with_context(|| format!("listening on {address}:{port}"))?;
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(())
-}
-
 pub async fn run(flags: Flags) -> Result<()> {
     let signing = signing_config(&flags)?;
     let poll = parse_duration(&flags.trust_bundle_poll_interval)
         .unwrap_or(Duration::from_secs(1))
         .max(Duration::from_millis(100));
     let client = if flags.kubernetes() {
-        Some(kube_client(&flags).await?)
+        Some(control_plane::kubernetes::client(&flags.kubeconfig).await?)
     } else {
         None
     };
@@ -92,17 +67,17 @@ pub async fn run(flags: Flags) -> Result<()> {
         )
     });
     let counters = Arc::new(Counters::default());
+    let mut supervisor = Supervisor::new();
 
-    serve_http(
-        &flags.healthz_listen_address,
-        flags.healthz_port,
-        Router::new().route("/healthz", get(|| async { "ok" })),
-    )
-    .await?;
+    let healthz = http::bind(&flags.healthz_listen_address, flags.healthz_port, "healthz").await?;
+    supervisor.spawn(
+        "healthz server",
+        http::serve(healthz, http::healthz(|| true), supervisor.shutdown()),
+    );
     if flags.enable_metrics {
         let c = counters.clone();
         let render = move || {
-            let body = format!(
+            format!(
                 "# HELP dapr_sentry_cert_sign_success_total Certificates signed.\n\
                  # TYPE dapr_sentry_cert_sign_success_total counter\n\
                  dapr_sentry_cert_sign_success_total {}\n\
@@ -111,17 +86,14 @@ pub async fn run(flags: Flags) -> Result<()> {
                  dapr_sentry_cert_sign_failure_total {}\n",
                 c.signed.load(Ordering::Relaxed),
                 c.refused.load(Ordering::Relaxed)
-            );
-            async move { body }
+            )
         };
-        serve_http(
-            &flags.metrics_listen_address,
-            flags.metrics_port,
-            Router::new()
-                .route("/metrics", get(render.clone()))
-                .route("/", get(render)),
-        )
-        .await?;
+        let listener =
+            http::bind(&flags.metrics_listen_address, flags.metrics_port, "metrics").await?;
+        supervisor.spawn(
+            "metrics server",
+            http::serve(listener, http::metrics(render), supervisor.shutdown()),
+        );
     }
 
     let ns = &flags.namespace;
@@ -131,10 +103,10 @@ pub async fn run(flags: Flags) -> Result<()> {
         format!("dapr-sentry.{ns}.svc.cluster.local"),
         "localhost".to_string(),
     ];
-    let tls = serving_tls(trust.clone(), flags.sentry_spiffe_id(), dns)?;
-    let listener = TcpListener::bind((flags.listen_address.as_str(), flags.port))
+    let tls = serving_tls(trust.clone(), flags.sentry_spiffe_id(), dns)
         .await
-        .with_context(|| format!("listening on {}:{}", flags.listen_address, flags.port))?;
+        .context("issuing Sentry's own certificate")?;
+    let listener = http::bind(&flags.listen_address, flags.port, "Sentry API").await?;
     tracing::info!(
         "Sentry listening on {} (trust domain {}, workload certificates live {:?})",
         listener.local_addr()?,
@@ -142,27 +114,14 @@ pub async fn run(flags: Flags) -> Result<()> {
         signing.workload_cert_ttl
     );
     let incoming = security::tls::accept_stream(listener, tls);
-    tonic::transport::Server::builder()
-        .add_service(CaServer::new(CaService::new(
-            trust, signing, kubernetes, counters,
-        )))
-        .serve_with_incoming_shutdown(incoming, shutdown())
-        .await
-        .context("Sentry gRPC server")?;
+    let service = CaServer::new(CaService::new(trust, signing, kubernetes, counters));
+    let shutdown = supervisor.shutdown();
+    supervisor.spawn("Sentry API", async move {
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, shutdown.wait())
+            .await
+    });
+    supervisor.run().await?;
     Ok(())
-}
-
-async fn shutdown() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
 }

@@ -1,21 +1,22 @@
 //! `dapr.proto.sentry.v1.CA` over TLS. Sentry serves with a certificate of its own
 //! (`spiffe://<trust domain>/ns/<namespace>/dapr-sentry`) signed by the current issuer and
-//! re-issued when the bundle changes or half its life has passed, without a restart.
+//! re-issued when the bundle changes or half its life has passed, without a restart
+//! (`security`'s renewal loop, as every other Dapr process's certificate).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
 use proto::sentry::v1 as pb;
 use proto::sentry::v1::ca_server::Ca;
 use proto::sentry::v1::sign_certificate_request::TokenValidator;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use security::SpiffeId;
+use security::renewal::{self, Issued, Issuer};
 use tonic::{Request, Response, Status};
 
-use crate::ca::{self, Authority, SignError};
+use crate::ca::{self, SignError};
 use crate::config::SigningConfig;
 use crate::trust::Trust;
 use crate::validator::{self, Claim, KubernetesValidator, Refusal};
@@ -154,77 +155,82 @@ impl Ca for CaService {
     }
 }
 
-/// Sentry's own serving certificate, swapped in place as it is renewed.
-#[derive(Debug)]
-pub struct ServingCert(ArcSwap<CertifiedKey>);
-
-impl ResolvesServerCert for ServingCert {
-    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.load_full())
-    }
-}
-
-/// Issues Sentry's own certificate from the current authority.
-fn issue_serving_cert(
-    authority: &Authority,
-    spiffe_id: &str,
-    dns_names: &[String],
-    ttl: Duration,
-) -> anyhow::Result<(CertifiedKey, SystemTime)> {
-    let key = rcgen::KeyPair::generate()?;
-    let csr = rcgen::CertificateParams::default().serialize_request(&key)?;
-    let signed = authority.sign(
-        csr.pem()?.as_bytes(),
-        spiffe_id,
-        dns_names,
-        ttl,
-        Duration::from_secs(15 * 60),
-    )?;
-    let chain: Vec<CertificateDer<'static>> = ca::certificates_der(&signed.chain_pem)
-        .into_iter()
-        .map(CertificateDer::from)
-        .collect();
-    let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let signing = rustls::crypto::ring::sign::any_supported_type(&der)?;
-    let expires = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(u64::try_from(signed.not_after.unix_timestamp()).unwrap_or(0));
-    Ok((CertifiedKey::new(chain, signing), expires))
-}
-
-/// Sentry's TLS configuration, and the task that keeps its certificate fresh.
-pub fn serving_tls(
+/// Sentry's own certificate, issued by its current authority (Sentry cannot ask itself
+/// over the wire), renewed at half its life or when the trust bundle changes.
+struct OwnCertificate {
     trust: Arc<Trust>,
     spiffe_id: String,
     dns_names: Vec<String>,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    const OWN_TTL: Duration = Duration::from_secs(24 * 3600);
-    let (first, mut expires) =
-        issue_serving_cert(&trust.current(), &spiffe_id, &dns_names, OWN_TTL)?;
-    let resolver = Arc::new(ServingCert(ArcSwap::from_pointee(first)));
+}
+
+/// How long Sentry's own certificate lives.
+const OWN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Why Sentry could not issue its own certificate.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnCertError {
+    #[error("creating Sentry's key or CSR: {0}")]
+    Key(#[from] rcgen::Error),
+    #[error("signing Sentry's certificate: {0}")]
+    Sign(#[from] SignError),
+    #[error("loading Sentry's key: {0}")]
+    Load(#[from] rustls::Error),
+    #[error("Sentry's certificate has no SPIFFE ID")]
+    NoSpiffeId,
+}
+
+impl Issuer for OwnCertificate {
+    type Error = OwnCertError;
+
+    async fn issue(&self) -> Result<Issued, OwnCertError> {
+        let authority = self.trust.current();
+        let key = rcgen::KeyPair::generate()?;
+        let csr = rcgen::CertificateParams::default().serialize_request(&key)?;
+        let signed = authority.sign(
+            csr.pem()?.as_bytes(),
+            &self.spiffe_id,
+            &self.dns_names,
+            OWN_TTL,
+            Duration::from_secs(15 * 60),
+        )?;
+        let chain: Vec<CertificateDer<'static>> = ca::certificates_der(&signed.chain_pem)
+            .into_iter()
+            .map(CertificateDer::from)
+            .collect();
+        let id = chain
+            .first()
+            .and_then(|c| SpiffeId::from_cert_der(c))
+            .ok_or(OwnCertError::NoSpiffeId)?;
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signing = rustls::crypto::ring::sign::any_supported_type(&der)?;
+        let not_after = SystemTime::UNIX_EPOCH
+            + Duration::from_secs(u64::try_from(signed.not_after.unix_timestamp()).unwrap_or(0));
+        Ok(Issued {
+            key: CertifiedKey::new(chain, signing),
+            id,
+            issued: SystemTime::now(),
+            not_after,
+        })
+    }
+}
+
+/// Sentry's TLS configuration; its certificate stays fresh for as long as the
+/// configuration is in use.
+pub async fn serving_tls(
+    trust: Arc<Trust>,
+    spiffe_id: String,
+    dns_names: Vec<String>,
+) -> Result<Arc<rustls::ServerConfig>, OwnCertError> {
+    let changes = trust.changes();
+    let own = OwnCertificate {
+        trust,
+        spiffe_id,
+        dns_names,
+    };
+    let cell = renewal::start(own, Duration::ZERO, Some(changes)).await?;
     let mut config = rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_cert_resolver(resolver.clone());
+        .with_cert_resolver(cell);
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let mut changes = trust.changes();
-    tokio::spawn(async move {
-        loop {
-            let half_life = expires
-                .duration_since(SystemTime::now())
-                .unwrap_or_default()
-                / 2;
-            tokio::select! {
-                _ = tokio::time::sleep(half_life.max(Duration::from_secs(1))) => {}
-                changed = changes.changed() => if changed.is_err() { return },
-            }
-            match issue_serving_cert(&trust.current(), &spiffe_id, &dns_names, OWN_TTL) {
-                Ok((cert, until)) => {
-                    resolver.0.store(Arc::new(cert));
-                    expires = until;
-                    tracing::info!("renewed Sentry's own certificate");
-                }
-                Err(e) => tracing::error!("renewing Sentry's own certificate: {e:#}"),
-            }
-        }
-    });
     Ok(Arc::new(config))
 }

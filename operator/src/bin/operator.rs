@@ -1,22 +1,12 @@
-//! The `operator` binary: flags, logging, then the library's `run`.
+//! The `operator` binary: flags, the control plane's common frame, then the library's
+//! `run`.
 
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    // One crypto provider for kube's TLS and ours.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let flags = operator::Flags::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&flags.log_level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    if flags.log_as_json {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    control_plane::init(&flags.log_level, flags.log_as_json);
     match operator::run(flags).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
