@@ -23,8 +23,17 @@ use serde_json::{Value, json};
 const SECRET_NAME: &str = "dapr-webhook-cert";
 const CRD_NAME: &str = "subscriptions.dapr.io";
 
+/// Why a Subscription could not be converted; the API server shows it to whoever asked.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConversionError {
+    #[error("the object has no spec")]
+    NoSpec,
+    #[error("cannot convert {from} to {to}")]
+    Unsupported { from: String, to: String },
+}
+
 /// Converts one Subscription object to `desired` (`dapr.io/v1alpha1` or `dapr.io/v2alpha1`).
-pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
+pub fn convert(mut object: Value, desired: &str) -> Result<Value, ConversionError> {
     let from = object
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -36,7 +45,7 @@ pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
     let spec = object
         .get_mut("spec")
         .and_then(Value::as_object_mut)
-        .ok_or("the object has no spec")?;
+        .ok_or(ConversionError::NoSpec)?;
     match (from.as_str(), desired) {
         ("dapr.io/v1alpha1", "dapr.io/v2alpha1") => {
             let route = spec.remove("route");
@@ -54,7 +63,12 @@ pub fn convert(mut object: Value, desired: &str) -> Result<Value, String> {
                 spec.insert("route".into(), default);
             }
         }
-        _ => return Err(format!("cannot convert {from} to {desired}")),
+        _ => {
+            return Err(ConversionError::Unsupported {
+                from,
+                to: desired.to_string(),
+            });
+        }
     }
     if let Some(o) = object.as_object_mut() {
         o.insert("apiVersion".into(), Value::String(desired.to_string()));
@@ -78,7 +92,7 @@ pub fn review(body: &Value) -> Value {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    let converted: Result<Vec<Value>, String> =
+    let converted: Result<Vec<Value>, ConversionError> =
         objects.into_iter().map(|o| convert(o, desired)).collect();
     let response = match converted {
         Ok(objects) => json!({
@@ -86,10 +100,10 @@ pub fn review(body: &Value) -> Value {
             "convertedObjects": objects,
             "result": { "status": "Success" }
         }),
-        Err(message) => json!({
+        Err(e) => json!({
             "uid": uid,
             "convertedObjects": [],
-            "result": { "status": "Failure", "message": message }
+            "result": { "status": "Failure", "message": e.to_string() }
         }),
     };
     json!({

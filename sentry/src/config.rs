@@ -4,6 +4,21 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use thiserror::Error;
+
+/// Why the control plane's Configuration could not be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("not a YAML document: {0}")]
+    Yaml(#[from] serde_saphyr::Error),
+    #[error("invalid {key} {value:?}")]
+    Duration {
+        key: &'static str,
+        value: String,
+        #[source]
+        source: kit::duration::DurationError,
+    },
+}
 
 /// Dapr's defaults: 24 h certificates, 15 min skew.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -31,13 +46,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 
 impl SigningConfig {
     /// Reads `spec.mtls` from a Configuration document; anything missing keeps its default.
-    pub fn from_yaml(text: &str) -> Result<Self, String> {
-        let doc: Value = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
+    pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
+        let doc: Value = serde_saphyr::from_str(text)?;
         let mtls = doc.pointer("/spec/mtls");
-        let get = |key: &str| {
+        let get = |key: &'static str| {
             mtls.and_then(|m| m.get(key))
                 .and_then(Value::as_str)
-                .map(|s| parse_duration(s).ok_or_else(|| format!("invalid {key} {s:?}")))
+                .map(|s| {
+                    kit::duration::go(s.trim()).map_err(|source| ConfigError::Duration {
+                        key,
+                        value: s.to_string(),
+                        source,
+                    })
+                })
                 .transpose()
         };
         let mut c = Self::default();
