@@ -17,9 +17,34 @@ use std::sync::OnceLock;
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use thiserror::Error;
 
 use crate::configuration::Configuration;
 use crate::{Component, HTTPEndpoint, NameValuePair, Resiliency};
+
+/// Why a document did not become its resource. The text is what the sidecar logs when it
+/// skips the document.
+#[derive(Debug, Error)]
+pub enum DocumentError {
+    /// Not JSON, or not the shape of the resource's type; serde's message says where.
+    #[error(transparent)]
+    Undecodable(#[from] serde_json::Error),
+    /// A field the sidecar cannot do without is missing or empty (`spec.type`,
+    /// `spec.metadata[2].name`, ...).
+    #[error("{field} is required")]
+    Required {
+        /// Where the field is, as the message names it.
+        field: String,
+    },
+}
+
+impl DocumentError {
+    fn required(field: impl Into<String>) -> Self {
+        Self::Required {
+            field: field.into(),
+        }
+    }
+}
 
 /// A Dapr resource the sidecar reads, and what it needs to know to decode one.
 pub trait DaprResource: DeserializeOwned {
@@ -33,13 +58,13 @@ pub trait DaprResource: DeserializeOwned {
     fn schema() -> &'static Value;
 
     /// Refuses a decoded resource the sidecar cannot use.
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), DocumentError> {
         Ok(())
     }
 }
 
 /// Decodes one document (already parsed into JSON values) into `T`; the error is the reason.
-pub fn decode<T: DaprResource>(mut doc: Value) -> Result<T, String> {
+pub fn decode<T: DaprResource>(mut doc: Value) -> Result<T, DocumentError> {
     if let Some(root) = doc.as_object_mut() {
         for key in ["metadata", "spec"] {
             if root.get(key).is_none_or(Value::is_null) {
@@ -48,14 +73,14 @@ pub fn decode<T: DaprResource>(mut doc: Value) -> Result<T, String> {
         }
     }
     conform(&mut doc, T::schema());
-    let resource: T = serde_json::from_value(doc).map_err(|e| e.to_string())?;
+    let resource: T = serde_json::from_value(doc)?;
     resource.check()?;
     Ok(resource)
 }
 
 /// [`decode`] for a JSON document, as the operator sends them.
-pub fn decode_json<T: DaprResource>(bytes: &[u8]) -> Result<T, String> {
-    decode(serde_json::from_slice(bytes).map_err(|e| e.to_string())?)
+pub fn decode_json<T: DaprResource>(bytes: &[u8]) -> Result<T, DocumentError> {
+    decode(serde_json::from_slice(bytes)?)
 }
 
 /// Brings `value` closer to `schema`: drops `null`s of declared properties and turns scalars
@@ -103,13 +128,15 @@ fn name_of(name: &Option<String>) -> &str {
     name.as_deref().unwrap_or("")
 }
 
-fn check_pairs(pairs: &[NameValuePair], path: &str) -> Result<(), String> {
+fn check_pairs(pairs: &[NameValuePair], path: &str) -> Result<(), DocumentError> {
     for (i, p) in pairs.iter().enumerate() {
         if p.name.is_empty() {
-            return Err(format!("{path}[{i}].name is required"));
+            return Err(DocumentError::required(format!("{path}[{i}].name")));
         }
         if !p.secret_key_ref.key.is_empty() && !p.has_secret_key_ref() {
-            return Err(format!("{path}[{i}].secretKeyRef.name is required"));
+            return Err(DocumentError::required(format!(
+                "{path}[{i}].secretKeyRef.name"
+            )));
         }
     }
     Ok(())
@@ -139,12 +166,12 @@ impl DaprResource for Component {
         schema_of!("components.yaml")
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), DocumentError> {
         if self.name().is_empty() {
-            return Err("metadata.name is required".into());
+            return Err(DocumentError::required("metadata.name"));
         }
         if self.spec.spec.type_.is_empty() {
-            return Err("spec.type is required".into());
+            return Err(DocumentError::required("spec.type"));
         }
         check_pairs(&self.spec.spec.metadata, "spec.metadata")
     }
@@ -161,9 +188,9 @@ impl DaprResource for HTTPEndpoint {
         schema_of!("httpendpoints.yaml")
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), DocumentError> {
         if self.spec.spec.base_url.is_empty() {
-            return Err("spec.baseUrl is required".into());
+            return Err(DocumentError::required("spec.baseUrl"));
         }
         check_pairs(&self.spec.spec.headers, "spec.headers")
     }
@@ -192,9 +219,9 @@ impl DaprResource for Configuration {
         schema_of!("configurations.yaml")
     }
 
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), DocumentError> {
         match self.spec.features.iter().position(|f| f.name.is_empty()) {
-            Some(i) => Err(format!("spec.features[{i}].name is required")),
+            Some(i) => Err(DocumentError::required(format!("spec.features[{i}].name"))),
             None => Ok(()),
         }
     }
@@ -272,8 +299,11 @@ mod tests {
 
     #[test]
     fn refuses_what_the_sidecar_cannot_use() {
-        let reason =
-            |text: &str| -> String { decode::<Component>(yaml(text)).expect_err("refused") };
+        let reason = |text: &str| -> String {
+            decode::<Component>(yaml(text))
+                .expect_err("refused")
+                .to_string()
+        };
         assert!(
             reason("kind: Component\nmetadata: {}\nspec: {type: x}\n").contains("metadata.name")
         );
@@ -293,12 +323,29 @@ mod tests {
                 .contains("invalid type")
         );
         let e = decode::<HTTPEndpoint>(yaml("kind: HTTPEndpoint\nmetadata: {name: e}\nspec: {}\n"));
-        assert!(e.expect_err("refused").contains("spec.baseUrl"));
+        assert!(e.expect_err("refused").to_string().contains("spec.baseUrl"));
         let c = decode::<Configuration>(yaml(
             "kind: Configuration\nspec: {features: [{enabled: true}]}\n",
         ));
-        assert!(c.expect_err("refused").contains("spec.features[0].name"));
+        assert!(
+            c.expect_err("refused")
+                .to_string()
+                .contains("spec.features[0].name")
+        );
         assert!(decode_json::<Component>(b"{not json").is_err());
+    }
+
+    #[test]
+    fn errors_say_which_kind_of_failure() {
+        let e = decode_json::<Component>(b"{not json").expect_err("refused");
+        assert!(matches!(e, DocumentError::Undecodable(_)), "{e:?}");
+        let e = decode::<Component>(yaml("kind: Component\nmetadata: {name: c}\n"))
+            .expect_err("refused");
+        assert!(
+            matches!(&e, DocumentError::Required { field } if field == "spec.type"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "spec.type is required");
     }
 
     #[test]

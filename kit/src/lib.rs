@@ -1,4 +1,5 @@
 //! Small pieces that the sidecar and the control plane share and that know nothing of
-//! either: today, durations read exactly as Dapr's Go code reads them.
+//! either: durations read, and timestamps written, exactly as Dapr's Go code does.
 
 pub mod duration;
+pub mod time;

@@ -364,3 +364,7 @@ impl Operator for OperatorApi {
         )))
     }
 }
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

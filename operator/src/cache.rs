@@ -177,3 +177,7 @@ impl Cache {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+pub(crate) mod tests;

@@ -88,3 +88,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "spiffe_tests.rs"]
+mod cert_tests;

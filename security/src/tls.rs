@@ -273,3 +273,7 @@ pub mod incoming {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tls_tests.rs"]
+mod tests;

@@ -291,3 +291,7 @@ pub fn pem_block(der: &[u8]) -> String {
     out.push_str("-----END CERTIFICATE-----\n");
     out
 }
+
+#[cfg(test)]
+#[path = "ca_tests.rs"]
+mod tests;

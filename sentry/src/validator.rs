@@ -226,3 +226,7 @@ impl KubernetesValidator {
             .unwrap_or_else(|| DEFAULT_APP_TRUST_DOMAIN.to_string()))
     }
 }
+
+#[cfg(test)]
+#[path = "validator_tests.rs"]
+mod tests;

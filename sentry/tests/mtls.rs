@@ -9,52 +9,10 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::HeaderMap;
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
 use security::sentry_client::root_store;
 use security::{SentryClient, SpiffeId};
+use test_support::certs::Root;
 use test_support::{Process, free_port};
-
-/// A root kept in memory, so the test can mint new issuers under it.
-struct Root {
-    issuer: CertifiedIssuer<'static, KeyPair>,
-}
-
-fn ca_params(cn: &str, path_len: Option<u8>) -> CertificateParams {
-    let mut p = CertificateParams::default();
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    p.distinguished_name = dn;
-    p.is_ca = IsCa::Ca(match path_len {
-        Some(n) => BasicConstraints::Constrained(n),
-        None => BasicConstraints::Unconstrained,
-    });
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    p
-}
-
-impl Root {
-    fn new(cn: &str) -> Root {
-        let key = KeyPair::generate().expect("key");
-        Root {
-            issuer: CertifiedIssuer::self_signed(ca_params(cn, None), key).expect("root"),
-        }
-    }
-
-    /// A fresh issuer under this root: (issuer.crt, issuer.key).
-    fn mint_issuer(&self, cn: &str) -> (String, String) {
-        let key = KeyPair::generate().expect("key");
-        let key_pem = key.serialize_pem();
-        let issuer =
-            CertifiedIssuer::signed_by(ca_params(cn, Some(0)), key, &self.issuer).expect("issuer");
-        (issuer.pem(), key_pem)
-    }
-}
 
 struct Sentry {
     _proc: Process,
@@ -68,12 +26,8 @@ impl Sentry {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("dir");
         let creds = dir.path().join("creds");
-        std::fs::create_dir_all(&creds).expect("creds");
-        let ca = root.issuer.pem();
-        let (crt, key) = root.mint_issuer("issuer-1");
-        std::fs::write(creds.join("ca.crt"), &ca).expect("ca");
-        std::fs::write(creds.join("issuer.crt"), crt).expect("crt");
-        std::fs::write(creds.join("issuer.key"), key).expect("key");
+        let ca = root.pem();
+        root.issuer("issuer-1").write_credentials(&creds);
         let config = dir.path().join("config.yaml");
         std::fs::write(
             &config,
@@ -129,10 +83,10 @@ impl Sentry {
 
     fn rotate_issuer(&self, root: &Root, cn: &str) {
         let creds = self.dir.path().join("creds");
-        let (crt, key) = root.mint_issuer(cn);
+        let issuer = root.issuer(cn);
         // The key first: a certificate without its key is refused until the key arrives.
-        std::fs::write(creds.join("issuer.key"), key).expect("key");
-        std::fs::write(creds.join("issuer.crt"), crt).expect("crt");
+        std::fs::write(creds.join("issuer.key"), issuer.key_pem()).expect("key");
+        std::fs::write(creds.join("issuer.crt"), issuer.cert_pem()).expect("crt");
     }
 
     /// A certificate for `app_id` straight from Sentry, as a test client.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use proto::sentry::v1::ca_client::CaClient;
 use proto::sentry::v1::sign_certificate_request::TokenValidator;
 use proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse};
-use rcgen::{CertificateParams, KeyPair};
+use rcgen::KeyPair;
+use test_support::certs::{csr_pem as csr, forged_csr_pem};
 use test_support::{Process, free_port, kubectl_ok as kubectl};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
@@ -103,15 +104,6 @@ impl Sentry {
             .expect("connect to sentry over TLS");
         CaClient::new(channel)
     }
-}
-
-fn csr(key: &KeyPair) -> Vec<u8> {
-    CertificateParams::default()
-        .serialize_request(key)
-        .expect("csr")
-        .pem()
-        .expect("pem")
-        .into_bytes()
 }
 
 fn request(id: &str, namespace: &str, csr: Vec<u8>) -> SignCertificateRequest {
@@ -264,17 +256,6 @@ async fn sentry_serves_with_its_own_spiffe_identity() {
     );
 }
 
-fn forge(csr_pem: &[u8]) -> Vec<u8> {
-    let mut der = ders(csr_pem).remove(0);
-    // The signature is the last element: flip a bit near the end.
-    let n = der.len();
-    der[n - 3] ^= 0x01;
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
-    format!("-----BEGIN CERTIFICATE REQUEST-----\n{b64}\n-----END CERTIFICATE REQUEST-----\n")
-        .into_bytes()
-}
-
 #[tokio::test]
 async fn refuses_malformed_forged_and_non_p256_requests() {
     let sentry = Sentry::start(&[], None).await;
@@ -289,7 +270,7 @@ async fn refuses_malformed_forged_and_non_p256_requests() {
         ),
         (
             "forged signature",
-            request("orders", "shop", forge(&csr(&key))),
+            request("orders", "shop", forged_csr_pem(&key)),
             tonic::Code::InvalidArgument,
             "signature",
         ),

@@ -5,7 +5,25 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use thiserror::Error;
+
 use crate::{Process, binary, free_port};
+
+/// The sidecar exited before it became healthy.
+#[derive(Debug, Error)]
+#[error("daprd exited early with {status}; log:\n{log}")]
+pub struct ExitedEarly {
+    pub status: ExitStatus,
+    /// Everything it wrote before exiting.
+    pub log: String,
+}
+
+impl ExitedEarly {
+    /// It lost a free port to another test between the port's choice and its bind.
+    pub fn lost_a_port(&self) -> bool {
+        self.log.contains("Address already in use")
+    }
+}
 
 /// A running `daprd`, killed when dropped.
 pub struct Sidecar {
@@ -99,8 +117,8 @@ impl Builder {
             let mut sidecar = self.clone().spawn();
             match sidecar.healthy_or_exit().await {
                 Ok(()) => return sidecar,
-                Err(log) if log.contains("Address already in use") => continue,
-                Err(log) => panic!("daprd exited early; log:\n{log}"),
+                Err(e) if e.lost_a_port() => continue,
+                Err(e) => panic!("{e}"),
             }
         }
         panic!("daprd could not find free ports in four tries");
@@ -131,12 +149,15 @@ impl Sidecar {
     }
 
     /// Waits for healthz, or returns the log if the process exits first.
-    async fn healthy_or_exit(&mut self) -> Result<(), String> {
+    async fn healthy_or_exit(&mut self) -> Result<(), ExitedEarly> {
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if self.try_exit().is_some() {
-                return Err(self.log());
+            if let Some(status) = self.try_exit() {
+                return Err(ExitedEarly {
+                    status,
+                    log: self.log(),
+                });
             }
             if let Ok(r) = client.get(self.url("/v1.0/healthz")).send().await
                 && r.status() == 204

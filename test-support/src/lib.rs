@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod binaries;
+pub mod certs;
 pub mod daprd;
 mod kubectl;
 mod process;

@@ -4,7 +4,9 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use axum::body::Body;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream};
 use proto::internals::v1::service_invocation_server::{ServiceInvocation, ServiceInvocationServer};
 use proto::internals::v1::{
     InternalInvokeRequest, InternalInvokeRequestStream, InternalInvokeResponse,
@@ -13,11 +15,11 @@ use proto::internals::v1::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Api;
-use blocks::access::Caller;
+use blocks::access::{AccessDenied, Caller};
 use blocks::invoke::{
-    CALLER_APP_ID, CALLER_NAMESPACE, from_internal_request, to_internal_response,
+    CALLER_APP_ID, CALLER_NAMESPACE, from_internal_request, from_internal_request_head,
+    to_internal_response,
 };
-use blocks::invoke_stream::serve_call_local_stream;
 
 pub struct Internal {
     api: Arc<Api>,
@@ -82,6 +84,11 @@ pub fn caller(
     })
 }
 
+/// An access control refusal, as Dapr answers it.
+pub fn denied(e: AccessDenied) -> Status {
+    Status::permission_denied(e.to_string())
+}
+
 type ResponseStream =
     Pin<Box<dyn Stream<Item = Result<InternalInvokeResponseStream, Status>> + Send>>;
 
@@ -96,7 +103,8 @@ impl ServiceInvocation for Internal {
         let who = caller(&self.api, peer, &mut req.headers)?;
         self.api
             .invoke
-            .authorize(&who, &req.path, req.method.as_str())?;
+            .authorize(&who, &req.path, req.method.as_str())
+            .map_err(denied)?;
         let resp = self
             .api
             .invoke
@@ -122,12 +130,37 @@ impl ServiceInvocation for Internal {
         request: Request<Streaming<InternalInvokeRequestStream>>,
     ) -> Result<Response<Self::CallLocalStreamStream>, Status> {
         let peer = peer_identity(request.extensions());
-        let api = self.api.clone();
-        let stream = serve_call_local_stream(&self.api.invoke, request.into_inner(), move |head| {
-            let who = caller(&api, peer, &mut head.headers)?;
-            api.invoke.authorize(&who, &head.path, head.method.as_str())
-        })
-        .await?;
-        Ok(Response::new(Box::pin(stream)))
+        let mut inbound = request.into_inner();
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty request stream"))?;
+        let request = first
+            .request
+            .ok_or_else(|| Status::invalid_argument("the first message must carry the request"))?;
+        let mut head = from_internal_request_head(request);
+        let who = caller(&self.api, peer, &mut head.headers)?;
+        self.api
+            .invoke
+            .authorize(&who, &head.path, head.method.as_str())
+            .map_err(denied)?;
+        let leading = first
+            .payload
+            .map(|p| Ok::<Bytes, Status>(Bytes::from(p.data)));
+        let rest = inbound.filter_map(|m| async move {
+            match m {
+                Ok(m) => m.payload.map(|p| Ok(Bytes::from(p.data))),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        let body = Body::from_stream(stream::iter(leading).chain(rest));
+        let messages = self
+            .api
+            .invoke
+            .serve_local_stream(head, body)
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map(|m| m.map_err(|e| Status::internal(e.to_string())));
+        Ok(Response::new(Box::pin(messages)))
     }
 }

@@ -21,6 +21,8 @@ pub struct Api {
     pub health: Arc<Health>,
     /// `DAPR_API_TOKEN`: when set, every API but healthz requires it.
     pub api_token: Option<String>,
+    /// `APP_API_TOKEN`: sent to our app as `dapr-api-token` on calls proxied to it.
+    pub app_api_token: Option<String>,
     /// `--max-body-size` in bytes.
     pub max_body_size: usize,
     /// `--read-buffer-size` in bytes: the most request headers may take.

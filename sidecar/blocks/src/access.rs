@@ -4,6 +4,7 @@
 //! falling back to the policy's `defaultAction`, then the global one.
 
 use crds::configuration::{AccessControlSpec, AppOperationAction};
+use thiserror::Error;
 
 use security::DEFAULT_TRUST_DOMAIN;
 
@@ -13,6 +14,20 @@ pub struct Caller {
     pub trust_domain: String,
     pub namespace: String,
     pub app_id: String,
+}
+
+/// The policy refused `caller` this operation; the text is Dapr's.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "access control policy has denied access to id: spiffe://{}/ns/{}/{} operation: {operation} verb: {verb}",
+    .caller.trust_domain,
+    .caller.namespace,
+    .caller.app_id
+)]
+pub struct AccessDenied {
+    pub caller: Caller,
+    pub operation: String,
+    pub verb: String,
 }
 
 #[derive(Debug, Clone)]

@@ -1,11 +1,12 @@
 //! Dapr's API errors: the `ERR_*` code, the message, and the HTTP status and gRPC code
-//! Dapr answers with. Building blocks construct these; each front door only encodes them,
+//! ([`Code`]) Dapr answers with. Building blocks construct these; each front door only encodes them,
 //! so HTTP and gRPC callers always see the same error for the same failure.
 
 use std::fmt;
 
 use http::StatusCode;
-use tonic::Code;
+
+pub use crate::code::Code;
 
 /// Domain of the `google.rpc.ErrorInfo` Dapr attaches to its errors.
 pub const ERROR_DOMAIN: &str = "dapr.io";

@@ -8,15 +8,15 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest, InvokeResponse};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use proto::internals::v1::service_invocation_client::ServiceInvocationClient;
 use proto::internals::v1::{
     ApiVersion, InternalInvokeRequest, InternalInvokeResponse, ListStringValue,
 };
-use tonic::transport::{Channel, Endpoint as GrpcEndpoint};
 
-use crate::access::{AccessControl, Caller};
-use crate::errors::DaprError;
-use channel::{AppChannel, AppError, AppRequest, AppResponse, method_of, verb_of};
+use crate::access::{AccessControl, AccessDenied, Caller};
+use crate::errors::{Code, DaprError};
+use channel::{
+    AppChannel, AppError, AppRequest, AppResponse, CallError, Peer, Peers, method_of, verb_of,
+};
 use components_core::nameresolution::{ResolveError, Resolver};
 use resiliency::{Outcome, Policies};
 
@@ -24,7 +24,7 @@ use resiliency::{Outcome, Policies};
 /// gRPC code there (0-16) when the app speaks gRPC, and the HTTP status when it speaks HTTP.
 fn status_of_code(code: i32) -> StatusCode {
     if (0..=16).contains(&code) {
-        return channel::http_status_of(tonic::Code::from_i32(code));
+        return channel::http_status_of_code(code);
     }
     u16::try_from(code)
         .ok()
@@ -32,7 +32,7 @@ fn status_of_code(code: i32) -> StatusCode {
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Bound on the clients kept per peer address and per URL target.
+/// Bound on the clients kept per URL target.
 const MAX_CACHED_CLIENTS: usize = 1024;
 
 /// Headers the callee's app sees, as Dapr sets them.
@@ -54,14 +54,13 @@ pub struct InvokeBlock {
     pub(super) namespace: String,
     pub(super) app: Option<Arc<AppChannel>>,
     resolver: Option<Arc<dyn Resolver>>,
-    /// One HTTP/2 channel per peer sidecar address, reused by every call.
-    peers: Mutex<HashMap<String, ServiceInvocationClient<Channel>>>,
+    /// The other sidecars, each reached over one connection that every call shares.
+    peers: Peers,
     pub(super) max_message: usize,
     pub(super) policies: Policies,
     /// `HTTPEndpoint` resources by name, and channels to URL app ids as they are used.
     pub(super) endpoints: HashMap<String, Arc<Endpoint>>,
     pub(super) url_endpoints: Mutex<HashMap<String, Arc<Endpoint>>>,
-    mtls: Option<Arc<channel::mtls::Mtls>>,
     access: Option<AccessControl>,
 }
 
@@ -72,7 +71,7 @@ pub struct Endpoint {
 }
 
 pub(super) fn direct_invoke_error(status: StatusCode, message: String) -> DaprError {
-    DaprError::new("ERR_DIRECT_INVOKE", message, status, tonic::Code::Internal)
+    DaprError::new("ERR_DIRECT_INVOKE", message, status, Code::Internal)
 }
 
 /// Every failure to reach our own app is Dapr's 500 `ERR_DIRECT_INVOKE`.
@@ -97,19 +96,18 @@ impl InvokeBlock {
             namespace,
             app,
             resolver,
-            peers: Mutex::default(),
+            peers: Peers::new(max_message, None),
             max_message,
             policies,
             endpoints: HashMap::new(),
             url_endpoints: Mutex::default(),
-            mtls: None,
             access: None,
         }
     }
 
     /// Calls to other sidecars go over mTLS with this identity.
     pub fn with_mtls(mut self, mtls: Option<Arc<channel::mtls::Mtls>>) -> Self {
-        self.mtls = mtls;
+        self.peers = Peers::new(self.max_message, mtls);
         self
     }
 
@@ -120,23 +118,28 @@ impl InvokeBlock {
     }
 
     pub fn mtls(&self) -> Option<&Arc<channel::mtls::Mtls>> {
-        self.mtls.as_ref()
+        self.peers.mtls()
     }
 
-    /// Applies access control to an incoming call, as Dapr words a refusal.
+    /// The connections to other sidecars, which proxied calls use too.
+    pub fn peers(&self) -> &Peers {
+        &self.peers
+    }
+
+    /// Applies access control to an incoming call; the front door answers a refusal
+    /// with `PermissionDenied`.
     pub fn authorize(
         &self,
         caller: &Caller,
         operation: &str,
         verb: &str,
-    ) -> Result<(), tonic::Status> {
+    ) -> Result<(), AccessDenied> {
         match &self.access {
-            Some(acl) if !acl.allows(caller, operation, verb) => {
-                Err(tonic::Status::permission_denied(format!(
-                    "access control policy has denied access to id: spiffe://{}/ns/{}/{} operation: {operation} verb: {verb}",
-                    caller.trust_domain, caller.namespace, caller.app_id
-                )))
-            }
+            Some(acl) if !acl.allows(caller, operation, verb) => Err(AccessDenied {
+                caller: caller.clone(),
+                operation: operation.to_string(),
+                verb: verb.to_string(),
+            }),
             _ => Ok(()),
         }
     }
@@ -201,15 +204,15 @@ impl InvokeBlock {
         })?
     }
 
-    /// A client for the sidecar that fronts `app_id`.
+    /// The sidecar that fronts `app_id`.
     pub(super) async fn peer_for(
         &self,
         target: &str,
         app_id: &str,
         namespace: &str,
-    ) -> Result<ServiceInvocationClient<Channel>, DaprError> {
+    ) -> Result<Peer, DaprError> {
         let address = self.resolve(target, app_id, namespace).await?;
-        self.peer(&address, app_id, namespace).map_err(|e| {
+        self.peers.peer(&address, app_id, namespace).map_err(|e| {
             direct_invoke_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("failed to invoke, id: {target}, err: {e}"),
@@ -249,12 +252,12 @@ impl InvokeBlock {
         namespace: &str,
         req: AppRequest,
     ) -> Result<AppResponse, DaprError> {
-        let mut client = self.peer_for(target, app_id, namespace).await?;
-        let resp = client
+        let mut peer = self.peer_for(target, app_id, namespace).await?;
+        let resp = peer
             .call_local(to_internal(req))
             .await
-            .map_err(|status| peer_error(target, &status))?;
-        from_internal(resp.into_inner())
+            .map_err(|e| peer_error(target, &e))?;
+        from_internal(resp)
     }
 
     /// Adds the `HTTPEndpoint`s this app may call by name.
@@ -337,65 +340,21 @@ impl InvokeBlock {
         let app = self.app.as_ref().ok_or(AppError::NoChannel)?;
         app.invoke(req).await
     }
-
-    pub(super) fn peer(
-        &self,
-        address: &str,
-        app_id: &str,
-        namespace: &str,
-    ) -> Result<ServiceInvocationClient<Channel>, String> {
-        // Under mTLS a connection is bound to the identity it verified.
-        let key = if self.mtls.is_some() {
-            format!("{app_id}.{namespace}@{address}")
-        } else {
-            address.to_string()
-        };
-        let mut peers = self.peers.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = peers.get(&key) {
-            return Ok(c.clone());
-        }
-        if peers.len() >= MAX_CACHED_CLIENTS {
-            peers.clear();
-        }
-        if let Some(mtls) = &self.mtls {
-            let channel = security::channel_with_tls(address, mtls.client_for(app_id, namespace))?;
-            let client = ServiceInvocationClient::new(channel)
-                .max_decoding_message_size(self.max_message)
-                .max_encoding_message_size(self.max_message);
-            peers.insert(key, client.clone());
-            return Ok(client);
-        }
-        let endpoint = GrpcEndpoint::from_shared(format!("http://{address}"))
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(5))
-            // A peer that vanishes without closing its connection is noticed in seconds.
-            .http2_keep_alive_interval(std::time::Duration::from_secs(10))
-            .keep_alive_timeout(std::time::Duration::from_secs(5))
-            .keep_alive_while_idle(true);
-        let client = ServiceInvocationClient::new(endpoint.connect_lazy())
-            .max_decoding_message_size(self.max_message)
-            .max_encoding_message_size(self.max_message);
-        peers.insert(key, client.clone());
-        Ok(client)
-    }
 }
 
-/// A failed call to the other sidecar; `Unavailable` means it was never reached, which
-/// the retry policy needs to know.
-pub(super) fn peer_error(target: &str, status: &tonic::Status) -> DaprError {
-    let http = if status.code() == tonic::Code::PermissionDenied {
+/// A failed call to the other sidecar; one that never reached it is marked so, which the
+/// retry policy needs to know.
+pub(super) fn peer_error(target: &str, failed: &CallError) -> DaprError {
+    let http = if failed.is_denied() {
         StatusCode::FORBIDDEN
     } else {
         StatusCode::INTERNAL_SERVER_ERROR
     };
     let mut e = direct_invoke_error(
         http,
-        format!("failed to invoke, id: {target}, err: {}", status.message()),
+        format!("failed to invoke, id: {target}, err: {}", failed.message()),
     );
-    if status.code() == tonic::Code::Unavailable {
-        e.unreachable = true;
-    }
+    e.unreachable = failed.is_unreachable();
     e
 }
 
@@ -456,7 +415,7 @@ pub(super) fn to_internal_head(head: channel::AppRequestHead) -> InternalInvokeR
 }
 
 /// The head of a streamed call on the callee's side.
-pub(super) fn from_internal_request_head(req: InternalInvokeRequest) -> channel::AppRequestHead {
+pub fn from_internal_request_head(req: InternalInvokeRequest) -> channel::AppRequestHead {
     let r = from_internal_request(req);
     channel::AppRequestHead {
         method: r.method,

@@ -13,14 +13,13 @@ use http::{Response, StatusCode};
 use proto::internals::v1::{
     InternalInvokeRequestStream, InternalInvokeResponse, InternalInvokeResponseStream,
 };
-use tonic::Status;
 
 use super::invoke::{
     CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, InvokeBlock, app_error, direct_invoke_error,
     from_internal_head, header_map_to_proto, set_header, to_internal_head,
 };
 use crate::errors::DaprError;
-use channel::AppRequestHead;
+use channel::{AppRequestHead, BoxError, CallError};
 use std::sync::Arc;
 
 use resiliency::{Outcome, Policy};
@@ -110,7 +109,7 @@ impl InvokeBlock {
         head: AppRequestHead,
         body: Body,
     ) -> Result<Response<Body>, DaprError> {
-        let mut client = self.peer_for(target, app_id, namespace).await?;
+        let mut peer = self.peer_for(target, app_id, namespace).await?;
         let first = InternalInvokeRequestStream {
             request: Some(to_internal_head(head)),
             payload: None,
@@ -130,16 +129,15 @@ impl InvokeBlock {
                 }))
             });
         let outbound = stream::once(async move { first }).chain(chunks);
-        let mut inbound = client
+        let mut inbound = peer
             .call_local_stream(outbound)
             .await
-            .map_err(|s| super::invoke::peer_error(target, &s))?
-            .into_inner();
+            .map_err(|e| super::invoke::peer_error(target, &e))?;
         let first = inbound
             .message()
             .await
-            .map_err(|s| {
-                direct_invoke_error(StatusCode::INTERNAL_SERVER_ERROR, s.message().to_string())
+            .map_err(|e| {
+                direct_invoke_error(StatusCode::INTERNAL_SERVER_ERROR, e.message().to_string())
             })?
             .ok_or_else(|| {
                 direct_invoke_error(
@@ -150,7 +148,7 @@ impl InvokeBlock {
         let head = first.response.unwrap_or_default();
         let leading = first
             .payload
-            .map(|p| Ok::<Bytes, Status>(Bytes::from(p.data)));
+            .map(|p| Ok::<Bytes, CallError>(Bytes::from(p.data)));
         let rest = inbound.filter_map(|m| async move {
             match m {
                 Ok(m) => m.payload.map(|p| Ok(Bytes::from(p.data))),
@@ -209,67 +207,48 @@ where
     })?
 }
 
-/// The callee's side of `CallLocalStream`: the request body streams into the app, the
-/// app's response streams back, chunk by chunk.
-pub async fn serve_call_local_stream(
-    block: &InvokeBlock,
-    mut inbound: tonic::Streaming<InternalInvokeRequestStream>,
-    admit: impl FnOnce(&mut channel::AppRequestHead) -> Result<(), Status>,
-) -> Result<
-    impl futures::Stream<Item = Result<InternalInvokeResponseStream, Status>> + Send + 'static,
-    Status,
-> {
-    let first = inbound
-        .message()
-        .await?
-        .ok_or_else(|| Status::invalid_argument("empty request stream"))?;
-    let request = first
-        .request
-        .ok_or_else(|| Status::invalid_argument("the first message must carry the request"))?;
-    let mut head = super::invoke::from_internal_request_head(request);
-    admit(&mut head)?;
-    let leading = first
-        .payload
-        .map(|p| Ok::<Bytes, Status>(Bytes::from(p.data)));
-    let rest = inbound.filter_map(|m| async move {
-        match m {
-            Ok(m) => m.payload.map(|p| Ok(Bytes::from(p.data))),
-            Err(e) => Some(Err(e)),
-        }
-    });
-    let body = Body::from_stream(stream::iter(leading).chain(rest));
-    let resp = block
-        .call_local_streaming(head, body)
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let (parts, body) = resp.into_parts();
-    let head = InternalInvokeResponseStream {
-        response: Some(InternalInvokeResponse {
-            status: Some(proto::internals::v1::Status {
-                code: i32::from(parts.status.as_u16()),
-                message: parts
-                    .status
-                    .canonical_reason()
-                    .unwrap_or_default()
-                    .to_string(),
-                details: Vec::new(),
-            }),
-            headers: header_map_to_proto(&parts.headers),
-            trailers: HashMap::new(),
-            message: None,
-        }),
-        payload: None,
-    };
-    let chunks = body.into_data_stream().enumerate().map(|(seq, chunk)| {
-        chunk
-            .map(|data| InternalInvokeResponseStream {
-                response: None,
-                payload: Some(StreamPayload {
-                    data: data.to_vec(),
-                    seq: seq as u64,
+impl InvokeBlock {
+    /// The callee's side of `CallLocalStream`, without the server: the request (its head
+    /// from the first message, its body from the rest) streams into the app, and the
+    /// app's response comes back as the messages to send, head first, then chunk by chunk.
+    pub async fn serve_local_stream(
+        &self,
+        head: AppRequestHead,
+        body: Body,
+    ) -> Result<
+        impl futures::Stream<Item = Result<InternalInvokeResponseStream, BoxError>> + Send + 'static,
+        channel::AppError,
+    > {
+        let resp = self.call_local_streaming(head, body).await?;
+        let (parts, body) = resp.into_parts();
+        let head = InternalInvokeResponseStream {
+            response: Some(InternalInvokeResponse {
+                status: Some(proto::internals::v1::Status {
+                    code: i32::from(parts.status.as_u16()),
+                    message: parts
+                        .status
+                        .canonical_reason()
+                        .unwrap_or_default()
+                        .to_string(),
+                    details: Vec::new(),
                 }),
-            })
-            .map_err(|e| Status::internal(e.to_string()))
-    });
-    Ok(stream::once(async move { Ok(head) }).chain(chunks))
+                headers: header_map_to_proto(&parts.headers),
+                trailers: HashMap::new(),
+                message: None,
+            }),
+            payload: None,
+        };
+        let chunks = body.into_data_stream().enumerate().map(|(seq, chunk)| {
+            chunk
+                .map(|data| InternalInvokeResponseStream {
+                    response: None,
+                    payload: Some(StreamPayload {
+                        data: data.to_vec(),
+                        seq: seq as u64,
+                    }),
+                })
+                .map_err(axum::Error::into_inner)
+        });
+        Ok(stream::once(async move { Ok(head) }).chain(chunks))
+    }
 }

@@ -17,8 +17,13 @@ pub struct GrpcChannel {
     max_message: usize,
 }
 
-/// The HTTP status Dapr reports for a gRPC app's error code (grpc-gateway's mapping).
-pub fn http_status_of(code: tonic::Code) -> StatusCode {
+/// The HTTP status Dapr reports for a gRPC status code given by its number on the wire
+/// (grpc-gateway's mapping); numbers gRPC does not define count as `Unknown`.
+pub fn http_status_of_code(code: i32) -> StatusCode {
+    http_status_of(tonic::Code::from_i32(code))
+}
+
+fn http_status_of(code: tonic::Code) -> StatusCode {
     use tonic::Code::*;
     match code {
         Ok => StatusCode::OK,
@@ -47,12 +52,10 @@ impl GrpcChannel {
     ) -> Result<Self, AppError> {
         let scheme = if tls { "https" } else { "http" };
         let endpoint = Endpoint::from_shared(format!("{scheme}://{host}:{port}"))
-            .map_err(|e| AppError::Call(e.to_string()))?
+            .map_err(|e| AppError::Call(e.into()))?
             .tcp_nodelay(true);
         let channel = if tls {
-            endpoint.connect_with_connector_lazy(
-                super::tls::app_connector(true).map_err(AppError::Call)?,
-            )
+            endpoint.connect_with_connector_lazy(super::tls::app_connector(true)?)
         } else {
             endpoint.connect_lazy()
         };
@@ -147,7 +150,7 @@ impl GrpcChannel {
                 headers: HeaderMap::new(),
                 body: Bytes::from(status.message().to_string()),
             }),
-            Err(status) => Err(AppError::Call(status.message().to_string())),
+            Err(status) => Err(AppError::Call(status.message().into())),
         }
     }
 

@@ -67,7 +67,7 @@ impl HttpChannel {
         token: Option<&str>,
         max_body: usize,
     ) -> Result<Self, AppError> {
-        let connector = super::tls::app_connector(false).map_err(AppError::Call)?;
+        let connector = super::tls::app_connector(false)?;
         let mut builder = Client::builder(TokioExecutor::new());
         builder.http2_only(h2c);
         let scheme = if tls { "https" } else { "http" };
@@ -85,7 +85,7 @@ impl HttpChannel {
         tls: &super::EndpointTls,
         max_body: usize,
     ) -> Result<Self, AppError> {
-        let connector = super::tls::endpoint_connector(tls).map_err(AppError::Call)?;
+        let connector = super::tls::endpoint_connector(tls)?;
         Ok(Self {
             client: Client::builder(TokioExecutor::new()).build(connector),
             base: base_url.trim_end_matches('/').to_string(),
@@ -105,13 +105,13 @@ impl HttpChannel {
             .method(req.method)
             .uri(uri)
             .body(axum::body::Body::from(req.body))
-            .map_err(|e| AppError::Call(e.to_string()))?;
+            .map_err(|e| AppError::Call(e.into()))?;
         *request.headers_mut() = headers;
         let resp = self
             .client
             .request(request)
             .await
-            .map_err(|e| AppError::Call(e.to_string()))?;
+            .map_err(|e| AppError::Call(e.into()))?;
         let (parts, body) = resp.into_parts();
         let body = Limited::new(body, self.max_body)
             .collect()
@@ -120,7 +120,7 @@ impl HttpChannel {
                 if e.is::<http_body_util::LengthLimitError>() {
                     AppError::TooLarge(self.max_body)
                 } else {
-                    AppError::Call(e.to_string())
+                    AppError::Call(e)
                 }
             })?
             .to_bytes();
@@ -156,13 +156,13 @@ impl HttpChannel {
             .method(head.method)
             .uri(uri)
             .body(body)
-            .map_err(|e| AppError::Call(e.to_string()))?;
+            .map_err(|e| AppError::Call(e.into()))?;
         *request.headers_mut() = headers;
         let mut resp = self
             .client
             .request(request)
             .await
-            .map_err(|e| AppError::Call(e.to_string()))?;
+            .map_err(|e| AppError::Call(e.into()))?;
         strip_hop_by_hop(resp.headers_mut());
         Ok(resp)
     }
@@ -177,8 +177,7 @@ impl HttpChannel {
             uri.push('?');
             uri.push_str(query);
         }
-        uri.parse()
-            .map_err(|e| AppError::Call(format!("invalid method path: {e}")))
+        uri.parse().map_err(AppError::MethodPath)
     }
 
     /// `GET <path>` answers 2xx.

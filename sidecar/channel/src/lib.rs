@@ -1,6 +1,7 @@
 //! The channels out of the sidecar: to its own app (invocations of the app's methods over
 //! HTTP or gRPC, the app-port wait at startup, `--app-max-concurrency`, `APP_API_TOKEN`,
-//! health probes) and the workload identity used towards other sidecars ([`mtls`]).
+//! health probes), to other sidecars ([`Peers`]), and the workload identity used towards
+//! them ([`mtls`]).
 //!
 //! Nothing here knows the sidecar's servers: requests arrive as neutral values
 //! ([`AppRequest`]) whichever front door built them.
@@ -9,6 +10,7 @@ mod grpc_app;
 mod health;
 mod http_app;
 pub mod mtls;
+mod peers;
 mod tls;
 mod verbs;
 
@@ -19,10 +21,14 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
-pub use grpc_app::{GrpcChannel, http_status_of};
+pub use grpc_app::{GrpcChannel, http_status_of_code};
 pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
-pub use tls::EndpointTls;
+pub use peers::{CallError, Peer, PeerError, Peers, ProxyClient, ResponseStream};
+pub use tls::{EndpointTls, TlsError};
+
+/// The reason of a failed call, whatever the library that failed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub use verbs::{method_of, verb_of};
 
 /// A method call on the app, as neutral values (built from an HTTP request, a gRPC
@@ -73,16 +79,31 @@ pub struct AppResponse {
     pub body: Bytes,
 }
 
+/// Why a call to the app (or to a non-Dapr endpoint) failed.
 #[derive(Debug, Error)]
 pub enum AppError {
     #[error("app channel not initialized: the sidecar was started without --app-port")]
     NoChannel,
+    /// The call could not be made or was not answered; the message ends with the reason,
+    /// which is therefore not also the `source`.
     #[error("error invoking app: {0}")]
-    Call(String),
+    Call(BoxError),
+    /// The method and query do not make a URI.
+    #[error("error invoking app: invalid method path: {0}")]
+    MethodPath(http::uri::InvalidUri),
+    /// The channel's TLS configuration could not be built.
+    #[error("error invoking app: {0}")]
+    Tls(TlsError),
     #[error("the app's response is larger than the limit of {0} bytes")]
     TooLarge(usize),
     #[error("app is not in a healthy state")]
     Unhealthy,
+}
+
+impl From<TlsError> for AppError {
+    fn from(e: TlsError) -> Self {
+        AppError::Tls(e)
+    }
 }
 
 /// How the app is reached. One value per sidecar, so the size difference between the
@@ -183,7 +204,7 @@ impl AppChannel {
                 sem.clone()
                     .acquire_owned()
                     .await
-                    .map_err(|e| AppError::Call(e.to_string()))?,
+                    .map_err(|e| AppError::Call(e.into()))?,
             ),
             None => None,
         };

@@ -7,8 +7,40 @@ use std::sync::Arc;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+use thiserror::Error;
+
+/// Why a TLS client configuration could not be built. Each message ends with the TLS
+/// library's reason, which is therefore a field rather than the `source`.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    /// The crypto provider refused the protocol versions.
+    #[error("TLS setup: {0}")]
+    Setup(rustls::Error),
+    /// `clientTLS.rootCA` is not PEM.
+    #[error("clientTLS.rootCA: {0}")]
+    RootCaPem(pem::Error),
+    /// A `clientTLS.rootCA` certificate cannot be a trust anchor.
+    #[error("clientTLS.rootCA: {0}")]
+    RootCa(rustls::Error),
+    /// `clientTLS.rootCA` is set but holds no certificate.
+    #[error("clientTLS.rootCA holds no certificate")]
+    NoRootCa,
+    /// `clientTLS.certificate` is not PEM.
+    #[error("clientTLS.certificate: {0}")]
+    Certificate(pem::Error),
+    /// `clientTLS.privateKey` is not a PEM private key.
+    #[error("clientTLS.privateKey: {0}")]
+    PrivateKey(pem::Error),
+    /// The client certificate and key do not go together.
+    #[error("clientTLS: {0}")]
+    ClientAuth(rustls::Error),
+    /// Only one of `clientTLS.certificate` and `clientTLS.privateKey` is set.
+    #[error("clientTLS needs both certificate and privateKey")]
+    HalfClientAuth,
+}
 
 /// Accepts any certificate the app presents, but still checks the handshake signatures
 /// so the connection is a real TLS session with the holder of that certificate.
@@ -75,16 +107,17 @@ fn connector(config: rustls::ClientConfig, h2: bool) -> HttpsConnector<HttpConne
     }
 }
 
-fn builder() -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, String> {
+fn builder() -> Result<rustls::ConfigBuilder<rustls::ClientConfig, rustls::WantsVerifier>, TlsError>
+{
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))
+        .map_err(TlsError::Setup)
 }
 
 /// The connector to the app: plain for `http`/`h2c`/`grpc`, TLS without verification for
 /// `https`/`grpcs`; `h2` selects HTTP/2 by ALPN (gRPC).
-pub fn app_connector(h2: bool) -> Result<HttpsConnector<HttpConnector>, String> {
+pub fn app_connector(h2: bool) -> Result<HttpsConnector<HttpConnector>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = builder()?
         .dangerous()
@@ -105,19 +138,18 @@ pub struct EndpointTls {
 }
 
 /// The connector to non-Dapr endpoints: `https` verified against `tls.root_ca`.
-pub fn endpoint_connector(tls: &EndpointTls) -> Result<HttpsConnector<HttpConnector>, String> {
+pub fn endpoint_connector(tls: &EndpointTls) -> Result<HttpsConnector<HttpConnector>, TlsError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let mut roots = rustls::RootCertStore::empty();
     if let Some(pem) = &tls.root_ca {
         for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let cert = cert.map_err(|e| format!("clientTLS.rootCA: {e}"))?;
             roots
-                .add(cert)
-                .map_err(|e| format!("clientTLS.rootCA: {e}"))?;
+                .add(cert.map_err(TlsError::RootCaPem)?)
+                .map_err(TlsError::RootCa)?;
         }
         if roots.is_empty() {
-            return Err("clientTLS.rootCA holds no certificate".into());
+            return Err(TlsError::NoRootCa);
         }
     }
     let with_roots = builder()?.with_root_certificates(roots);
@@ -125,15 +157,37 @@ pub fn endpoint_connector(tls: &EndpointTls) -> Result<HttpsConnector<HttpConnec
         (Some(cert), Some(key)) => {
             let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("clientTLS.certificate: {e}"))?;
-            let key = PrivateKeyDer::from_pem_slice(key.as_bytes())
-                .map_err(|e| format!("clientTLS.privateKey: {e}"))?;
+                .map_err(TlsError::Certificate)?;
+            let key =
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(TlsError::PrivateKey)?;
             with_roots
                 .with_client_auth_cert(chain, key)
-                .map_err(|e| format!("clientTLS: {e}"))?
+                .map_err(TlsError::ClientAuth)?
         }
         (None, None) => with_roots.with_no_client_auth(),
-        _ => return Err("clientTLS needs both certificate and privateKey".into()),
+        _ => return Err(TlsError::HalfClientAuth),
     };
     Ok(connector(config, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_tls_errors_name_the_field() {
+        let tls = |root_ca: &str| EndpointTls {
+            root_ca: Some(root_ca.to_string()),
+            ..Default::default()
+        };
+        let e = endpoint_connector(&tls("no PEM here")).expect_err("no certificate");
+        assert_eq!(e.to_string(), "clientTLS.rootCA holds no certificate");
+        let half = EndpointTls {
+            certificate: Some(String::new()),
+            ..Default::default()
+        };
+        let e = endpoint_connector(&half).expect_err("half");
+        assert!(matches!(e, TlsError::HalfClientAuth), "{e}");
+        assert!(app_connector(true).is_ok());
+    }
 }

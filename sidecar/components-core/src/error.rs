@@ -2,6 +2,8 @@
 
 use thiserror::Error;
 
+use crate::properties::PropertyError;
+
 /// Why a component could not be created; reported with the component's name at startup.
 #[derive(Debug, Error)]
 pub enum ComponentError {
@@ -18,9 +20,19 @@ pub enum ComponentError {
     /// The metadata is missing a value or holds one the backend cannot use.
     #[error("invalid metadata: {0}")]
     Metadata(String),
+    /// A metadata value does not parse as what the backend reads it as. The message
+    /// already ends with the property error's, so it is not also the `source`.
+    #[error("invalid metadata: {0}")]
+    Property(PropertyError),
     /// The backend could not be reached or refused the connection.
     #[error("cannot connect: {0}")]
     Connect(String),
+}
+
+impl From<PropertyError> for ComponentError {
+    fn from(e: PropertyError) -> Self {
+        Self::Property(e)
+    }
 }
 
 impl ComponentError {

@@ -20,5 +20,5 @@ pub mod testing;
 pub use component::Component;
 pub use error::ComponentError;
 pub use family::Family;
-pub use properties::Properties;
+pub use properties::{Properties, PropertyError};
 pub use registry::{Init, Live, Registry, ResolverInit};

@@ -1,8 +1,58 @@
 //! Component metadata as components read it: case-insensitive names, Dapr's value syntaxes.
 
 use std::collections::HashMap;
+use std::error::Error as StdError;
 use std::str::FromStr;
 use std::time::Duration;
+
+use kit::duration::DurationError;
+use thiserror::Error;
+
+/// A metadata value a component cannot use, with the key and value as written.
+#[derive(Debug, Error)]
+pub enum PropertyError {
+    /// The value does not parse as the type the component reads it as.
+    #[error("invalid value {value:?} for metadata {name}")]
+    Invalid {
+        name: String,
+        value: String,
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The value is neither a Go duration nor a bare number of seconds.
+    #[error("invalid duration {value:?} for metadata {name}")]
+    Duration {
+        name: String,
+        value: String,
+        #[source]
+        source: DurationError,
+    },
+}
+
+impl PropertyError {
+    /// The metadata key, as the component asked for it.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Invalid { name, .. } | Self::Duration { name, .. } => name,
+        }
+    }
+
+    /// The value as written.
+    pub fn value(&self) -> &str {
+        match self {
+            Self::Invalid { value, .. } | Self::Duration { value, .. } => value,
+        }
+    }
+}
+
+/// Equal when the same key and value failed the same way; the reason follows from those.
+impl PartialEq for PropertyError {
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && self.name() == other.name()
+            && self.value() == other.value()
+    }
+}
 
 /// A component's resolved `spec.metadata`. Dapr matches metadata names without regard to
 /// case (`redisHost` and `redishost` are the same key), so lookups here do too.
@@ -38,15 +88,23 @@ impl Properties {
         self.get(name).unwrap_or(default)
     }
 
-    /// Parses `name` as `T`, with a message naming the key when it does not parse.
-    pub fn parse<T: FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+    /// Parses `name` as `T`; an error names the key and keeps the parser's reason.
+    pub fn parse<T>(&self, name: &str) -> Result<Option<T>, PropertyError>
+    where
+        T: FromStr,
+        T::Err: StdError + Send + Sync + 'static,
+    {
         match self.get(name) {
             None => Ok(None),
             Some(raw) => raw
                 .trim()
                 .parse()
                 .map(Some)
-                .map_err(|_| format!("invalid value {raw:?} for metadata {name}")),
+                .map_err(|e| PropertyError::Invalid {
+                    name: name.to_string(),
+                    value: raw.to_string(),
+                    source: Box::new(e),
+                }),
         }
     }
 
@@ -61,12 +119,18 @@ impl Properties {
     }
 
     /// A duration written either as Go duration (`10s`, `1m30s`, `500ms`) or bare seconds.
-    pub fn duration(&self, name: &str) -> Result<Option<Duration>, String> {
+    pub fn duration(&self, name: &str) -> Result<Option<Duration>, PropertyError> {
         match self.get(name) {
             None => Ok(None),
-            Some(raw) => parse_duration(raw)
-                .map(Some)
-                .ok_or_else(|| format!("invalid duration {raw:?} for metadata {name}")),
+            Some(raw) => {
+                kit::duration::metadata(raw)
+                    .map(Some)
+                    .map_err(|source| PropertyError::Duration {
+                        name: name.to_string(),
+                        value: raw.to_string(),
+                        source,
+                    })
+            }
         }
     }
 }
@@ -110,5 +174,20 @@ mod tests {
         assert!(!p.flag("missing"));
         assert_eq!(p.parse::<u32>("n"), Ok(Some(12)));
         assert!(p.parse::<u32>("bad").is_err());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_keep_the_reason() {
+        let p = Properties::new([("port", "x1"), ("wait", "5x")]);
+        let e = p.parse::<u16>("Port").expect_err("not a number");
+        assert_eq!(e.to_string(), r#"invalid value "x1" for metadata Port"#);
+        assert_eq!(e.name(), "Port");
+        assert!(
+            e.source()
+                .is_some_and(|s| s.is::<std::num::ParseIntError>())
+        );
+        let e = p.duration("wait").expect_err("not a duration");
+        assert_eq!(e.to_string(), r#"invalid duration "5x" for metadata wait"#);
+        assert!(matches!(e, PropertyError::Duration { .. }));
     }
 }

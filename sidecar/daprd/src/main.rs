@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use components_core::Registry;
 use runtime as sidecar;
-use runtime::config::{DAPR_COMPAT_VERSION, Flags, parse_args};
+use runtime::config::{DAPR_COMPAT_VERSION, Env, Flags, parse_args};
 use runtime::logging::DaprJson;
 
 /// Every component backend this binary can build. Adding a backend crate means one line
@@ -94,6 +94,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
+    let env = Env::from_process();
     init_logging(&flags);
     // Two worker threads keep idle memory small; the sidecar is I/O bound.
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -113,7 +114,7 @@ fn main() -> ExitCode {
             flags.app_id
         );
         tracing::info!("Log level set to: {}", flags.log_level);
-        let running = match sidecar::start(&flags, registry(), started).await {
+        let running = match sidecar::start(&flags, &env, registry(), started).await {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("Fatal error from runtime: {e:#}");

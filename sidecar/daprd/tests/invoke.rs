@@ -623,14 +623,12 @@ async fn content_length_reaches_apps_across_sidecars() {
 async fn start_tls_app() -> (u16, String) {
     use std::sync::Arc;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()])
-        .expect("self-signed cert");
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let cert = test_support::certs::self_signed(&["localhost"]);
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
         .with_no_client_auth()
-        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .with_single_cert(cert.chain_der(), cert.key_der())
         .expect("server config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -654,7 +652,7 @@ async fn start_tls_app() -> (u16, String) {
             });
         }
     });
-    (port, cert.cert.pem())
+    (port, cert.cert_pem().to_string())
 }
 
 /// `--app-protocol https`: the app serves TLS with a self-signed certificate, which the

@@ -6,10 +6,12 @@ mod breaker;
 mod policy;
 mod retry;
 mod spec;
+mod transience;
 mod trip;
 
 pub use breaker::{Breaker, BreakerSettings};
 pub use policy::{Outcome, Policies, Policy, PolicyError};
-pub use retry::{Backoff, RetrySettings, StatusMatcher};
-pub use spec::parse_resiliency;
-pub use trip::TripExpr;
+pub use retry::{Backoff, RetrySettings, StatusCodeError, StatusMatcher};
+pub use spec::{ResiliencyError, parse_resiliency};
+pub use transience::Transience;
+pub use trip::{TripError, TripExpr};

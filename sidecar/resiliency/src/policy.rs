@@ -22,6 +22,12 @@ pub enum Outcome {
     Transport,
     /// The attempt ran out of time (it may have reached the target).
     Timeout,
+    /// The target failed with an error that may pass (a component's backend is down):
+    /// retried whenever a retry policy applies, as its status-code lists do not.
+    Failure,
+    /// The target failed in a way no retry can change (an ETag conflict, a bad request):
+    /// never retried, and, as in Dapr, a failure for the circuit breaker all the same.
+    Permanent,
 }
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -77,10 +83,10 @@ impl Policy {
             return None;
         }
         let wanted = match outcome {
-            Outcome::Success => false,
+            Outcome::Success | Outcome::Permanent => false,
             Outcome::Transport => true,
             _ if retry.transport_only => false,
-            Outcome::Timeout => true,
+            Outcome::Timeout | Outcome::Failure => true,
             Outcome::Http(code) => {
                 retry.http_codes.is_empty() || retry.http_codes.matches(u32::from(code))
             }
@@ -92,9 +98,10 @@ impl Policy {
         wanted.then(|| retry.delay(attempt))
     }
 
-    /// Runs `op` under the policy. `classify` says how an attempt's result counts; the last
-    /// result is returned as it is when retries run out, so an app's own error reaches the
-    /// caller unchanged.
+    /// Runs `op` under the policy. `classify` says how an attempt's result counts
+    /// ([`Outcome::of`] for errors that know their [`Transience`](crate::Transience)); the
+    /// last result is returned as it is when retries run out or a failure is permanent, so
+    /// an app's own error reaches the caller unchanged.
     pub async fn run<T, E, F, Fut, C>(
         &self,
         op: F,
@@ -151,6 +158,7 @@ impl Policy {
                 Ok(r) => classify(r),
                 Err(_) => Outcome::Timeout,
             };
+            // Every failure counts, a permanent one too: Dapr's breaker sees any error.
             if let (Some(b), Some(t)) = (&self.breaker, ticket) {
                 b.record(t, outcome == Outcome::Success);
             }

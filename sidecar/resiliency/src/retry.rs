@@ -1,7 +1,10 @@
 //! Retry policies: constant or exponential backoff, a retry budget, and which failures are
 //! worth retrying (`matching.httpStatusCodes` / `gRPCStatusCodes`).
 
+use std::num::ParseIntError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use thiserror::Error;
 
 /// How long to wait before each retry.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,8 +22,24 @@ pub struct StatusMatcher {
     ranges: Vec<(u32, u32)>,
 }
 
+/// Why a list of status codes was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StatusCodeError {
+    /// An entry is not a number.
+    #[error("invalid status code {code:?}")]
+    Invalid {
+        code: String,
+        #[source]
+        source: ParseIntError,
+    },
+    /// A range is reversed or reaches past the codes of its protocol.
+    #[error("status code range {range:?} must lie within {min}-{max}")]
+    OutOfRange { range: String, min: u32, max: u32 },
+}
+
 impl StatusMatcher {
-    pub fn parse(raw: &str, min: u32, max: u32) -> Result<Self, String> {
+    /// Reads `raw`, refusing codes outside `min..=max` (100-599 for HTTP, 0-16 for gRPC).
+    pub fn parse(raw: &str, min: u32, max: u32) -> Result<Self, StatusCodeError> {
         let mut ranges = Vec::new();
         for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (a, b) = match part.split_once('-') {
@@ -28,14 +47,18 @@ impl StatusMatcher {
                 None => (part, part),
             };
             let parse = |s: &str| {
-                s.parse::<u32>()
-                    .map_err(|_| format!("invalid status code {s:?}"))
+                s.parse::<u32>().map_err(|source| StatusCodeError::Invalid {
+                    code: s.to_string(),
+                    source,
+                })
             };
             let (a, b) = (parse(a)?, parse(b)?);
             if a > b || a < min || b > max {
-                return Err(format!(
-                    "status code range {part:?} must lie within {min}-{max}"
-                ));
+                return Err(StatusCodeError::OutOfRange {
+                    range: part.to_string(),
+                    min,
+                    max,
+                });
             }
             ranges.push((a, b));
         }

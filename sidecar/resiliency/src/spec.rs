@@ -7,11 +7,64 @@ use std::time::Duration;
 
 use crds::ResiliencySpec;
 use crds::resiliency::{CircuitBreaker, Retry};
+use kit::duration::DurationError;
+use thiserror::Error;
 
 use super::breaker::{Breaker, BreakerSettings};
 use super::policy::{Policies, Policy};
-use super::retry::{Backoff, RetrySettings, StatusMatcher};
-use super::trip::TripExpr;
+use super::retry::{Backoff, RetrySettings, StatusCodeError, StatusMatcher};
+use super::trip::{TripError, TripExpr};
+
+/// Why a Resiliency resource was refused; each names the policy or target at fault.
+#[derive(Debug, Error)]
+pub enum ResiliencyError {
+    /// A duration field does not parse.
+    #[error("invalid duration {raw:?} for {what}: {source}")]
+    Duration {
+        raw: String,
+        /// The field, e.g. `retry r duration`.
+        what: String,
+        #[source]
+        source: DurationError,
+    },
+    /// A retry's `policy` is neither `constant` nor `exponential`.
+    #[error("retry {retry}: unknown policy {policy:?}")]
+    UnknownBackoff { retry: String, policy: String },
+    /// A retry's `matching` lists a code that is not one.
+    #[error("retry {retry} {field}: {source}")]
+    StatusCodes {
+        retry: String,
+        /// `httpStatusCodes` or `gRPCStatusCodes`.
+        field: &'static str,
+        #[source]
+        source: StatusCodeError,
+    },
+    /// A circuit breaker's `maxRequests` is negative or too large.
+    #[error("circuit breaker {breaker}: invalid maxRequests {value}")]
+    MaxRequests { breaker: String, value: i64 },
+    /// A circuit breaker's `trip` expression was refused.
+    #[error("circuit breaker {breaker}: {source}")]
+    Trip {
+        breaker: String,
+        #[source]
+        source: TripError,
+    },
+    /// A target's timeout is neither a timeout policy's name nor a duration.
+    #[error("app {app}: unknown timeout policy {name:?}")]
+    UnknownTimeout {
+        app: String,
+        name: String,
+        /// Why the name is not a duration either.
+        #[source]
+        source: DurationError,
+    },
+    /// A target names a retry policy no resource defines.
+    #[error("app {app}: unknown retry policy {name:?}")]
+    UnknownRetry { app: String, name: String },
+    /// A target names a circuit breaker no resource defines.
+    #[error("app {app}: unknown circuit breaker {name:?}")]
+    UnknownBreaker { app: String, name: String },
+}
 
 /// An optional text field of the spec: empty means not set.
 fn set(text: &str) -> Option<&str> {
@@ -19,25 +72,41 @@ fn set(text: &str) -> Option<&str> {
 }
 
 /// Resiliency durations read a bare integer as milliseconds, as Dapr's do.
-fn duration(raw: &str, what: &str) -> Result<Duration, String> {
-    kit::duration::resiliency(raw).map_err(|e| format!("invalid duration {raw:?} for {what}: {e}"))
+fn duration(raw: &str, what: impl FnOnce() -> String) -> Result<Duration, ResiliencyError> {
+    kit::duration::resiliency(raw).map_err(|source| ResiliencyError::Duration {
+        raw: raw.to_string(),
+        what: what(),
+        source,
+    })
 }
 
-fn retry(name: &str, spec: &Retry) -> Result<RetrySettings, String> {
+fn retry(name: &str, spec: &Retry) -> Result<RetrySettings, ResiliencyError> {
     let backoff = match spec.policy.as_str() {
         "" | "constant" => Backoff::Constant(match set(&spec.duration) {
-            Some(d) => duration(d, &format!("retry {name} duration"))?,
+            Some(d) => duration(d, || format!("retry {name} duration"))?,
             None => Duration::from_secs(5),
         }),
         "exponential" => Backoff::Exponential {
             max_interval: match set(&spec.max_interval) {
-                Some(d) => duration(d, &format!("retry {name} maxInterval"))?,
+                Some(d) => duration(d, || format!("retry {name} maxInterval"))?,
                 None => Duration::from_secs(60),
             },
         },
-        other => return Err(format!("retry {name}: unknown policy {other:?}")),
+        other => {
+            return Err(ResiliencyError::UnknownBackoff {
+                retry: name.to_string(),
+                policy: other.to_string(),
+            });
+        }
     };
     let matching = spec.matching.clone().unwrap_or_default();
+    let codes = |field: &'static str, raw: &str, min, max| {
+        StatusMatcher::parse(raw, min, max).map_err(|source| ResiliencyError::StatusCodes {
+            retry: name.to_string(),
+            field,
+            source,
+        })
+    };
     Ok(RetrySettings {
         backoff,
         max_retries: match spec.max_retries {
@@ -45,39 +114,41 @@ fn retry(name: &str, spec: &Retry) -> Result<RetrySettings, String> {
             Some(n) if n < 0 => None,
             Some(n) => Some(u32::try_from(n).unwrap_or(u32::MAX)),
         },
-        http_codes: StatusMatcher::parse(&matching.http_status_codes, 100, 599)
-            .map_err(|e| format!("retry {name} httpStatusCodes: {e}"))?,
-        grpc_codes: StatusMatcher::parse(&matching.grpc_status_codes, 0, 16)
-            .map_err(|e| format!("retry {name} gRPCStatusCodes: {e}"))?,
+        http_codes: codes("httpStatusCodes", &matching.http_status_codes, 100, 599)?,
+        grpc_codes: codes("gRPCStatusCodes", &matching.grpc_status_codes, 0, 16)?,
         transport_only: false,
     })
 }
 
-fn breaker(name: &str, spec: &CircuitBreaker) -> Result<BreakerSettings, String> {
+fn breaker(name: &str, spec: &CircuitBreaker) -> Result<BreakerSettings, ResiliencyError> {
     Ok(BreakerSettings {
         // 0 (unset) lets one request through while half-open, as Dapr does.
         max_requests: u32::try_from(spec.max_requests).map_err(|_| {
-            format!(
-                "circuit breaker {name}: invalid maxRequests {}",
-                spec.max_requests
-            )
+            ResiliencyError::MaxRequests {
+                breaker: name.to_string(),
+                value: spec.max_requests,
+            }
         })?,
         interval: match set(&spec.interval) {
-            Some(d) => duration(d, &format!("circuit breaker {name} interval"))?,
+            Some(d) => duration(d, || format!("circuit breaker {name} interval"))?,
             None => Duration::ZERO,
         },
         timeout: match set(&spec.timeout) {
-            Some(d) => duration(d, &format!("circuit breaker {name} timeout"))?,
+            Some(d) => duration(d, || format!("circuit breaker {name} timeout"))?,
             None => Duration::from_secs(60),
         },
-        trip: TripExpr::parse(set(&spec.trip).unwrap_or("consecutiveFailures > 5"))
-            .map_err(|e| format!("circuit breaker {name}: {e}"))?,
+        trip: TripExpr::parse(set(&spec.trip).unwrap_or("consecutiveFailures > 5")).map_err(
+            |source| ResiliencyError::Trip {
+                breaker: name.to_string(),
+                source,
+            },
+        )?,
     })
 }
 
 /// Builds the policies of every resource, validating each reference. Each app target gets
 /// its own breaker instance.
-pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
+pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, ResiliencyError> {
     let mut policies = Policies::default();
     for spec in specs {
         let p = &spec.policies;
@@ -85,10 +156,15 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
             let timeout = match set(&target.timeout) {
                 None => None,
                 Some(t) => Some(match p.timeouts.get(t) {
-                    Some(d) => duration(d, &format!("timeout {t}"))?,
+                    Some(d) => duration(d, || format!("timeout {t}"))?,
                     // A duration written in place, as Dapr also allows.
-                    None => kit::duration::resiliency(t)
-                        .map_err(|_| format!("app {app}: unknown timeout policy {t:?}"))?,
+                    None => kit::duration::resiliency(t).map_err(|source| {
+                        ResiliencyError::UnknownTimeout {
+                            app: app.clone(),
+                            name: t.to_string(),
+                            source,
+                        }
+                    })?,
                 }),
             };
             let retry = match set(&target.retry) {
@@ -97,7 +173,10 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
                     r,
                     p.retries
                         .get(r)
-                        .ok_or_else(|| format!("app {app}: unknown retry policy {r:?}"))?,
+                        .ok_or_else(|| ResiliencyError::UnknownRetry {
+                            app: app.clone(),
+                            name: r.to_string(),
+                        })?,
                 )?),
             };
             let breaker = match set(&target.circuit_breaker) {
@@ -106,7 +185,10 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, String> {
                     b,
                     p.circuit_breakers
                         .get(b)
-                        .ok_or_else(|| format!("app {app}: unknown circuit breaker {b:?}"))?,
+                        .ok_or_else(|| ResiliencyError::UnknownBreaker {
+                            app: app.clone(),
+                            name: b.to_string(),
+                        })?,
                 )?))),
             };
             policies.apps.insert(
@@ -183,5 +265,35 @@ mod tests {
         ] {
             assert!(parse_resiliency(&[spec(bad)]).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn errors_name_the_policy_and_keep_their_cause() {
+        let err = |yaml: &str| parse_resiliency(&[spec(yaml)]).expect_err(yaml);
+        let e = err(
+            "policies:\n  retries:\n    r:\n      duration: soon\ntargets:\n  apps:\n    a:\n      retry: r\n",
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid duration \"soon\" for retry r duration: time: invalid duration \"soon\""
+        );
+        assert!(std::error::Error::source(&e).is_some());
+        let e = err(
+            "policies:\n  retries:\n    r:\n      matching:\n        gRPCStatusCodes: 1-17\ntargets:\n  apps:\n    a:\n      retry: r\n",
+        );
+        assert_eq!(
+            e.to_string(),
+            "retry r gRPCStatusCodes: status code range \"1-17\" must lie within 0-16"
+        );
+        let e = err("targets:\n  apps:\n    a:\n      timeout: nope\n");
+        assert_eq!(e.to_string(), "app a: unknown timeout policy \"nope\"");
+        let e = err(
+            "policies:\n  circuitBreakers:\n    c:\n      trip: failures > 1\ntargets:\n  apps:\n    a:\n      circuitBreaker: c\n",
+        );
+        assert_eq!(
+            e.to_string(),
+            "circuit breaker c: invalid trip expression \"failures > 1\": unknown variable \"failures\""
+        );
+        assert!(matches!(e, ResiliencyError::Trip { .. }));
     }
 }

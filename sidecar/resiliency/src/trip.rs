@@ -1,7 +1,17 @@
-//! The `trip` expressions of circuit breakers (`consecutiveFailures > 5`, ...): the part of
-//! CEL Dapr's breakers use — comparisons of the breaker's counters with integers, joined by
-//! `&&` and `||`, with parentheses.
+//! The `trip` expressions of circuit breakers (`consecutiveFailures > 5`, ...): CEL over the
+//! breaker's counters. An expression is compiled once, when the policy is read, and
+//! evaluated only when a call fails while the breaker is closed, as in Dapr, so a call that
+//! succeeds never pays for it (a failure pays a few hundred nanoseconds).
 
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
+
+use cel::common::ast::{Expr, IdedExpr, LiteralValue, operators};
+use cel::common::types::CelInt;
+use cel::common::value::CowVal;
+use cel::context::VariableResolver;
+use cel::{Context, Env, ParseErrors, Program, Value};
 use thiserror::Error;
 
 /// The breaker's counters an expression can read.
@@ -14,217 +24,184 @@ pub struct Counts {
     pub consecutive_failures: u64,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum TripExpr {
-    Compare(Var, Cmp, i64),
-    And(Box<TripExpr>, Box<TripExpr>),
-    Or(Box<TripExpr>, Box<TripExpr>),
+/// The names Dapr binds the counters to, in the order [`Counters`] holds them.
+const VARIABLES: [&str; 5] = [
+    "requests",
+    "totalSuccesses",
+    "totalFailures",
+    "consecutiveSuccesses",
+    "consecutiveFailures",
+];
+
+/// One standard CEL environment for every expression: building one registers the whole
+/// standard library, work worth doing once per process rather than per breaker.
+static ENV: LazyLock<Arc<Env>> = LazyLock::new(|| Arc::new(Env::stdlib()));
+
+/// A compiled `trip` expression. Clones share the program (and its log-once flag).
+#[derive(Clone)]
+pub struct TripExpr(Arc<Compiled>);
+
+struct Compiled {
+    source: String,
+    program: Program,
+    /// Set by the first evaluation that gave no boolean, so that a bad expression is
+    /// reported once rather than on every failed call.
+    warned: AtomicBool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Var {
-    Requests,
-    TotalSuccesses,
-    TotalFailures,
-    ConsecutiveSuccesses,
-    ConsecutiveFailures,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cmp {
-    Gt,
-    Ge,
-    Lt,
-    Le,
-    Eq,
-    Ne,
-}
-
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("invalid trip expression {expr:?}: {reason}")]
-pub struct TripError {
-    expr: String,
-    reason: String,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Token {
-    Ident(String),
-    Int(i64),
-    Op(&'static str),
-    Open,
-    Close,
-}
-
-fn tokenize(s: &str) -> Result<Vec<Token>, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c.is_ascii_whitespace() {
-            i += 1;
-        } else if c.is_ascii_alphabetic() || c == b'_' {
-            let start = i;
-            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                i += 1;
-            }
-            out.push(Token::Ident(s[start..i].to_string()));
-        } else if c.is_ascii_digit() {
-            let start = i;
-            while i < b.len() && b[i].is_ascii_digit() {
-                i += 1;
-            }
-            out.push(Token::Int(
-                s[start..i]
-                    .parse()
-                    .map_err(|_| "number too large".to_string())?,
-            ));
-        } else if c == b'(' {
-            out.push(Token::Open);
-            i += 1;
-        } else if c == b')' {
-            out.push(Token::Close);
-            i += 1;
-        } else {
-            let two = s.get(i..i + 2).unwrap_or("");
-            let op = match two {
-                ">=" | "<=" | "==" | "!=" | "&&" | "||" => {
-                    i += 2;
-                    match two {
-                        ">=" => ">=",
-                        "<=" => "<=",
-                        "==" => "==",
-                        "!=" => "!=",
-                        "&&" => "&&",
-                        _ => "||",
-                    }
-                }
-                _ if c == b'>' => {
-                    i += 1;
-                    ">"
-                }
-                _ if c == b'<' => {
-                    i += 1;
-                    "<"
-                }
-                _ => return Err(format!("unexpected character {:?}", c as char)),
-            };
-            out.push(Token::Op(op));
-        }
-    }
-    Ok(out)
-}
-
-struct Parser {
-    tokens: Vec<Token>,
-    pos: usize,
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Token> {
-        self.tokens.get(self.pos)
-    }
-
-    fn next(&mut self) -> Option<Token> {
-        let t = self.tokens.get(self.pos).cloned();
-        self.pos += 1;
-        t
-    }
-
-    fn or(&mut self) -> Result<TripExpr, String> {
-        let mut left = self.and()?;
-        while self.peek() == Some(&Token::Op("||")) {
-            self.pos += 1;
-            left = TripExpr::Or(Box::new(left), Box::new(self.and()?));
-        }
-        Ok(left)
-    }
-
-    fn and(&mut self) -> Result<TripExpr, String> {
-        let mut left = self.atom()?;
-        while self.peek() == Some(&Token::Op("&&")) {
-            self.pos += 1;
-            left = TripExpr::And(Box::new(left), Box::new(self.atom()?));
-        }
-        Ok(left)
-    }
-
-    fn atom(&mut self) -> Result<TripExpr, String> {
-        match self.next() {
-            Some(Token::Open) => {
-                let e = self.or()?;
-                match self.next() {
-                    Some(Token::Close) => Ok(e),
-                    _ => Err("missing ')'".into()),
-                }
-            }
-            Some(Token::Ident(name)) => {
-                let var = match name.as_str() {
-                    "requests" => Var::Requests,
-                    "totalSuccesses" => Var::TotalSuccesses,
-                    "totalFailures" => Var::TotalFailures,
-                    "consecutiveSuccesses" => Var::ConsecutiveSuccesses,
-                    "consecutiveFailures" => Var::ConsecutiveFailures,
-                    other => return Err(format!("unknown variable {other:?}")),
-                };
-                let cmp = match self.next() {
-                    Some(Token::Op(">")) => Cmp::Gt,
-                    Some(Token::Op(">=")) => Cmp::Ge,
-                    Some(Token::Op("<")) => Cmp::Lt,
-                    Some(Token::Op("<=")) => Cmp::Le,
-                    Some(Token::Op("==")) => Cmp::Eq,
-                    Some(Token::Op("!=")) => Cmp::Ne,
-                    _ => return Err(format!("expected a comparison after {name}")),
-                };
-                match self.next() {
-                    Some(Token::Int(n)) => Ok(TripExpr::Compare(var, cmp, n)),
-                    _ => Err("expected an integer".into()),
-                }
-            }
-            _ => Err("expected a variable or '('".into()),
-        }
-    }
+/// Why a `trip` expression was refused when the policy was read.
+#[derive(Debug, Error)]
+pub enum TripError {
+    /// The text is not CEL.
+    #[error("invalid trip expression {expr:?}: {summary}")]
+    Syntax {
+        expr: String,
+        /// The first syntax error on one line (the source has them all, with carets).
+        summary: String,
+        #[source]
+        source: ParseErrors,
+    },
+    /// The expression names something other than the breaker's counters, so it could
+    /// only fail when evaluated.
+    #[error("invalid trip expression {expr:?}: unknown variable {name:?}")]
+    UnknownVariable { expr: String, name: String },
+    /// The expression is a number, a string, a list... and so can never be `true`.
+    #[error("invalid trip expression {expr:?}: not a condition (it never evaluates to a boolean)")]
+    NotCondition { expr: String },
 }
 
 impl TripExpr {
-    pub fn parse(s: &str) -> Result<Self, TripError> {
-        let fail = |reason: String| TripError {
-            expr: s.to_string(),
-            reason,
-        };
-        let tokens = tokenize(s).map_err(fail)?;
-        let mut p = Parser { tokens, pos: 0 };
-        let e = p.or().map_err(fail)?;
-        if p.pos != p.tokens.len() {
-            return Err(fail("unexpected trailing input".into()));
+    /// Compiles `source`, refusing what could never trip the breaker: bad syntax, a name
+    /// that is not a counter, a value that cannot be a boolean. (Dapr accepts the last two
+    /// and then never trips; a breaker that silently never opens is worse than an error.)
+    pub fn parse(source: &str) -> Result<Self, TripError> {
+        let program = ENV.compile(source).map_err(|e| TripError::Syntax {
+            expr: source.to_string(),
+            summary: summary(&e),
+            source: e,
+        })?;
+        let references = program.references();
+        let mut unknown = references.variables();
+        unknown.retain(|v| !VARIABLES.contains(v));
+        unknown.sort_unstable();
+        if let Some(name) = unknown.first() {
+            return Err(TripError::UnknownVariable {
+                expr: source.to_string(),
+                name: (*name).to_string(),
+            });
         }
-        Ok(e)
+        drop(references);
+        if never_boolean(program.expression()) {
+            return Err(TripError::NotCondition {
+                expr: source.to_string(),
+            });
+        }
+        Ok(Self(Arc::new(Compiled {
+            source: source.to_string(),
+            program,
+            warned: AtomicBool::new(false),
+        })))
     }
 
-    pub fn eval(&self, c: &Counts) -> bool {
-        match self {
-            TripExpr::And(a, b) => a.eval(c) && b.eval(c),
-            TripExpr::Or(a, b) => a.eval(c) || b.eval(c),
-            TripExpr::Compare(var, cmp, n) => {
-                let v = match var {
-                    Var::Requests => c.requests,
-                    Var::TotalSuccesses => c.total_successes,
-                    Var::TotalFailures => c.total_failures,
-                    Var::ConsecutiveSuccesses => c.consecutive_successes,
-                    Var::ConsecutiveFailures => c.consecutive_failures,
-                };
-                let v = i64::try_from(v).unwrap_or(i64::MAX);
-                match cmp {
-                    Cmp::Gt => v > *n,
-                    Cmp::Ge => v >= *n,
-                    Cmp::Lt => v < *n,
-                    Cmp::Le => v <= *n,
-                    Cmp::Eq => v == *n,
-                    Cmp::Ne => v != *n,
+    /// The expression as written.
+    pub fn as_str(&self) -> &str {
+        &self.0.source
+    }
+
+    /// Whether the breaker should open with these counts: only a boolean `true` opens it.
+    /// Anything else (another type, or an error such as a division by zero) keeps it closed,
+    /// as in Dapr, and the first such answer is logged.
+    pub fn eval(&self, counts: &Counts) -> bool {
+        let counters = Counters::from(counts);
+        let mut ctx = Context::with_env(Arc::clone(&ENV));
+        ctx.set_variable_resolver(&counters);
+        match self.0.program.execute(&ctx) {
+            Ok(Value::Bool(trip)) => trip,
+            other => {
+                if !self.0.warned.swap(true, Ordering::Relaxed) {
+                    let expr = self.as_str();
+                    match other {
+                        Ok(value) => tracing::warn!(
+                            expr,
+                            "circuit breaker trip expression gave {value:?}, not a boolean: \
+                             the breaker does not open"
+                        ),
+                        Err(e) => tracing::warn!(
+                            expr,
+                            "circuit breaker trip expression failed: {e}: the breaker does not open"
+                        ),
+                    }
                 }
+                false
             }
         }
+    }
+}
+
+impl fmt::Debug for TripExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("TripExpr").field(&self.0.source).finish()
+    }
+}
+
+impl PartialEq for TripExpr {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.source == other.0.source
+    }
+}
+
+/// The first error of `errors` on one line, for messages that name the policy around it.
+fn summary(errors: &ParseErrors) -> String {
+    match errors.errors.first() {
+        Some(e) => format!("{} (column {})", e.msg, e.pos.1),
+        None => "not a CEL expression".to_string(),
+    }
+}
+
+/// Whether `e`, from its shape alone, can only be something other than a boolean: a
+/// counter, a literal other than `true`/`false`, arithmetic, a list or map, or a choice
+/// between such. Anything else (a comparison, a function) is left to evaluation.
+fn never_boolean(e: &IdedExpr) -> bool {
+    match &e.expr {
+        // Every name an expression may use is an int counter.
+        Expr::Ident(_) => true,
+        Expr::Literal(LiteralValue::Boolean(_)) => false,
+        Expr::Literal(_) | Expr::List(_) | Expr::Map(_) | Expr::Struct(_) => true,
+        Expr::Call(call) => match call.func_name.as_str() {
+            operators::ADD
+            | operators::SUBSTRACT
+            | operators::MULTIPLY
+            | operators::DIVIDE
+            | operators::MODULO
+            | operators::NEGATE => true,
+            operators::CONDITIONAL => call.args.iter().skip(1).all(never_boolean),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// The counters as CEL `int`s (Dapr binds them as int64), handed to the program by name
+/// without building a map for each evaluation.
+struct Counters([CelInt; 5]);
+
+impl From<&Counts> for Counters {
+    fn from(c: &Counts) -> Self {
+        let int = |v: u64| CelInt::from(i64::try_from(v).unwrap_or(i64::MAX));
+        Self([
+            int(c.requests),
+            int(c.total_successes),
+            int(c.total_failures),
+            int(c.consecutive_successes),
+            int(c.consecutive_failures),
+        ])
+    }
+}
+
+impl VariableResolver for Counters {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let i = VARIABLES.iter().position(|v| *v == variable)?;
+        Some(CowVal::Borrowed(&self.0[i]))
     }
 }
 
@@ -273,5 +250,120 @@ mod tests {
         ] {
             assert!(TripExpr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn evaluates_what_full_cel_allows() {
+        let e = TripExpr::parse(
+            "consecutiveFailures >= 3 || (requests > 10 && totalFailures * 2 > requests)",
+        )
+        .expect("parses");
+        let c = |consecutive_failures, requests, total_failures| Counts {
+            consecutive_failures,
+            requests,
+            total_failures,
+            ..Counts::default()
+        };
+        assert!(e.eval(&c(3, 3, 3)), "three in a row");
+        assert!(!e.eval(&c(1, 10, 9)), "too few requests to judge the rate");
+        assert!(e.eval(&c(1, 11, 6)), "more than half of 11 failed");
+        assert!(!e.eval(&c(1, 12, 6)), "exactly half is not more than half");
+
+        let e = TripExpr::parse("!(consecutiveSuccesses > 0) && totalFailures % 2 == 1")
+            .expect("parses");
+        assert!(e.eval(&Counts {
+            total_failures: 3,
+            ..Counts::default()
+        }));
+        assert!(!e.eval(&Counts {
+            total_failures: 3,
+            consecutive_successes: 1,
+            ..Counts::default()
+        }));
+    }
+
+    #[test]
+    fn binds_every_counter_under_daprs_name() {
+        let e = TripExpr::parse(
+            "requests == 1 && totalSuccesses == 2 && totalFailures == 3 \
+             && consecutiveSuccesses == 4 && consecutiveFailures == 5",
+        )
+        .expect("parses");
+        assert!(e.eval(&Counts {
+            requests: 1,
+            total_successes: 2,
+            total_failures: 3,
+            consecutive_successes: 4,
+            consecutive_failures: 5,
+        }));
+        let e = TripExpr::parse("requests == 9223372036854775807").expect("parses");
+        assert!(
+            e.eval(&counts(0, u64::MAX)),
+            "counts beyond int64 saturate rather than wrap"
+        );
+    }
+
+    #[test]
+    fn an_unknown_variable_is_refused_by_name() {
+        let err = TripExpr::parse("consecutiveFailures > 1 && failures > 2").expect_err("refused");
+        assert!(
+            matches!(&err, TripError::UnknownVariable { name, .. } if name == "failures"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "invalid trip expression \"consecutiveFailures > 1 && failures > 2\": unknown variable \"failures\""
+        );
+    }
+
+    #[test]
+    fn refuses_values_that_are_never_conditions() {
+        for bad in [
+            "requests + 1",
+            "'open'",
+            "requests > 1 ? 1 : 2",
+            "[true]",
+            "-requests",
+        ] {
+            assert!(
+                matches!(TripExpr::parse(bad), Err(TripError::NotCondition { .. })),
+                "{bad}"
+            );
+        }
+        assert!(
+            TripExpr::parse("true").is_ok(),
+            "a constant condition is one"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_keep_the_parser_report_as_source() {
+        let err = TripExpr::parse("consecutiveFailures >").expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("invalid trip expression \"consecutiveFailures >\": ")
+                && !text.contains('\n'),
+            "{text}"
+        );
+        let source = std::error::Error::source(&err).expect("the parser's errors");
+        assert!(source.to_string().contains("<input>:1:"), "{source}");
+    }
+
+    #[test]
+    fn what_is_not_a_boolean_when_evaluated_does_not_trip() {
+        let e = TripExpr::parse("totalFailures / requests > 0").expect("parses");
+        assert!(
+            !e.eval(&counts(1, 0)),
+            "division by zero: an error, no trip"
+        );
+        assert!(e.eval(&Counts {
+            requests: 2,
+            total_failures: 2,
+            ..Counts::default()
+        }));
+        let e = TripExpr::parse("requests > 2 ? 1 : true").expect("parses");
+        assert!(e.eval(&counts(0, 1)));
+        assert!(!e.eval(&counts(0, 3)), "an int: no trip");
+        assert!(!e.eval(&counts(0, 3)), "and again (logged once)");
     }
 }

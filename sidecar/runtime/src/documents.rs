@@ -50,9 +50,7 @@ pub fn embedded_default() -> Result<Documents> {
         "metadata": {"name": "statestore"},
         "spec": {"type": "state.in-memory", "version": "v1"},
     });
-    let component: Component = decode(doc)
-        .map_err(anyhow::Error::msg)
-        .context("the embedded default component")?;
+    let component: Component = decode(doc).context("the embedded default component")?;
     tracing::info!(
         "no resources path given: using the embedded in-memory state store 'statestore'"
     );

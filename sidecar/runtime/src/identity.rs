@@ -11,7 +11,7 @@ use channel::mtls::Mtls;
 use security::sentry_client::root_store;
 use security::{SentryClient, SpiffeId};
 
-use crate::config::Flags;
+use crate::config::{Env, Flags, Mode};
 
 /// Where Dapr mounts the projected ServiceAccount token for Sentry in Kubernetes.
 const SENTRY_TOKEN_PATH: &str = "/var/run/secrets/dapr.io/sentrytoken/token";
@@ -19,22 +19,17 @@ const SENTRY_TOKEN_PATH: &str = "/var/run/secrets/dapr.io/sentrytoken/token";
 const SENTRY_WAIT: Duration = Duration::from_secs(30);
 
 /// Gets this sidecar's certificate when mTLS is on; `None` when it is off.
-pub async fn start(
-    flags: &Flags,
-    namespace: &str,
-    trust_domain: &str,
-) -> Result<Option<Arc<Mtls>>> {
+pub async fn start(flags: &Flags, env: &Env, trust_domain: &str) -> Result<Option<Arc<Mtls>>> {
     if !flags.enable_mtls {
         return Ok(None);
     }
     if flags.sentry_address.is_empty() {
         anyhow::bail!("--enable-mtls needs --sentry-address");
     }
-    let anchors = std::env::var("DAPR_TRUST_ANCHORS").unwrap_or_default();
-    let roots = root_store(&anchors).context("DAPR_TRUST_ANCHORS")?;
+    let roots = root_store(&env.trust_anchors).context("DAPR_TRUST_ANCHORS")?;
     // In Kubernetes the projected token proves who we are; without one (standalone,
     // or a Sentry that trusts its callers) the request goes as INSECURE.
-    let token = if flags.mode == "kubernetes" {
+    let token = if flags.mode == Mode::Kubernetes {
         std::fs::read_to_string(SENTRY_TOKEN_PATH).unwrap_or_default()
     } else {
         String::new()
@@ -49,7 +44,7 @@ pub async fn start(
             "dapr-sentry",
         ),
         app_id: flags.app_id.clone(),
-        namespace: namespace.to_string(),
+        namespace: env.namespace().to_string(),
         trust_domain: trust_domain.to_string(),
         kubernetes: !token.is_empty(),
         token,

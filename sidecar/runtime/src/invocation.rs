@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use crate::config::{Flags, stable_port};
+use crate::config::{AppProtocol, Env, Flags, Mode, stable_port};
 use crate::resources::{Configuration, DaprResource, HTTPEndpoint};
 use blocks::invoke::InvokeBlock;
 use channel::{AppChannel, AppHealth, GrpcChannel, HealthProbe, HttpChannel, Protocol};
@@ -69,7 +69,7 @@ async fn resolver(
         })
         .unwrap_or_default();
     let component = match component {
-        "" if flags.mode == "kubernetes" => "kubernetes",
+        "" if flags.mode == Mode::Kubernetes => "kubernetes",
         "" => "mdns",
         c => c,
     };
@@ -86,6 +86,7 @@ async fn resolver(
 /// What service invocation is built from.
 pub struct Inputs<'a> {
     pub flags: &'a Flags,
+    pub env: &'a Env,
     pub registry: &'a Registry,
     pub config: &'a Configuration,
     pub internal_port: u16,
@@ -98,6 +99,7 @@ pub struct Inputs<'a> {
 pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
     let Inputs {
         flags,
+        env,
         registry,
         config,
         internal_port,
@@ -106,11 +108,8 @@ pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
         http_endpoints,
         mtls,
     } = inputs;
-    let host = std::env::var("DAPR_HOST_IP")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "127.0.0.1".into());
-    let namespace = crate::config::namespace();
+    let host = &env.host_ip;
+    let namespace = env.namespace().to_string();
     let access = blocks::access::AccessControl::from_spec(config.spec.access_control.as_ref());
     let me = Instance {
         app_id: flags.app_id.clone(),
@@ -118,9 +117,9 @@ pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
         address: format!("{host}:{internal_port}"),
     };
     let resolver = resolver(flags, registry, config, me).await?;
-    let app = match flags.app_port().map_err(anyhow::Error::msg)? {
+    let app = match flags.app_port()? {
         None => None,
-        Some(port) => Some(app_channel(flags, port, max_body)?),
+        Some(port) => Some(app_channel(flags, env, port, max_body)?),
     };
     let app_health = if flags.enable_app_health_check {
         app.as_ref().map(|a| a.health().clone())
@@ -145,14 +144,11 @@ pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
 }
 
 /// The channel to the app for `--app-protocol`, with health probes when asked for.
-fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChannel>> {
-    let token = std::env::var("APP_API_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
+fn app_channel(flags: &Flags, env: &Env, port: u16, max_body: usize) -> Result<Arc<AppChannel>> {
     let host = &flags.app_channel_address;
-    let token = token.as_deref();
-    let protocol = match flags.app_protocol.to_ascii_lowercase().as_str() {
-        "http" => Protocol::Http(HttpChannel::new(
+    let token = env.app_api_token.as_deref();
+    let protocol = match flags.app_protocol {
+        AppProtocol::Http => Protocol::Http(HttpChannel::new(
             host,
             port,
             false,
@@ -160,17 +156,20 @@ fn app_channel(flags: &Flags, port: u16, max_body: usize) -> Result<Arc<AppChann
             token,
             max_body,
         )?),
-        "https" => Protocol::Http(HttpChannel::new(host, port, false, true, token, max_body)?),
-        "h2c" => Protocol::Http(HttpChannel::new(host, port, true, false, token, max_body)?),
-        "grpc" => Protocol::Grpc(GrpcChannel::new(
+        AppProtocol::Https => {
+            Protocol::Http(HttpChannel::new(host, port, false, true, token, max_body)?)
+        }
+        AppProtocol::H2c => {
+            Protocol::Http(HttpChannel::new(host, port, true, false, token, max_body)?)
+        }
+        AppProtocol::Grpc => Protocol::Grpc(GrpcChannel::new(
             host,
             port,
             flags.app_ssl,
             token,
             max_body,
         )?),
-        "grpcs" => Protocol::Grpc(GrpcChannel::new(host, port, true, token, max_body)?),
-        other => anyhow::bail!("invalid value for 'app-protocol': {other}"),
+        AppProtocol::Grpcs => Protocol::Grpc(GrpcChannel::new(host, port, true, token, max_body)?),
     };
     let concurrency = usize::try_from(flags.app_max_concurrency).ok();
     let channel = Arc::new(AppChannel::new(

@@ -46,8 +46,6 @@ pub struct ComponentFollower {
     stream: tonic::Streaming<pb::ComponentUpdateEvent>,
 }
 
-use crate::config::namespace;
-
 fn parse_all<T: DaprResource>(docs: &[Vec<u8>]) -> Vec<T> {
     docs.iter()
         .filter_map(|d| match decode_json(d) {
@@ -112,12 +110,16 @@ async fn connect(address: &str) -> Result<OperatorClient<Channel>> {
     }
 }
 
-/// Loads everything this sidecar needs from the operator.
-pub async fn load(flags: &Flags, mtls: Option<&channel::mtls::Mtls>) -> Result<FromOperator> {
+/// Loads everything this sidecar's `namespace` holds for it from the operator.
+pub async fn load(
+    flags: &Flags,
+    namespace: &str,
+    mtls: Option<&channel::mtls::Mtls>,
+) -> Result<FromOperator> {
     if flags.control_plane_address.is_empty() {
         anyhow::bail!("--control-plane-address is required in Kubernetes mode");
     }
-    let namespace = namespace();
+    let namespace = namespace.to_string();
     let mut client = match mtls {
         Some(m) => connect_mtls(flags, m).await?,
         None => connect(&flags.control_plane_address).await?,
@@ -134,7 +136,6 @@ pub async fn load(flags: &Flags, mtls: Option<&channel::mtls::Mtls>) -> Result<F
                 .await;
             match r {
                 Ok(r) => decode_json(&r.into_inner().configuration)
-                    .map_err(anyhow::Error::msg)
                     .with_context(|| format!("Configuration {name} from the operator"))?,
                 Err(s) if s.code() == tonic::Code::NotFound => {
                     tracing::warn!(

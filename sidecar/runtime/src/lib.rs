@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tokio::sync::watch;
 
-use crate::config::{DAPR_COMPAT_VERSION, Flags};
+use crate::config::{DAPR_COMPAT_VERSION, Env, Flags, Mode};
 use crate::resources::{Configuration, DaprResource, enabled_features, load_configuration};
 use api::Api;
 use blocks::health::Health;
@@ -65,8 +65,8 @@ fn load_config(flags: &Flags) -> Result<Configuration> {
 
 fn app_connection(flags: &Flags) -> Result<AppConnection> {
     Ok(AppConnection {
-        port: flags.app_port().map_err(anyhow::Error::msg)?.unwrap_or(0),
-        protocol: flags.app_protocol.to_ascii_lowercase(),
+        port: flags.app_port()?.unwrap_or(0),
+        protocol: flags.app_protocol.to_string(),
         channel_address: flags.app_channel_address.clone(),
         max_concurrency: u32::try_from(flags.app_max_concurrency).unwrap_or(0),
         health: flags.enable_app_health_check.then(|| AppHealth {
@@ -78,20 +78,25 @@ fn app_connection(flags: &Flags) -> Result<AppConnection> {
     })
 }
 
-/// Starts everything `flags` describe, with the component backends in `registry`, and
-/// returns once the sidecar is ready.
-pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Result<Running> {
-    flags.validate().map_err(anyhow::Error::msg)?;
+/// Starts everything `flags` and `env` describe, with the component backends in
+/// `registry`, and returns once the sidecar is ready.
+pub async fn start(
+    flags: &Flags,
+    env: &Env,
+    registry: Registry,
+    started: Instant,
+) -> Result<Running> {
+    flags.validate()?;
     for flag in flags.not_yet_honoured() {
         tracing::warn!("{flag} is accepted but not supported by this sidecar yet");
     }
-    let namespace = crate::config::namespace();
-    let kubernetes = flags.mode == "kubernetes";
+    let namespace = env.namespace();
+    let kubernetes = flags.mode == Mode::Kubernetes;
     let (config, docs, follower, mtls) = if kubernetes {
         // The identity comes first: the operator is reached over mTLS. Sentry takes the
         // trust domain from the pod's Configuration, so none is asked for.
-        let mtls = identity::start(flags, &namespace, "").await?;
-        let from = kubernetes::load(flags, mtls.as_deref()).await?;
+        let mtls = identity::start(flags, env, "").await?;
+        let from = kubernetes::load(flags, namespace, mtls.as_deref()).await?;
         let docs = Documents {
             components: from.components,
             resiliencies: from.resiliencies,
@@ -107,7 +112,7 @@ pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Resul
             .map(|a| a.trust_domain.as_str())
             .filter(|t| !t.is_empty())
             .unwrap_or(crate::resources::DEFAULT_TRUST_DOMAIN);
-        let mtls = identity::start(flags, &namespace, trust_domain).await?;
+        let mtls = identity::start(flags, env, trust_domain).await?;
         let dirs = flags.resource_dirs();
         let docs = if dirs.is_empty() {
             documents::embedded_default()?
@@ -133,12 +138,16 @@ pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Resul
     let metrics = flags
         .enable_metrics
         .then(|| Arc::new(Metrics::new(&flags.app_id)));
-    let max_body_size = flags.max_body_bytes().map_err(anyhow::Error::msg)?;
+    let max_body_size = flags.max_body_bytes()?;
     let policies = resiliency::parse_resiliency(&resiliency)
         .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;
 
     let registry = Arc::new(registry);
-    let state = Arc::new(StateBlock::new(flags.app_id.clone(), HashMap::new()));
+    let state = Arc::new(StateBlock::new(
+        flags.app_id.clone(),
+        env.namespace_var.clone(),
+        HashMap::new(),
+    ));
     let metadata = Arc::new(
         MetadataBlock::new(
             flags.app_id.clone(),
@@ -157,7 +166,7 @@ pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Resul
     let lifecycle = Arc::new(Lifecycle::new(
         registry.clone(),
         &flags.app_id,
-        &namespace,
+        namespace,
         kubernetes,
         state.clone(),
         metadata.clone(),
@@ -174,6 +183,7 @@ pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Resul
     let internal = invocation::bind_internal(flags).await?;
     let invocation = invocation::setup(invocation::Inputs {
         flags,
+        env,
         registry: &registry,
         config: &config,
         internal_port: internal.local_addr()?.port(),
@@ -190,11 +200,10 @@ pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Resul
         invoke: invocation.block,
         metadata,
         health: health.clone(),
-        api_token: std::env::var("DAPR_API_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty()),
+        api_token: env.api_token.clone(),
+        app_api_token: env.app_api_token.clone(),
         max_body_size,
-        read_buffer_size: flags.read_buffer_bytes().map_err(anyhow::Error::msg)?,
+        read_buffer_size: flags.read_buffer_bytes()?,
         log_requests: flags.enable_api_logging,
         metrics,
         shutdown: shutdown_tx,
@@ -225,7 +234,7 @@ pub async fn start(flags: &Flags, registry: Registry, started: Instant) -> Resul
     }
     let servers = servers::Servers::start(flags, api.clone(), internal).await?;
     health.set_outbound_ready();
-    if let Some(port) = flags.app_port().map_err(anyhow::Error::msg)? {
+    if let Some(port) = flags.app_port()? {
         tracing::info!(
             "application protocol: {}. waiting on port {port}",
             flags.app_protocol

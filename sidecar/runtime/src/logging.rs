@@ -77,7 +77,7 @@ where
             "dapr.runtime".to_string()
         };
         let line = serde_json::json!({
-            "time": blocks::state::rfc3339_nanos(std::time::SystemTime::now()),
+            "time": kit::time::rfc3339_nanos(std::time::SystemTime::now()),
             "level": level,
             "type": "log",
             "msg": msg.0.trim_start(),

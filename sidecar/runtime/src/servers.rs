@@ -40,14 +40,8 @@ impl Servers {
     pub async fn start(flags: &Flags, api: Arc<Api>, internal: TcpListener) -> Result<Self> {
         let mut listening = Listening::default();
         let mut tasks = Vec::new();
-        let http_port = flags
-            .http_port()
-            .map_err(anyhow::Error::msg)?
-            .unwrap_or(3500);
-        let grpc_port = flags
-            .grpc_port()
-            .map_err(anyhow::Error::msg)?
-            .unwrap_or(50001);
+        let http_port = flags.http_port()?.unwrap_or(3500);
+        let grpc_port = flags.grpc_port()?.unwrap_or(50001);
         for host in flags.listen_addresses() {
             let listener = bind(&host, http_port).await?;
             listening.http.push(listener.local_addr()?);
@@ -62,7 +56,7 @@ impl Servers {
             internal.local_addr()?
         );
         tasks.push(serve_internal(internal, api.clone())?);
-        if let Some(port) = flags.public_port().map_err(anyhow::Error::msg)? {
+        if let Some(port) = flags.public_port()? {
             let host = if flags.dapr_public_listen_address.is_empty() {
                 "0.0.0.0"
             } else {

@@ -20,7 +20,7 @@ use clap::Parser;
 use proto::sentry::v1::SignCertificateRequest;
 use proto::sentry::v1::ca_client::CaClient;
 use proto::sentry::v1::sign_certificate_request::TokenValidator;
-use rcgen::{CertificateParams, KeyPair};
+use rcgen::KeyPair;
 
 #[derive(Parser)]
 #[command(about = "Sentry signing throughput and the cost of the first mTLS call")]
@@ -40,11 +40,7 @@ struct Args {
 }
 
 fn csr_pem() -> Result<Vec<u8>> {
-    let key = KeyPair::generate()?;
-    Ok(CertificateParams::default()
-        .serialize_request(&key)?
-        .pem()?
-        .into_bytes())
+    Ok(test_support::certs::csr_pem(&KeyPair::generate()?))
 }
 
 fn threads() -> usize {

@@ -3,7 +3,6 @@
 //! that app's gRPC server: directly when the app is ours, else through the app's sidecar,
 //! whose internal port forwards it on the same way.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,42 +17,16 @@ use crate::Api;
 use blocks::invoke::{CALLEE_APP_ID, CALLER_APP_ID, CALLER_NAMESPACE, Route};
 
 const APP_ID: &str = "dapr-app-id";
-/// Bounds the per-target TLS clients kept for proxying.
-const MAX_TLS_CLIENTS: usize = 256;
 
-type TlsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Body>;
-/// Proxy clients by target (app id, namespace).
-type TlsClients = HashMap<(String, String), TlsClient>;
-
-/// An HTTP/2 client over TLS that accepts only the servers `config` accepts.
-fn tls_client(config: Arc<rustls::ClientConfig>) -> TlsClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.enforce_http(false);
-    // hyper-rustls sets ALPN itself.
-    let mut config = (*config).clone();
-    config.alpn_protocols.clear();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http2()
-        .wrap_connector(connector);
-    Client::builder(TokioExecutor::new())
-        .http2_only(true)
-        .build(https)
-}
-
-/// The HTTP/2 client that carries proxied calls.
+/// The HTTP/2 client that carries proxied calls in plain HTTP/2; under mTLS, hops to
+/// other sidecars take the invoke block's peer clients instead.
 #[derive(Clone)]
 pub struct Proxy {
     api: Arc<Api>,
     client: Client<HttpConnector, Body>,
-    /// Under mTLS, hops to other sidecars go over TLS with this sidecar's certificate,
-    /// one client per target app, each accepting only that app's identity.
-    tls_clients: Option<Arc<std::sync::Mutex<TlsClients>>>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
-    /// `APP_API_TOKEN`, sent to our app as `dapr-api-token`.
+    /// [`Api::app_api_token`] as a header value.
     app_token: Option<HeaderValue>,
 }
 
@@ -61,18 +34,16 @@ impl Proxy {
     pub fn new(api: Arc<Api>, internal: bool) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let tls_clients = api.invoke.mtls().map(|_| Arc::default());
         let client = Client::builder(TokioExecutor::new())
             .http2_only(true)
             .build(connector);
-        let app_token = std::env::var("APP_API_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty())
-            .and_then(|t| HeaderValue::from_str(&t).ok());
+        let app_token = api
+            .app_api_token
+            .as_deref()
+            .and_then(|t| HeaderValue::from_str(t).ok());
         Self {
             api,
             client,
-            tls_clients,
             internal,
             app_token,
         }
@@ -133,8 +104,12 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         }
         let peer = crate::internal::peer_identity(req.extensions());
         let operation = req.uri().path().to_string();
-        let admitted = crate::internal::caller(&proxy.api, peer, req.headers_mut())
-            .and_then(|who| invoke.authorize(&who, &operation, ""));
+        let admitted =
+            crate::internal::caller(&proxy.api, peer, req.headers_mut()).and_then(|who| {
+                invoke
+                    .authorize(&who, &operation, "")
+                    .map_err(crate::internal::denied)
+            });
         if let Err(status) = admitted {
             return grpc_error(status.code(), status.message());
         }
@@ -150,22 +125,13 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         Ok(Route::Sidecar(addr)) => (addr, true),
         Err(e) => return grpc_error(tonic::Code::Unavailable, &e.message),
     };
-    let tls = match (&proxy.tls_clients, invoke.mtls(), to_sidecar) {
-        (Some(clients), Some(mtls), true) => {
-            let Ok((app, ns)) = invoke.target(&target) else {
-                return grpc_error(tonic::Code::InvalidArgument, "invalid dapr-app-id");
-            };
-            let mut clients = clients.lock().unwrap_or_else(|e| e.into_inner());
-            if clients.len() >= MAX_TLS_CLIENTS {
-                clients.clear();
-            }
-            let client = clients
-                .entry((app.to_string(), ns.to_string()))
-                .or_insert_with(|| tls_client(mtls.client_for(app, ns)))
-                .clone();
-            Some(client)
-        }
-        _ => None,
+    let tls = if to_sidecar && invoke.mtls().is_some() {
+        let Ok((app, ns)) = invoke.target(&target) else {
+            return grpc_error(tonic::Code::InvalidArgument, "invalid dapr-app-id");
+        };
+        invoke.peers().proxy_client(app, ns)
+    } else {
+        None
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
     if !proxy.internal {

@@ -4,7 +4,31 @@ use bytes::Bytes;
 use prost::Message;
 use tonic::{Code, Request, Status};
 
-use blocks::errors::{DaprError, Detail, ERROR_DOMAIN};
+use blocks::errors::{self, DaprError, Detail, ERROR_DOMAIN};
+
+/// A building block's status code as tonic spells it.
+pub fn grpc_code(code: errors::Code) -> Code {
+    use errors::Code as C;
+    match code {
+        C::Ok => Code::Ok,
+        C::Cancelled => Code::Cancelled,
+        C::Unknown => Code::Unknown,
+        C::InvalidArgument => Code::InvalidArgument,
+        C::DeadlineExceeded => Code::DeadlineExceeded,
+        C::NotFound => Code::NotFound,
+        C::AlreadyExists => Code::AlreadyExists,
+        C::PermissionDenied => Code::PermissionDenied,
+        C::ResourceExhausted => Code::ResourceExhausted,
+        C::FailedPrecondition => Code::FailedPrecondition,
+        C::Aborted => Code::Aborted,
+        C::OutOfRange => Code::OutOfRange,
+        C::Unimplemented => Code::Unimplemented,
+        C::Internal => Code::Internal,
+        C::Unavailable => Code::Unavailable,
+        C::DataLoss => Code::DataLoss,
+        C::Unauthenticated => Code::Unauthenticated,
+    }
+}
 
 /// `google.rpc.ErrorInfo`, the detail Dapr attaches to its errors.
 #[derive(Clone, PartialEq, Message)]
@@ -135,7 +159,7 @@ fn with_details(code: Code, message: &str, details: Vec<prost_types::Any>) -> St
 /// error has a reason, which SDKs surface as the error's reason and metadata.
 pub fn to_status(err: &DaprError) -> Status {
     match err.reason {
-        None => Status::new(err.grpc, err.message.clone()),
+        None => Status::new(grpc_code(err.grpc), err.message.clone()),
         Some(reason) => {
             let mut details: Vec<prost_types::Any> = err
                 .details()
@@ -143,7 +167,7 @@ pub fn to_status(err: &DaprError) -> Status {
                 .map(|d| detail_any(d, &err.message))
                 .collect();
             details.push(error_info_any(reason, HashMap::new()));
-            with_details(err.grpc, &err.message, details)
+            with_details(grpc_code(err.grpc), &err.message, details)
         }
     }
 }
@@ -237,7 +261,7 @@ mod tests {
             "ERR_X",
             "boom",
             StatusCode::BAD_REQUEST,
-            Code::InvalidArgument,
+            errors::Code::InvalidArgument,
         )
         .rich("DAPR_X")
         .with_meta("appID", "a");
@@ -254,6 +278,13 @@ mod tests {
             info.metadata.is_empty(),
             "Dapr sends no ErrorInfo metadata over gRPC here"
         );
+    }
+
+    #[test]
+    fn every_code_keeps_its_number() {
+        for code in errors::Code::ALL {
+            assert_eq!(grpc_code(code) as i32, code.as_i32(), "{code:?}");
+        }
     }
 
     #[test]

@@ -150,7 +150,7 @@ pub async fn no_route() -> Response {
         "ERR_DIRECT_INVOKE",
         "failed getting app id either from the URL path or the header dapr-app-id",
         StatusCode::NOT_FOUND,
-        tonic::Code::NotFound,
+        blocks::errors::Code::NotFound,
     );
     error_response(&err)
 }

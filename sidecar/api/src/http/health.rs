@@ -15,7 +15,7 @@ fn not_ready(code: &'static str, message: &str) -> Response {
         code,
         message,
         StatusCode::INTERNAL_SERVER_ERROR,
-        tonic::Code::Unavailable,
+        blocks::errors::Code::Unavailable,
     );
     super::errors::error_response(&err)
 }

@@ -1,9 +1,8 @@
 //! The state API's errors, with the codes, statuses and reasons Dapr uses for each.
 
 use http::StatusCode;
-use tonic::Code;
 
-use crate::errors::{DaprError, Detail};
+use crate::errors::{Code, DaprError, Detail};
 use components_core::state::StateError;
 
 pub fn not_configured(store: &str, app_id: &str) -> DaprError {

@@ -1,8 +1,17 @@
 //! Dapr's storage key scheme: `<prefix>||<key>`, so several apps can share one store.
 
 use components_core::Properties;
+use thiserror::Error;
 
 pub const SEPARATOR: &str = "||";
+
+/// A `keyPrefix` that would make stored keys ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("input key/keyPrefix '{strategy}' can't contain '{SEPARATOR}'")]
+pub struct KeyPrefixError {
+    /// The `keyPrefix` value, lowercased as Dapr reads it.
+    pub strategy: String,
+}
 
 /// Computes the prefix (including the separator) from the `keyPrefix` metadata:
 /// `appid` (default), `name`, `namespace`, `none`, or any other literal, lowercased as
@@ -12,15 +21,13 @@ pub fn prefix_for(
     store_name: &str,
     app_id: &str,
     namespace: Option<&str>,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, KeyPrefixError> {
     let strategy = props
         .get("keyPrefix")
         .unwrap_or("appid")
         .to_ascii_lowercase();
     if strategy.contains(SEPARATOR) {
-        return Err(format!(
-            "input key/keyPrefix '{strategy}' can't contain '{SEPARATOR}'"
-        ));
+        return Err(KeyPrefixError { strategy });
     }
     let base = match strategy.as_str() {
         "none" => return Ok(None),
@@ -72,6 +79,11 @@ mod tests {
         assert_eq!(prefix(Some("Shared"), None).as_deref(), Some("shared||"));
         let bad = Properties::new([("keyPrefix", "a||b")]);
         assert!(prefix_for(&bad, "s", "a", None).is_err());
+        let e = prefix_for(&Properties::new([("keyPrefix", "A||B")]), "s", "a", None);
+        assert_eq!(
+            e.expect_err("refused").to_string(),
+            "input key/keyPrefix 'a||b' can't contain '||'"
+        );
     }
 
     #[test]

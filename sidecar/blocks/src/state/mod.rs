@@ -3,7 +3,6 @@
 
 pub mod errors;
 mod keys;
-mod timefmt;
 
 use std::collections::HashMap;
 
@@ -20,8 +19,7 @@ use components_core::state::{
 };
 
 pub use components_core::state::{Concurrency, Consistency, StateError};
-pub use keys::{SEPARATOR, original_key, prefix_for};
-pub use timefmt::{rfc3339, rfc3339_nanos};
+pub use keys::{KeyPrefixError, SEPARATOR, original_key, prefix_for};
 
 /// At most this many store calls of one bulk request run at once, whatever the caller
 /// asks: a request must not be able to open unbounded work on the backend.
@@ -150,6 +148,9 @@ pub struct QueryItem {
 
 pub struct StateBlock {
     app_id: String,
+    /// `NAMESPACE` as the sidecar was started with, for the `namespace` key prefix; unset
+    /// means the app id alone, as in Dapr.
+    namespace: Option<String>,
     /// Swapped whole when a component is added, changed or removed at runtime, so the hot
     /// path reads without a lock.
     stores: Table<Arc<StoreEntry>>,
@@ -185,10 +186,15 @@ enum Invalid {
 }
 
 impl StateBlock {
-    pub fn new(app_id: String, stores: HashMap<String, StoreEntry>) -> Self {
+    pub fn new(
+        app_id: String,
+        namespace: Option<String>,
+        stores: HashMap<String, StoreEntry>,
+    ) -> Self {
         let stores = stores.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Self {
             app_id,
+            namespace,
             stores: Table::new(stores),
         }
     }
@@ -205,9 +211,12 @@ impl StateBlock {
     }
 
     /// Builds the prefix for a store from its component metadata.
-    pub fn prefix(props: &Properties, store: &str, app_id: &str) -> Result<Option<String>, String> {
-        let namespace = std::env::var("NAMESPACE").ok();
-        prefix_for(props, store, app_id, namespace.as_deref())
+    pub fn prefix(
+        &self,
+        props: &Properties,
+        store: &str,
+    ) -> Result<Option<String>, KeyPrefixError> {
+        prefix_for(props, store, &self.app_id, self.namespace.as_deref())
     }
 
     fn entry(&self, name: &str) -> Result<Arc<StoreEntry>, DaprError> {
@@ -423,7 +432,7 @@ async fn read_one(
     Ok(store.get(&req).await?.map(|item| {
         let mut metadata = HashMap::new();
         if let Some(at) = item.expires_at {
-            metadata.insert("ttlExpireTime".to_string(), rfc3339(at));
+            metadata.insert("ttlExpireTime".to_string(), kit::time::rfc3339(at));
         }
         StateValue {
             data: item.data,

@@ -28,4 +28,35 @@ impl StateError {
     pub fn backend(err: impl std::fmt::Display) -> Self {
         StateError::Backend(err.to_string())
     }
+
+    /// Whether the same operation could succeed if tried again: only a failing backend
+    /// may recover. An ETag conflict or a malformed ETag (which Dapr never retries), a bad
+    /// request, or an operation the store lacks fail the same way every time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StateError::Backend(_) => true,
+            StateError::EtagMismatch(_)
+            | StateError::EtagInvalid(_)
+            | StateError::NotSupported(_)
+            | StateError::InvalidRequest(_) => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_backend_failures_are_worth_retrying() {
+        assert!(StateError::backend("connection reset").is_transient());
+        for permanent in [
+            StateError::EtagMismatch("k".into()),
+            StateError::EtagInvalid("x".into()),
+            StateError::NotSupported("transactions"),
+            StateError::InvalidRequest("bad ttl".into()),
+        ] {
+            assert!(!permanent.is_transient(), "{permanent}");
+        }
+    }
 }

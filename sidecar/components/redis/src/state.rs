@@ -112,10 +112,7 @@ impl RedisStore {
                 "enableTLS is not supported yet".into(),
             ));
         }
-        let db: i64 = props
-            .parse("redisDB")
-            .map_err(ComponentError::Metadata)?
-            .unwrap_or(0);
+        let db: i64 = props.parse("redisDB")?.unwrap_or(0);
         let mut info =
             redis::IntoConnectionInfo::into_connection_info(format!("redis://{host}/{db}"))
                 .map_err(|e| ComponentError::Metadata(format!("redisHost {host:?}: {e}")))?;
@@ -131,22 +128,15 @@ impl RedisStore {
             redis::Client::open(info).map_err(|e| ComponentError::Connect(e.to_string()))?;
         // Dapr's defaults: 3 s to read a reply, 5 s to connect. A reply that does not come
         // in time fails the request instead of hanging it.
-        let read = props
-            .duration("readTimeout")
-            .map_err(ComponentError::Metadata)?;
-        let dial = props
-            .duration("dialTimeout")
-            .map_err(ComponentError::Metadata)?;
+        let read = props.duration("readTimeout")?;
+        let dial = props.duration("dialTimeout")?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_response_timeout(Some(read.unwrap_or(Duration::from_secs(3))))
             .set_connection_timeout(Some(dial.unwrap_or(Duration::from_secs(5))));
         let conn = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| ComponentError::Connect(format!("redis at {host}: {e}")))?;
-        let default_ttl = match props
-            .parse::<i64>("ttlInSeconds")
-            .map_err(ComponentError::Metadata)?
-        {
+        let default_ttl = match props.parse::<i64>("ttlInSeconds")? {
             Some(s) if s > 0 => Some(Duration::from_secs(s as u64)),
             _ => None,
         };

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, params};
 use tokio::task::JoinHandle;
 
-use crate::open::valid_table_name;
+use crate::open::{OpenError, valid_table_name};
 use components_core::nameresolution::{Instance, ResolveError, Resolver};
 use components_core::{ComponentError, Properties};
 
@@ -51,13 +51,9 @@ impl SqliteResolver {
                 "invalid tableName {table:?}"
             )));
         }
-        let busy = props
-            .duration("busyTimeout")
-            .map_err(ComponentError::Metadata)?;
+        let busy = props.duration("busyTimeout")?;
         let busy = busy.unwrap_or(Duration::from_millis(800));
-        let interval = props
-            .duration("updateInterval")
-            .map_err(ComponentError::Metadata)?;
+        let interval = props.duration("updateInterval")?;
         let interval = interval
             .unwrap_or(Duration::from_secs(5))
             .max(Duration::from_secs(1));
@@ -76,19 +72,18 @@ impl SqliteResolver {
              app_id = excluded.app_id, namespace = excluded.namespace, last_update = excluded.last_update"
         );
         let reg = (registration_id.clone(), me.clone());
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, OpenError> {
             let conn = crate::open::open(&path, busy, true)?;
-            conn.execute_batch(&create).map_err(|e| e.to_string())?;
+            conn.execute_batch(&create)?;
             conn.execute(
                 &register,
                 params![reg.0, reg.1.address, reg.1.app_id, reg.1.namespace],
-            )
-            .map_err(|e| e.to_string())?;
+            )?;
             Ok(conn)
         })
         .await
         .map_err(|e| ComponentError::Connect(e.to_string()))?
-        .map_err(ComponentError::Connect)?;
+        .map_err(|e| ComponentError::Connect(e.to_string()))?;
         let conn = Arc::new(Mutex::new(conn));
         let heartbeat = {
             let conn = Arc::downgrade(&conn);

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::open::valid_table_name;
+use crate::open::{OpenError, valid_table_name};
 use components_core::state::{
     Concurrency, DeleteRequest, Features, GetRequest, Item, Operation, SetRequest, StateError,
     StateStore,
@@ -148,23 +148,21 @@ impl SqliteStore {
                 "invalid tableName {table:?}"
             )));
         }
-        let busy = props
-            .duration("busyTimeout")
-            .map_err(ComponentError::Metadata)?;
+        let busy = props.duration("busyTimeout")?;
         let wal = !props.flag("disableWAL");
-        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, String> {
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, OpenError> {
             let conn = crate::open::open(&path, busy.unwrap_or(Duration::from_secs(2)), wal)?;
             conn.execute_batch(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (key TEXT NOT NULL PRIMARY KEY, value TEXT NOT NULL, \
                  is_binary BOOLEAN NOT NULL, etag TEXT NOT NULL, expiration_time TIMESTAMP DEFAULT NULL, \
                  update_time TIMESTAMP NOT NULL)"
             ))
-            .map_err(|e| format!("creating table {table}: {e}"))?;
+            .map_err(|reason| OpenError::CreateTable { table, reason })?;
             Ok(conn)
         })
         .await
         .map_err(|e| ComponentError::Connect(e.to_string()))?
-        .map_err(ComponentError::Connect)?;
+        .map_err(|e| ComponentError::Connect(e.to_string()))?;
         let sql = Statements::new(props.get_or("tableName", "state"));
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
 
+use super::error::FlagError;
+use super::mode::{AppProtocol, Mode};
 use super::quantity::parse_quantity;
 
 /// Dapr's default body limit: 4Mi.
@@ -25,7 +27,7 @@ pub struct Flags {
     pub app_id: String,
     /// Runtime mode: standalone or kubernetes.
     #[arg(long, default_value = "standalone")]
-    pub mode: String,
+    pub mode: Mode,
     #[arg(long, default_value = "3500")]
     pub dapr_http_port: String,
     #[arg(long, default_value = "50001")]
@@ -44,8 +46,9 @@ pub struct Flags {
     pub dapr_internal_grpc_listen_address: String,
     #[arg(long, default_value = "")]
     pub app_port: String,
+    /// http, https, grpc, grpcs or h2c, in any case.
     #[arg(long, default_value = "http")]
-    pub app_protocol: String,
+    pub app_protocol: AppProtocol,
     #[arg(long, default_value = "127.0.0.1")]
     pub app_channel_address: String,
     #[arg(long, default_value = "-1")]
@@ -181,30 +184,47 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Flags, clap:
 }
 
 /// A port flag: empty, `0` or negative means "not set".
-fn port(raw: &str, name: &str) -> Result<Option<u16>, String> {
+fn port(raw: &str, flag: &'static str) -> Result<Option<u16>, FlagError> {
     let raw = raw.trim();
     if raw.is_empty() || raw.starts_with('-') || raw == "0" {
         return Ok(None);
     }
     raw.parse::<u16>()
         .map(Some)
-        .map_err(|_| format!("invalid value {raw:?} for --{name}"))
+        .map_err(|source| FlagError::Port {
+            flag,
+            value: raw.to_string(),
+            source,
+        })
+}
+
+/// A byte count for `flag`, which must fit in memory.
+fn size(bytes: u64, flag: &'static str) -> Result<usize, FlagError> {
+    usize::try_from(bytes).map_err(|source| FlagError::TooLarge { flag, source })
+}
+
+/// A quantity flag (`4Mi`).
+fn quantity(raw: &str, flag: &'static str) -> Result<u64, FlagError> {
+    parse_quantity(raw).ok_or_else(|| FlagError::Quantity {
+        flag,
+        value: raw.to_string(),
+    })
 }
 
 impl Flags {
-    pub fn http_port(&self) -> Result<Option<u16>, String> {
+    pub fn http_port(&self) -> Result<Option<u16>, FlagError> {
         port(&self.dapr_http_port, "dapr-http-port")
     }
 
-    pub fn grpc_port(&self) -> Result<Option<u16>, String> {
+    pub fn grpc_port(&self) -> Result<Option<u16>, FlagError> {
         port(&self.dapr_grpc_port, "dapr-grpc-port")
     }
 
-    pub fn public_port(&self) -> Result<Option<u16>, String> {
+    pub fn public_port(&self) -> Result<Option<u16>, FlagError> {
         port(&self.dapr_public_port, "dapr-public-port")
     }
 
-    pub fn app_port(&self) -> Result<Option<u16>, String> {
+    pub fn app_port(&self) -> Result<Option<u16>, FlagError> {
         port(&self.app_port, "app-port")
     }
 
@@ -237,32 +257,32 @@ impl Flags {
 
     /// The request body limit in bytes: `--max-body-size`, falling back to the deprecated
     /// `--dapr-http-max-request-size` (MB) only when the former is left at its default.
-    pub fn max_body_bytes(&self) -> Result<usize, String> {
+    pub fn max_body_bytes(&self) -> Result<usize, FlagError> {
+        const FLAG: &str = "max-body-size";
         let raw = self.max_body_size.trim();
         let from_quantity = if raw == "-1" {
             DEFAULT_MAX_BODY
         } else {
-            parse_quantity(raw)
-                .ok_or_else(|| format!("invalid value {raw:?} for --max-body-size"))?
+            quantity(raw, FLAG)?
         };
         let bytes = match self.dapr_http_max_request_size {
             Some(mb) if mb > 0 && raw == "4Mi" => (mb as u64) * 1024 * 1024,
             _ => from_quantity,
         };
-        usize::try_from(bytes).map_err(|_| "--max-body-size is too large".to_string())
+        size(bytes, FLAG)
     }
 
     /// `--read-buffer-size` in bytes, falling back to the deprecated
     /// `--dapr-http-read-buffer-size` (KB) when the former is left at its default.
-    pub fn read_buffer_bytes(&self) -> Result<usize, String> {
+    pub fn read_buffer_bytes(&self) -> Result<usize, FlagError> {
+        const FLAG: &str = "read-buffer-size";
         let raw = self.read_buffer_size.trim();
         let bytes = match self.dapr_http_read_buffer_size {
             Some(kb) if kb > 0 && raw == "4Ki" => (kb as u64) * 1024,
             _ if raw == "-1" => 4096,
-            _ => parse_quantity(raw)
-                .ok_or_else(|| format!("invalid value {raw:?} for --read-buffer-size"))?,
+            _ => quantity(raw, FLAG)?,
         };
-        usize::try_from(bytes).map_err(|_| "--read-buffer-size is too large".to_string())
+        size(bytes, FLAG)
     }
 
     pub fn graceful_shutdown(&self) -> std::time::Duration {
@@ -274,38 +294,24 @@ impl Flags {
         std::time::Duration::from_secs(secs as u64)
     }
 
-    /// Checks what Dapr checks before starting.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.mode != "standalone" && self.mode != "kubernetes" {
-            return Err(format!("invalid value for 'mode': {}", self.mode));
-        }
+    /// Checks what Dapr checks before starting (`--mode` and `--app-protocol` are
+    /// already checked by parsing).
+    pub fn validate(&self) -> Result<(), FlagError> {
         if self.app_id.is_empty() {
-            return Err("parameter app-id cannot be empty".into());
+            return Err(FlagError::EmptyAppId);
         }
         if self.app_id.contains('.') {
-            return Err("parameter app-id cannot contain dots".into());
-        }
-        let protocol = self.app_protocol.to_ascii_lowercase();
-        if !matches!(
-            protocol.as_str(),
-            "http" | "https" | "h2c" | "grpc" | "grpcs"
-        ) {
-            return Err(format!(
-                "invalid value for 'app-protocol': {}",
-                self.app_protocol
-            ));
+            return Err(FlagError::DottedAppId);
         }
         let app = self.app_port()?;
-        for (name, p) in [
+        for (flag, p) in [
             ("dapr-http-port", self.http_port()?),
             ("dapr-grpc-port", self.grpc_port()?),
         ] {
-            if let (Some(a), Some(p)) = (app, p)
-                && a == p
+            if let (Some(a), Some(port)) = (app, p)
+                && a == port
             {
-                return Err(format!(
-                    "the '{name}' argument value {p} conflicts with 'app-port'"
-                ));
+                return Err(FlagError::PortConflict { flag, port });
             }
         }
         self.public_port()?;
@@ -450,10 +456,14 @@ mod tests {
     fn refuses_what_dapr_refuses() {
         assert!(parse(&[]).validate().is_err());
         assert!(parse(&["--app-id", "a.b"]).validate().is_err());
+        let bad_protocol =
+            parse_args(["daprd", "--app-id", "a", "--app-protocol", "ftp"].map(String::from))
+                .expect_err("refused while parsing");
         assert!(
-            parse(&["--app-id", "a", "--app-protocol", "ftp"])
-                .validate()
-                .is_err()
+            bad_protocol
+                .to_string()
+                .contains("invalid value for 'app-protocol': ftp"),
+            "{bad_protocol}"
         );
         assert!(
             parse(&["--app-id", "a", "--app-port", "3500"])
@@ -472,6 +482,61 @@ mod tests {
         );
         assert!(parse_args(["daprd", "--no-such-flag"].map(String::from)).is_err());
         assert!(parse_args(["daprd", "--app-id", "a", "junk"].map(String::from)).is_err());
+    }
+
+    #[test]
+    fn mode_and_protocol_are_typed() {
+        let f = parse(&["--app-id", "a"]);
+        assert_eq!(
+            (f.mode, f.app_protocol),
+            (Mode::Standalone, AppProtocol::Http)
+        );
+        let f = parse(&[
+            "-app-id",
+            "a",
+            "-mode",
+            "kubernetes",
+            "-app-protocol",
+            "GRPC",
+        ]);
+        assert_eq!(
+            (f.mode, f.app_protocol),
+            (Mode::Kubernetes, AppProtocol::Grpc)
+        );
+        let f = parse(&["--app-id", "a", "--app-protocol=h2c"]);
+        assert_eq!(f.app_protocol, AppProtocol::H2c);
+        let bad = parse_args(["daprd", "--mode", "cloud"].map(String::from)).expect_err("bad");
+        assert!(bad.to_string().contains("invalid value for 'mode': cloud"));
+    }
+
+    #[test]
+    fn errors_keep_their_cause() {
+        let e = parse(&["--app-id", "a", "--app-port", "http"])
+            .validate()
+            .expect_err("not a port");
+        assert_eq!(e.to_string(), r#"invalid value "http" for --app-port"#);
+        assert!(matches!(
+            e,
+            FlagError::Port {
+                flag: "app-port",
+                ..
+            }
+        ));
+        assert!(std::error::Error::source(&e).is_some());
+        let e = parse(&["--app-id", "a", "--app-port", "3500"])
+            .validate()
+            .expect_err("conflict");
+        assert_eq!(
+            e.to_string(),
+            "the 'dapr-http-port' argument value 3500 conflicts with 'app-port'"
+        );
+        let e = parse(&["--app-id", "a", "--read-buffer-size", "4Xi"])
+            .read_buffer_bytes()
+            .expect_err("not a quantity");
+        assert_eq!(
+            e.to_string(),
+            r#"invalid value "4Xi" for --read-buffer-size"#
+        );
     }
 
     #[test]

@@ -1,18 +1,17 @@
-//! The sidecar's command line: Dapr's `daprd` flags with Dapr's names and defaults.
+//! The sidecar's configuration as it starts: Dapr's `daprd` flags with Dapr's names and
+//! defaults, and the environment variables Dapr reads ([`Env`]), each read once.
 
+mod env;
+mod error;
 mod flags;
+mod mode;
 mod ports;
 mod quantity;
 
+pub use env::{Env, env_var};
+pub use error::FlagError;
 pub use flags::{Flags, parse_args};
-
-/// This sidecar's namespace: `NAMESPACE`, or `default` as in Dapr's standalone mode.
-pub fn namespace() -> String {
-    std::env::var("NAMESPACE")
-        .ok()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "default".into())
-}
+pub use mode::{AppProtocol, InvalidChoice, Mode};
 pub use ports::stable_port;
 pub use quantity::parse_quantity;
 

@@ -4,10 +4,25 @@
 use std::sync::Arc;
 
 use blocks::secrets::SecretsBlock;
-use blocks::state::{StateBlock, StoreEntry};
+use blocks::state::{KeyPrefixError, StateBlock, StoreEntry};
 use components_core::secretstores::SecretStores;
 use components_core::state::State;
 use components_core::{Family, Live, Properties};
+use thiserror::Error;
+
+/// Why a building block would not take a component.
+#[derive(Debug, Error)]
+pub enum HostError {
+    /// A state store's `keyPrefix` is unusable.
+    #[error(transparent)]
+    KeyPrefix(#[from] KeyPrefixError),
+    /// The component was built for another family than the block serves.
+    #[error("a {found} component is not a {wanted} one")]
+    WrongFamily {
+        found: &'static str,
+        wanted: &'static str,
+    },
+}
 
 /// A building block's table of components of one family.
 pub trait Host: Send + Sync {
@@ -15,27 +30,28 @@ pub trait Host: Send + Sync {
     fn family(&self) -> &'static str;
 
     /// Refuses metadata the building block cannot use, before the component is built.
-    fn check(&self, name: &str, props: &Properties) -> Result<(), String> {
+    fn check(&self, name: &str, props: &Properties) -> Result<(), HostError> {
         let _ = (name, props);
         Ok(())
     }
 
     /// Puts `live` into service under `name`, replacing any previous component.
-    fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), String>;
+    fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), HostError>;
 
     /// Takes `name` out of service; returns whether it was there.
     fn remove(&self, name: &str) -> bool;
 }
 
-fn api_of<F: Family>(live: &Live) -> Result<Arc<F::Api>, String> {
-    live.api::<F>()
-        .ok_or_else(|| format!("a {} component is not a {} one", live.family(), F::NAME))
+fn api_of<F: Family>(live: &Live) -> Result<Arc<F::Api>, HostError> {
+    live.api::<F>().ok_or(HostError::WrongFamily {
+        found: live.family(),
+        wanted: F::NAME,
+    })
 }
 
 /// State stores, with the key prefix each one's `keyPrefix` asks for.
 pub struct StateHost {
     pub block: Arc<StateBlock>,
-    pub app_id: String,
 }
 
 impl Host for StateHost {
@@ -43,12 +59,13 @@ impl Host for StateHost {
         State::NAME
     }
 
-    fn check(&self, name: &str, props: &Properties) -> Result<(), String> {
-        StateBlock::prefix(props, name, &self.app_id).map(|_| ())
+    fn check(&self, name: &str, props: &Properties) -> Result<(), HostError> {
+        self.block.prefix(props, name)?;
+        Ok(())
     }
 
-    fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), String> {
-        let prefix = StateBlock::prefix(props, name, &self.app_id)?;
+    fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), HostError> {
+        let prefix = self.block.prefix(props, name)?;
         let store = api_of::<State>(live)?;
         self.block
             .upsert(name, StoreEntry::new(name, store, prefix));
@@ -69,7 +86,7 @@ impl Host for SecretsHost {
         SecretStores::NAME
     }
 
-    fn insert(&self, name: &str, live: &Live, _: &Properties) -> Result<(), String> {
+    fn insert(&self, name: &str, live: &Live, _: &Properties) -> Result<(), HostError> {
         self.block.upsert(name, api_of::<SecretStores>(live)?);
         Ok(())
     }
@@ -80,16 +97,9 @@ impl Host for SecretsHost {
 }
 
 /// Every building block that hosts components.
-pub fn hosts(
-    app_id: &str,
-    state: Arc<StateBlock>,
-    secrets: Arc<SecretsBlock>,
-) -> Vec<Box<dyn Host>> {
+pub fn hosts(state: Arc<StateBlock>, secrets: Arc<SecretsBlock>) -> Vec<Box<dyn Host>> {
     vec![
-        Box::new(StateHost {
-            block: state,
-            app_id: app_id.to_string(),
-        }),
+        Box::new(StateHost { block: state }),
         Box::new(SecretsHost { block: secrets }),
     ]
 }

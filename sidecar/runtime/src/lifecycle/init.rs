@@ -9,6 +9,8 @@ use blocks::secrets::SecretsBlock;
 use components_core::{ComponentError, Init, Live, Properties, Registry};
 use thiserror::Error;
 
+use super::hosts::HostError;
+use crate::config::env_var;
 use crate::resources::{Component, DaprResource};
 
 /// Dapr's default `initTimeout`.
@@ -20,9 +22,12 @@ pub enum InitError {
     /// The registry could not build it, or the backend refused.
     #[error(transparent)]
     Component(#[from] ComponentError),
-    /// The building block refused its metadata.
-    #[error("{0}")]
-    Metadata(String),
+    /// The building block refused it.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// No building block serves its family.
+    #[error("no building block serves {family} components")]
+    Unhosted { family: &'static str },
     /// Creating it took longer than `initTimeout`.
     #[error("init timeout after {}s", .0.as_secs_f64())]
     Timeout(Duration),
@@ -99,7 +104,7 @@ pub async fn resolve_metadata(c: &Component, kubernetes: bool, secrets: &Secrets
         let value = match (item.value_string(), item.env_ref.as_str()) {
             (Some(v), _) => v,
             (None, "") => String::new(),
-            (None, var) if env_ref_allowed(var) => std::env::var(var).unwrap_or_default(),
+            (None, var) if env_ref_allowed(var) => env_var(var).unwrap_or_default(),
             (None, var) => {
                 tracing::warn!(
                     "Component {} references an env variable that isn't allowed: {var}",

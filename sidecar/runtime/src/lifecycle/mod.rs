@@ -130,7 +130,7 @@ impl Lifecycle {
             app_id: app_id.to_string(),
             namespace: namespace.to_string(),
             kubernetes,
-            hosts: hosts::hosts(app_id, state, secrets.clone()),
+            hosts: hosts::hosts(state, secrets.clone()),
             secrets,
             metadata,
             loaded: Mutex::default(),
@@ -173,11 +173,8 @@ impl Lifecycle {
                 let family = live.family();
                 let host = self.host(family);
                 let inserted = match host {
-                    Some(h) => h.insert(&name, &live, &props).map_err(InitError::Metadata),
-                    None => Err(InitError::Metadata(format!(
-                        "no building block serves {} components",
-                        live.family()
-                    ))),
+                    Some(h) => h.insert(&name, &live, &props).map_err(InitError::from),
+                    None => Err(InitError::Unhosted { family }),
                 };
                 match inserted {
                     Ok(()) => {
@@ -270,7 +267,7 @@ impl Lifecycle {
         let family = components_core::family::category_of(&c.spec.spec.type_);
         if let Some(host) = family.and_then(|f| self.host(f)) {
             host.check(c.name(), &props)
-                .map_err(|e| Failed(InitError::Metadata(e)))?;
+                .map_err(|e| Failed(InitError::from(e)))?;
         }
         let input = FactoryInput {
             name: c.name().to_string(),

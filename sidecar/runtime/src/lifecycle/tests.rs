@@ -156,7 +156,7 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let journal = Journal::default();
-    let state = Arc::new(StateBlock::new("app".into(), HashMap::new()));
+    let state = Arc::new(StateBlock::new("app".into(), None, HashMap::new()));
     let metadata = Arc::new(MetadataBlock::new(
         "app".into(),
         "1".into(),

@@ -3,8 +3,11 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::{Component, Configuration, HTTPEndpoint, Resiliency, decode};
+use super::{Component, Configuration, DocumentError, HTTPEndpoint, Resiliency, decode};
 
+/// Why a resource file, or one document in it, was not loaded. The messages end with the
+/// parser's reason, so that reason is a field rather than the `source`: a chain of errors
+/// would otherwise print it twice.
 #[derive(Debug, Error)]
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
@@ -13,13 +16,17 @@ pub enum LoadError {
         source: std::io::Error,
     },
     #[error("{path}: invalid YAML: {reason}")]
-    Yaml { path: PathBuf, reason: String },
+    Yaml {
+        path: PathBuf,
+        /// Boxed: the parser's error is large, and every `Result` here carries its size.
+        reason: Box<serde_saphyr::Error>,
+    },
     #[error("{path}: document {index} ({kind}): {reason}")]
     Document {
         path: PathBuf,
         index: usize,
         kind: String,
-        reason: String,
+        reason: DocumentError,
     },
     #[error("{path}: no Configuration document found")]
     NoConfiguration { path: PathBuf },
@@ -43,10 +50,11 @@ fn yaml_documents(path: &Path) -> Result<Vec<Value>, LoadError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| LoadError::Yaml {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&text).map_err(|reason| LoadError::Yaml {
+            path: path.to_path_buf(),
+            reason: Box::new(reason),
+        })?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
@@ -85,7 +93,7 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                     .and_then(Value::as_str)
                     .unwrap_or("")
                     .to_string();
-                let problem = |reason: String| LoadError::Document {
+                let problem = |reason: DocumentError| LoadError::Document {
                     path: path.clone(),
                     index,
                     kind: kind.clone(),

@@ -11,7 +11,7 @@ mod loader;
 pub use security::DEFAULT_TRUST_DOMAIN;
 
 pub use crds::configuration::Configuration;
-pub use crds::document::{DaprResource, decode, decode_json};
+pub use crds::document::{DaprResource, DocumentError, decode, decode_json};
 pub use crds::{Component, HTTPEndpoint, NameValuePair, Resiliency};
 pub use loader::{LoadError, Loaded, load_configuration, load_resources};
 

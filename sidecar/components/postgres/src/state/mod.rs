@@ -143,8 +143,7 @@ impl PostgresStore {
         let timeout = match props.get("timeout") {
             Some(_) => props.duration("timeout"),
             None => props.duration("timeoutInSeconds"),
-        }
-        .map_err(ComponentError::Metadata)?
+        }?
         .unwrap_or(Duration::from_secs(20));
         if timeout < Duration::from_secs(1) {
             return Err(ComponentError::Metadata(
@@ -160,9 +159,7 @@ impl PostgresStore {
                 return Err(ComponentError::Metadata(format!("invalid {what} {name:?}")));
             }
         }
-        let max_conns = props
-            .parse::<usize>("maxConns")
-            .map_err(ComponentError::Metadata)?;
+        let max_conns = props.parse::<usize>("maxConns")?;
         let manager = Manager::from_config(
             cfg,
             NoTls,
@@ -186,8 +183,7 @@ impl PostgresStore {
         let interval = match props.get("cleanupInterval") {
             Some(_) => props.duration("cleanupInterval"),
             None => props.duration("cleanupIntervalInSeconds"),
-        }
-        .map_err(ComponentError::Metadata)?
+        }?
         .unwrap_or(Duration::from_secs(3600));
         let cleanup = (!interval.is_zero()).then(|| {
             let pool = pool.clone();

@@ -1,0 +1,82 @@
+//! The environment variables the sidecar reads, read once at startup beside the flags, so
+//! that nothing deeper in the sidecar depends on the process environment.
+
+/// What Dapr's sidecar takes from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Env {
+    /// `NAMESPACE` as set. Unset, the sidecar is in `default` ([`Env::namespace`]), but
+    /// the `namespace` key prefix of state stores is the app id alone, as in Dapr.
+    pub namespace_var: Option<String>,
+    /// `DAPR_API_TOKEN`: when set, every API but healthz requires it.
+    pub api_token: Option<String>,
+    /// `APP_API_TOKEN`: sent to the app as `dapr-api-token`.
+    pub app_api_token: Option<String>,
+    /// `DAPR_HOST_IP`: the address other sidecars reach this one at, `127.0.0.1` if unset.
+    pub host_ip: String,
+    /// `DAPR_TRUST_ANCHORS`: the PEM roots that certificates are checked against under mTLS.
+    pub trust_anchors: String,
+}
+
+impl Env {
+    /// Reads the process environment.
+    pub fn from_process() -> Self {
+        Self::from_lookup(env_var)
+    }
+
+    /// Builds from any lookup (a test's map, say); empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        Self {
+            namespace_var: get("NAMESPACE"),
+            api_token: get("DAPR_API_TOKEN"),
+            app_api_token: get("APP_API_TOKEN"),
+            host_ip: get("DAPR_HOST_IP").unwrap_or_else(|| "127.0.0.1".into()),
+            trust_anchors: get("DAPR_TRUST_ANCHORS").unwrap_or_default(),
+        }
+    }
+}
+
+impl Env {
+    /// This sidecar's namespace: `NAMESPACE`, or `default` as in Dapr's standalone mode.
+    pub fn namespace(&self) -> &str {
+        self.namespace_var.as_deref().unwrap_or("default")
+    }
+}
+
+impl Default for Env {
+    /// An empty environment.
+    fn default() -> Self {
+        Self::from_lookup(|_| None)
+    }
+}
+
+/// The one place the sidecar reads a process environment variable: [`Env`] at startup,
+/// and the `envRef`s of component metadata.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_empty_values() {
+        let env = Env::default();
+        assert_eq!(
+            (env.namespace(), env.namespace_var.as_deref()),
+            ("default", None)
+        );
+        assert_eq!(env.host_ip, "127.0.0.1");
+        assert_eq!(env.api_token, None);
+        let env = Env::from_lookup(|name| match name {
+            "NAMESPACE" => Some("prod".into()),
+            "DAPR_API_TOKEN" => Some("secret".into()),
+            "APP_API_TOKEN" => Some(String::new()),
+            _ => None,
+        });
+        assert_eq!(env.namespace(), "prod");
+        assert_eq!(env.api_token.as_deref(), Some("secret"));
+        assert_eq!(env.app_api_token, None, "empty counts as unset");
+    }
+}
