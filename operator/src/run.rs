@@ -157,36 +157,45 @@ pub async fn run(flags: Flags) -> Result<()> {
     }
     .start()
     .await?;
+    let service = OperatorServer::new(OperatorApi::new(caches, client, own.is_some()));
     let shutdown = supervisor.shutdown();
-    let server = tonic::transport::Server::builder();
     match own {
         Some(Identity { cell, roots }) => {
             tracing::info!(identity = %identity, "operator API listening on {} (mTLS as {})", api.local_addr()?, cell.id());
             let tls = security::server_config(cell, roots).context("operator TLS")?;
             let incoming = security::tls::accept_stream(api, tls);
-            let service = OperatorServer::new(OperatorApi::new(caches, client, true));
-            supervisor.spawn("operator API", async move {
-                let mut server = server;
-                server
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, shutdown.wait())
-                    .await
-            });
+            supervisor.spawn("operator API", serve_api(service, incoming, shutdown));
         }
         None => {
             tracing::info!(identity = %identity, "operator API listening on {}", api.local_addr()?);
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(api);
-            let service = OperatorServer::new(OperatorApi::new(caches, client, false));
-            supervisor.spawn("operator API", async move {
-                let mut server = server;
-                server
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, shutdown.wait())
-                    .await
-            });
+            supervisor.spawn("operator API", serve_api(service, incoming, shutdown));
         }
     }
     supervisor.run().await?;
     tracing::info!("operator stopped");
     Ok(())
+}
+
+/// Serves the sidecars' API on `incoming` (plain TCP or mTLS) until shutdown.
+async fn serve_api<I, IO, IE>(
+    service: OperatorServer<OperatorApi>,
+    incoming: I,
+    shutdown: control_plane::Shutdown,
+) -> Result<(), tonic::transport::Error>
+where
+    I: tokio_stream::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tonic::transport::Server::builder()
+        .add_service(service)
+        .serve_with_incoming_shutdown(incoming, shutdown.wait())
+        .await
 }

@@ -200,7 +200,7 @@ fn bad_requests_are_refused_with_the_matching_error() {
         certs::csr_pem(&KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("p384"));
     let ed25519 = certs::csr_pem(&KeyPair::generate_for(&rcgen::PKCS_ED25519).expect("ed25519"));
     let forged = certs::forged_csr_pem(&key);
-    let cases: Vec<(&str, &[u8], fn(&SignError) -> bool)> = vec![
+    let cases: Vec<RefusalCase> = vec![
         ("garbage", b"not a csr", |e| {
             matches!(e, SignError::MalformedCsr)
         }),
@@ -394,3 +394,6 @@ fn pem_blocks_round_trip() {
     let two = format!("{pem}garbage between\n{pem}");
     assert_eq!(certificates_der(&two), vec![der.clone(), der]);
 }
+
+/// A refused CSR: its name, its bytes, and which refusal it must get.
+type RefusalCase<'a> = (&'a str, &'a [u8], fn(&SignError) -> bool);

@@ -20,7 +20,8 @@ fn signing_config(flags: &Flags) -> Result<SigningConfig> {
         return Ok(SigningConfig::default());
     }
     match std::fs::read_to_string(&flags.config) {
-        Ok(text) => SigningConfig::from_yaml(&text).with_context(|| format!("reading configuration {}", flags.config)),
+        Ok(text) => SigningConfig::from_yaml(&text)
+            .with_context(|| format!("reading configuration {}", flags.config)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!("configuration {} not found; using defaults", flags.config);
             Ok(SigningConfig::default())
