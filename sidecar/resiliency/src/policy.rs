@@ -174,12 +174,13 @@ impl Policy {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Backoff, BreakerSettings, StatusMatcher, TripExpr};
     use std::sync::atomic::{AtomicU32, Ordering};
 
-    fn retry(max: u32) -> RetrySettings {
+    /// A retry of `max` tries with a 1 ms constant backoff; other modules' tests use it too.
+    pub(crate) fn retry(max: u32) -> RetrySettings {
         RetrySettings {
             backoff: Backoff::Constant(Duration::from_millis(1)),
             max_retries: Some(max),

@@ -66,19 +66,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{
-        Backoff, Breaker, BreakerSettings, Policies, Policy, RetrySettings, StatusMatcher, TripExpr,
-    };
-
-    fn retry(max: u32) -> RetrySettings {
-        RetrySettings {
-            backoff: Backoff::Constant(Duration::from_millis(1)),
-            max_retries: Some(max),
-            http_codes: StatusMatcher::default(),
-            grpc_codes: StatusMatcher::default(),
-            transport_only: false,
-        }
-    }
+    use crate::policy::tests::retry;
+    use crate::{Breaker, BreakerSettings, Policies, Policy, TripExpr};
 
     fn breaker(trip: &str) -> Arc<Breaker> {
         Arc::new(Breaker::new(BreakerSettings {
