@@ -147,7 +147,6 @@ pub async fn run(flags: Flags) -> Result<()> {
         );
     }
 
-    let api = http::bind(&flags.api_listen_address, flags.port, "operator API").await?;
     let own = OwnIdentity {
         sentry_address: &flags.sentry_address,
         trust_anchors_file: &flags.trust_anchors_file,
@@ -157,6 +156,8 @@ pub async fn run(flags: Flags) -> Result<()> {
     }
     .start()
     .await?;
+    // Listen only once the identity is there: a sidecar that connects is served at once.
+    let api = http::bind(&flags.api_listen_address, flags.port, "operator API").await?;
     let service = OperatorServer::new(OperatorApi::new(caches, client, own.is_some()));
     let shutdown = supervisor.shutdown();
     match own {

@@ -26,6 +26,9 @@ pub struct Issued {
 pub trait Issuer: Send + Sync + 'static {
     type Error: std::fmt::Display + Send;
 
+    /// What the certificate is for, as the logs name it ("workload certificate").
+    const KIND: &'static str;
+
     fn issue(&self) -> impl Future<Output = Result<Issued, Self::Error>> + Send;
 }
 
@@ -51,7 +54,7 @@ pub async fn start<I: Issuer, T: Send + Sync + 'static>(
             Err(e) => return Err(e),
         }
     };
-    tracing::info!(id = %first.id, "certificate issued, valid until {:?}", first.not_after);
+    tracing::info!(id = %first.id, "{} issued, valid until {:?}", I::KIND, first.not_after);
     let cell = IdentityCell::new(first.key, first.id);
     tokio::spawn(renew(
         issuer,
@@ -92,12 +95,12 @@ async fn renew<I: Issuer, T: Send + Sync + 'static>(
         match issuer.issue().await {
             Ok(i) => {
                 let Some(cell) = cell.upgrade() else { return };
-                tracing::info!(id = %i.id, "renewed the certificate");
+                tracing::info!(id = %i.id, "renewed the {}", I::KIND);
                 cell.replace(i.key);
                 (issued, not_after) = (i.issued, i.not_after);
             }
             Err(e) => {
-                tracing::warn!("renewing the certificate: {e}");
+                tracing::warn!("renewing the {}: {e}", I::KIND);
                 tokio::time::sleep(RETRY).await;
             }
         }
@@ -117,6 +120,7 @@ mod tests {
     }
 
     impl Issuer for Counting {
+        const KIND: &'static str = "test certificate";
         type Error = String;
 
         async fn issue(&self) -> Result<Issued, String> {

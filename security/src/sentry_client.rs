@@ -68,6 +68,7 @@ pub struct SentryClient {
 
 impl Issuer for SentryClient {
     type Error = SentryError;
+    const KIND: &'static str = "workload certificate";
 
     async fn issue(&self) -> Result<Issued, SentryError> {
         let key = KeyPair::generate().map_err(|e| SentryError::Key(e.to_string()))?;

@@ -181,6 +181,7 @@ pub enum OwnCertError {
 
 impl Issuer for OwnCertificate {
     type Error = OwnCertError;
+    const KIND: &'static str = "serving certificate";
 
     async fn issue(&self) -> Result<Issued, OwnCertError> {
         let authority = self.trust.current();
