@@ -7,7 +7,7 @@
 # sidecar's default name resolution, multicasts on this private loopback instead of a
 # real network. Needs root (or CAP_SYS_ADMIN) and iproute2.
 #
-#   scripts/in-netns.sh cargo test -p daprd --test mdns
+#   scripts/in-netns.sh cargo test -p process-tests --test daprd_mdns
 set -euo pipefail
 
 [ $# -gt 0 ] || { echo "usage: $0 command [args...]" >&2; exit 2; }

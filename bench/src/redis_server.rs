@@ -28,7 +28,7 @@ impl Redis {
 
     /// Starts `redis-server` on a free port, its working directory and log in `dir`.
     pub fn start(redis_server: &Path, dir: &Path) -> Result<Self> {
-        let [port] = free_ports::<1>()?;
+        let [port] = free_ports::<1>();
         let log_path = dir.join("redis.log");
         let log = File::create(&log_path)
             .with_context(|| format!("cannot create {}", log_path.display()))?;

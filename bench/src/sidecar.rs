@@ -9,7 +9,7 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -31,18 +31,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// The status line of a healthy `/v1.0/healthz` answer.
 const HEALTHY: &[u8] = b"HTTP/1.1 204";
 
-/// Free loopback ports, all held at once while choosing so that they are distinct.
-pub fn free_ports<const N: usize>() -> Result<[u16; N]> {
-    let listeners = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot bind a free loopback port")?;
-    let mut ports = [0u16; N];
-    for (port, listener) in ports.iter_mut().zip(&listeners) {
-        *port = listener.local_addr()?.port();
-    }
-    Ok(ports)
-}
+pub use test_support::free_ports;
 
 /// Writes the Redis state store component into `dir` (created if missing).
 pub fn write_redis_component(dir: &Path, redis_port: u16) -> Result<()> {
@@ -87,7 +76,7 @@ impl Sidecar {
         I: IntoIterator<Item = A>,
         A: AsRef<OsStr>,
     {
-        let [http_port, grpc_port, metrics_port] = free_ports::<3>()?;
+        let [http_port, grpc_port, metrics_port] = free_ports::<3>();
         let out = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone()?;
         let mut cmd = Command::new(daprd);

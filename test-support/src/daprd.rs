@@ -174,24 +174,10 @@ impl Sidecar {
     }
 
     pub async fn wait_healthy(&mut self) {
-        let client = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.try_exit() {
-                panic!("daprd exited early with {status}; log:\n{}", self.log());
-            }
-            if let Ok(r) = client.get(self.url("/v1.0/healthz")).send().await
-                && r.status() == 204
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daprd never became healthy; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let url = self.url("/v1.0/healthz");
+        self.process
+            .wait_answers(&url, 204, Duration::from_secs(20))
+            .await;
     }
 
     pub fn try_exit(&mut self) -> Option<ExitStatus> {

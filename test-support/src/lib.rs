@@ -1,11 +1,12 @@
 //! What the tests that start real processes share: free loopback ports, a process handle
 //! that keeps its log and is killed when dropped, one way to find (and, if stale, build)
-//! each of the workspace's binaries, `eventually`, `kubectl`, and a builder for `daprd`.
+//! each of the workspace's binaries, `eventually`, `kubectl`, a builder for `daprd`, stand-in apps and certificate fixtures.
 //!
 //! Test code only: panics are how these helpers report a broken environment.
 
 #![allow(clippy::unwrap_used)]
 
+pub mod apps;
 mod binaries;
 pub mod certs;
 pub mod daprd;
@@ -26,6 +27,15 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port")
+}
+
+/// `N` distinct free loopback ports: all are held at once while choosing, so no two are
+/// the same (another process may still take one before it is bound).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port"))
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().expect("free port").port())
 }
 
 /// Polls `check` every 50 ms until it holds; panics after `within` naming `what`. Returns

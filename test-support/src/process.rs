@@ -66,6 +66,48 @@ impl Process {
         }
     }
 
+    /// Waits until `GET url` answers `status` (a health endpoint coming up), failing the
+    /// test with the log if the process exits first or `within` passes.
+    pub async fn wait_answers(&mut self, url: &str, status: u16, within: Duration) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = client.get(url).send().await
+                && r.status() == status
+            {
+                return;
+            }
+            self.still_starting(deadline, url);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until `127.0.0.1:port` accepts connections, failing as [`Self::wait_answers`].
+    pub async fn wait_listening(&mut self, port: u16, within: Duration) {
+        let deadline = Instant::now() + within;
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            self.still_starting(deadline, &format!("port {port}"));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn still_starting(&mut self, deadline: Instant, waiting_for: &str) {
+        if let Some(status) = self.try_exit() {
+            panic!(
+                "exited with {status} while waiting for {waiting_for}:\n{}",
+                self.log()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting_for} never answered:\n{}",
+            self.log()
+        );
+    }
+
     /// Asks the process to stop, as a supervisor would.
     pub fn sigterm(&self) {
         let status = Command::new("kill")

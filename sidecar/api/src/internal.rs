@@ -4,9 +4,8 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use axum::body::Body;
-use bytes::Bytes;
-use futures::{Stream, StreamExt, stream};
+use blocks::invoke_stream::payload_body;
+use futures::{Stream, StreamExt};
 use proto::internals::v1::service_invocation_server::{ServiceInvocation, ServiceInvocationServer};
 use proto::internals::v1::{
     InternalInvokeRequest, InternalInvokeRequestStream, InternalInvokeResponse,
@@ -144,16 +143,7 @@ impl ServiceInvocation for Internal {
             .invoke
             .authorize(&who, &head.path, head.method.as_str())
             .map_err(denied)?;
-        let leading = first
-            .payload
-            .map(|p| Ok::<Bytes, Status>(Bytes::from(p.data)));
-        let rest = inbound.filter_map(|m| async move {
-            match m {
-                Ok(m) => m.payload.map(|p| Ok(Bytes::from(p.data))),
-                Err(e) => Some(Err(e)),
-            }
-        });
-        let body = Body::from_stream(stream::iter(leading).chain(rest));
+        let body = payload_body(first.payload, inbound, |m| m.payload);
         let messages = self
             .api
             .invoke

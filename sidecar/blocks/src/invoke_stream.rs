@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Body;
 use bytes::Bytes;
 use dapr::dapr::proto::common::v1::StreamPayload;
 use futures::{StreamExt, stream};
@@ -19,7 +18,7 @@ use super::invoke::{
     from_internal_head, header_map_to_proto, set_header, to_internal_head,
 };
 use crate::errors::DaprError;
-use channel::{AppRequestHead, BoxError, CallError};
+use channel::{AppRequestHead, Body, BodyError, BoxError};
 use std::sync::Arc;
 
 use resiliency::{Outcome, Policy};
@@ -146,22 +145,35 @@ impl InvokeBlock {
                 )
             })?;
         let head = first.response.unwrap_or_default();
-        let leading = first
-            .payload
-            .map(|p| Ok::<Bytes, CallError>(Bytes::from(p.data)));
-        let rest = inbound.filter_map(|m| async move {
-            match m {
-                Ok(m) => m.payload.map(|p| Ok(Bytes::from(p.data))),
-                Err(e) => Some(Err(e)),
-            }
-        });
-        let body = Body::from_stream(stream::iter(leading).chain(rest));
+        let body = payload_body(first.payload, inbound, |m| m.payload);
         let (status, headers) = from_internal_head(head);
         let mut resp = Response::new(body);
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
         Ok(resp)
     }
+}
+
+/// The body a `CallLocalStream` message stream carries: the payload of the first message
+/// (already read, for its head), then each later message's, ending at the first error.
+pub fn payload_body<M, E, S>(
+    first: Option<StreamPayload>,
+    rest: S,
+    payload: fn(M) -> Option<StreamPayload>,
+) -> Body
+where
+    S: futures::Stream<Item = Result<M, E>> + Send + 'static,
+    M: Send + 'static,
+    E: Into<BoxError> + Send + 'static,
+{
+    let leading = first.map(|p| Ok::<Bytes, E>(Bytes::from(p.data)));
+    let rest = rest.filter_map(move |m| {
+        futures::future::ready(match m {
+            Ok(m) => payload(m).map(|p| Ok(Bytes::from(p.data))),
+            Err(e) => Some(Err(e)),
+        })
+    });
+    Body::from_stream(stream::iter(leading).chain(rest))
 }
 
 /// Runs one call under `policy`, giving each attempt its body: a whole body again on every
@@ -216,7 +228,7 @@ impl InvokeBlock {
         head: AppRequestHead,
         body: Body,
     ) -> Result<
-        impl futures::Stream<Item = Result<InternalInvokeResponseStream, BoxError>> + Send + 'static,
+        impl futures::Stream<Item = Result<InternalInvokeResponseStream, BodyError>> + Send + 'static,
         channel::AppError,
     > {
         let resp = self.call_local_streaming(head, body).await?;
@@ -239,15 +251,13 @@ impl InvokeBlock {
             payload: None,
         };
         let chunks = body.into_data_stream().enumerate().map(|(seq, chunk)| {
-            chunk
-                .map(|data| InternalInvokeResponseStream {
-                    response: None,
-                    payload: Some(StreamPayload {
-                        data: data.to_vec(),
-                        seq: seq as u64,
-                    }),
-                })
-                .map_err(axum::Error::into_inner)
+            chunk.map(|data| InternalInvokeResponseStream {
+                response: None,
+                payload: Some(StreamPayload {
+                    data: data.to_vec(),
+                    seq: seq as u64,
+                }),
+            })
         });
         Ok(stream::once(async move { Ok(head) }).chain(chunks))
     }

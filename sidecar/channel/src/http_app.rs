@@ -50,7 +50,7 @@ pub fn normalize_method(path: &str) -> String {
 }
 
 pub struct HttpChannel {
-    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, axum::body::Body>,
+    client: Client<hyper_rustls::HttpsConnector<HttpConnector>, crate::Body>,
     base: String,
     token: Option<HeaderValue>,
     max_body: usize,
@@ -104,7 +104,7 @@ impl HttpChannel {
         let mut request = Request::builder()
             .method(req.method)
             .uri(uri)
-            .body(axum::body::Body::from(req.body))
+            .body(crate::Body::from(req.body))
             .map_err(|e| AppError::Call(e.into()))?;
         *request.headers_mut() = headers;
         let resp = self
@@ -138,7 +138,7 @@ impl HttpChannel {
     pub async fn invoke_streaming(
         &self,
         head: super::AppRequestHead,
-        body: axum::body::Body,
+        body: crate::Body,
     ) -> Result<http::Response<hyper::body::Incoming>, AppError> {
         let uri = self.uri(&head.path, &head.query)?;
         let mut headers = head.headers;
@@ -184,7 +184,7 @@ impl HttpChannel {
     pub async fn healthy(&self, path: &str) -> bool {
         let uri: Result<Uri, _> = format!("{}/{}", self.base, path.trim_start_matches('/')).parse();
         let Ok(uri) = uri else { return false };
-        let Ok(req) = Request::get(uri).body(axum::body::Body::empty()) else {
+        let Ok(req) = Request::get(uri).body(crate::Body::empty()) else {
             return false;
         };
         match self.client.request(req).await {

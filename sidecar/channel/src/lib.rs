@@ -6,6 +6,7 @@
 //! Nothing here knows the sidecar's servers: requests arrive as neutral values
 //! ([`AppRequest`]) whichever front door built them.
 
+mod body;
 mod grpc_app;
 mod health;
 mod http_app;
@@ -21,6 +22,7 @@ use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+pub use body::{Body, BodyError, DataStream};
 pub use grpc_app::{GrpcChannel, http_status_of_code};
 pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
@@ -138,14 +140,14 @@ impl AppChannel {
     pub async fn invoke_streaming(
         &self,
         head: AppRequestHead,
-        body: axum::body::Body,
+        body: Body,
         max_body: usize,
-    ) -> Result<http::Response<axum::body::Body>, AppError> {
+    ) -> Result<http::Response<Body>, AppError> {
         let permit = self.admit().await?;
         match &self.protocol {
             // The slot stays taken until the app's response body has been read to the end.
             Protocol::Http(h) => Ok(h.invoke_streaming(head, body).await?.map(|b| {
-                axum::body::Body::new(Permitted {
+                Body::new(Permitted {
                     inner: b,
                     _permit: permit,
                 })
@@ -165,7 +167,7 @@ impl AppChannel {
                     body,
                 };
                 let resp = g.invoke(req).await?;
-                let mut out = http::Response::new(axum::body::Body::from(resp.body));
+                let mut out = http::Response::new(Body::from(resp.body));
                 *out.status_mut() = resp.status;
                 *out.headers_mut() = resp.headers;
                 Ok(out)

@@ -30,7 +30,7 @@ const MAX_CACHED_CLIENTS: usize = 1024;
 const MAX_PROXY_CLIENTS: usize = 256;
 
 /// An HTTP/2 client over TLS for proxied gRPC calls to one peer sidecar.
-pub type ProxyClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, axum::body::Body>;
+pub type ProxyClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, crate::Body>;
 
 /// Why no client to a peer could be made.
 #[derive(Debug, Error)]

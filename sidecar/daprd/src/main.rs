@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use components_core::Registry;
 use runtime as sidecar;
-use runtime::config::{DAPR_COMPAT_VERSION, Env, Flags, parse_args};
+use runtime::config::{DAPR_COMPAT_VERSION, Env, Flags, InvalidChoice, parse_args};
 use runtime::logging::DaprJson;
 
 /// Every component backend this binary can build. Adding a backend crate means one line
@@ -69,10 +69,22 @@ async fn wait_for_signal(running: &sidecar::Running) {
     }
 }
 
+fn invalid_choice(e: &clap::Error) -> Option<&InvalidChoice> {
+    std::error::Error::source(e)?.downcast_ref::<InvalidChoice>()
+}
+
 fn main() -> ExitCode {
     let started = Instant::now();
     let flags = match parse_args(std::env::args()) {
         Ok(f) => f,
+        // A value Dapr takes as a string and refuses only once running (`--mode`,
+        // `--app-protocol`) fails the start as Dapr's does: its message, exit status 1.
+        Err(e) if invalid_choice(&e).is_some() => {
+            if let Some(choice) = invalid_choice(&e) {
+                eprintln!("fatal: {choice}");
+            }
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             let _ = e.print();
             return if e.use_stderr() {

@@ -230,7 +230,7 @@ fn run_protocol(
     )
     .with_context(|| format!("cannot write {}", config.display()))?;
 
-    let [callee_internal, caller_internal] = free_ports::<2>()?;
+    let [callee_internal, caller_internal] = free_ports::<2>();
     let common = |internal: u16| {
         vec![
             "--config".to_string(),

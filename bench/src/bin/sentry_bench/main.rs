@@ -128,7 +128,7 @@ impl Drop for Killed {
 }
 
 async fn start_sentry(bin: &PathBuf, dir: &std::path::Path) -> Result<(Killed, u16, String)> {
-    let [port, healthz, metrics] = free_ports::<3>()?;
+    let [port, healthz, metrics] = free_ports::<3>();
     let creds = dir.join("creds");
     let child = Command::new(bin)
         .args(["--port", &port.to_string(), "--listen-address", "127.0.0.1"])
@@ -244,7 +244,7 @@ async fn start_pair(
         ),
     )?;
     let spawn = |app_id: &str, app_port: Option<u16>| -> Result<(Killed, u16)> {
-        let [http, grpc, internal, metrics] = free_ports::<4>()?;
+        let [http, grpc, internal, metrics] = free_ports::<4>();
         let mut cmd = Command::new(daprd);
         cmd.args(["--app-id", &format!("{tag}-{app_id}")])
             .args([

@@ -23,7 +23,7 @@ const APP_ID: &str = "dapr-app-id";
 #[derive(Clone)]
 pub struct Proxy {
     api: Arc<Api>,
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpConnector, channel::Body>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
     /// [`Api::app_api_token`] as a header value.
@@ -159,6 +159,7 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
     }
     req.headers_mut().remove(http::header::HOST);
+    let req = req.map(channel::Body::new);
     let sent = match &tls {
         Some(client) => client.request(req).await,
         None => proxy.client.request(req).await,

@@ -92,7 +92,7 @@ async fn call(api: &Api, id: &str, req: Request, method: String) -> Response {
             Err(_) => return error_response(&DaprError::malformed("stream too large")),
         }
     } else {
-        RequestBody::Stream(body)
+        RequestBody::Stream(channel::Body::new(body))
     };
     let mut headers = parts.headers;
     headers.remove(APP_ID_HEADER);
@@ -103,7 +103,7 @@ async fn call(api: &Api, id: &str, req: Request, method: String) -> Response {
         headers,
     };
     match api.invoke.invoke_streaming(id, head, body).await {
-        Ok(resp) => resp,
+        Ok(resp) => resp.map(axum::body::Body::new),
         Err(e) => error_response(&e),
     }
 }

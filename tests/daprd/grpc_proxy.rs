@@ -9,21 +9,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 /// A gRPC app serving the standard health service, with `orders` serving.
 async fn start_health_app() -> (tonic_health::server::HealthReporter, u16) {
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("orders", tonic_health::ServingStatus::Serving)
-        .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind app");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
-    (reporter, port)
+    test_support::apps::grpc_health_app("orders").await
 }
 
 fn with_app_id<T>(msg: T, app: &str) -> tonic::Request<T> {

@@ -56,23 +56,12 @@ impl Sentry {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        let proc = Process::spawn(
+        let mut proc = Process::spawn(
             &test_support::binary("sentry"),
             &args,
             &[("NAMESPACE", "dapr-system")],
         );
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "sentry never listened:\n{}",
-                proc.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        proc.wait_listening(port, Duration::from_secs(20)).await;
         Sentry {
             _proc: proc,
             port,
@@ -181,23 +170,9 @@ impl Sidecar {
             &args,
             &[("DAPR_TRUST_ANCHORS", sentry.ca.as_str())],
         );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{http}/v1.0/healthz")).await
-                && r.status() == 204
-            {
-                break;
-            }
-            if let Some(s) = proc.try_exit() {
-                panic!("daprd exited with {s}:\n{}", proc.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daprd never healthy:\n{}",
-                proc.log()
-            );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let healthz = format!("http://127.0.0.1:{http}/v1.0/healthz");
+        proc.wait_answers(&healthz, 204, Duration::from_secs(30))
+            .await;
         Sidecar {
             proc,
             http,
@@ -519,20 +494,7 @@ async fn grpc_proxying_runs_over_mtls_and_no_sidecar_can_pose_as_another_app() {
     let root = Root::new("root-proxy");
     let sentry = Sentry::start(&root, "1h").await;
     let shared = tempfile::tempdir().expect("dir");
-    let (reporter, health) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("orders", tonic_health::ServingStatus::Serving)
-        .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let app_port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        let _ = tonic::transport::Server::builder()
-            .add_service(health)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await;
-    });
+    let (_reporter, app_port) = test_support::apps::grpc_health_app("orders").await;
     let callee = Sidecar::start_with(
         "proxy-callee",
         Some(app_port),

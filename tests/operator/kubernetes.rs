@@ -125,23 +125,19 @@ impl Operator {
         let bin = test_support::binary("operator");
         let mut process = Process::spawn(&bin, &args, &[]);
         let url = format!("http://127.0.0.1:{healthz}/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status() == 200
-            {
-                break;
-            }
-            if let Some(status) = process.try_exit() {
-                panic!("operator exited with {status}:\n{}", process.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "operator never became healthy:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        process
+            .wait_answers(&url, 200, Duration::from_secs(30))
+            .await;
+        // Healthz comes up first; the sidecars' API once the operator has its identity.
+        eventually(
+            Duration::from_secs(30),
+            "the operator API listening",
+            || {
+                let up = process.log().contains("operator API listening");
+                async move { up }
+            },
+        )
+        .await;
         Operator {
             process,
             port,
@@ -206,23 +202,9 @@ impl Sidecar {
         env_all.extend_from_slice(env);
         let mut process = Process::spawn(&test_support::binary("daprd"), &args, &env_all);
         let url = format!("http://127.0.0.1:{http}/v1.0/healthz");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(r) = reqwest::get(&url).await
-                && r.status() == 204
-            {
-                break;
-            }
-            if let Some(status) = process.try_exit() {
-                panic!("daprd exited with {status}:\n{}", process.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daprd never became healthy:\n{}",
-                process.log()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        process
+            .wait_answers(&url, 204, Duration::from_secs(30))
+            .await;
         Sidecar { process, http }
     }
 
@@ -698,19 +680,8 @@ async fn start_sentry(dir: &std::path::Path) -> (Process, u16, String) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let process = Process::spawn(&bin, &args, &[("NAMESPACE", "dapr-system")]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "sentry never listened:\n{}",
-            process.log()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut process = Process::spawn(&bin, &args, &[("NAMESPACE", "dapr-system")]);
+    process.wait_listening(port, Duration::from_secs(20)).await;
     let ca = std::fs::read_to_string(creds.join("ca.crt")).expect("ca.crt");
     (process, port, ca)
 }

@@ -17,7 +17,7 @@ fn require_test_netns() {
     assert!(
         std::env::var_os("RDAPR_TEST_NETNS").is_some(),
         "the mDNS tests multicast; run them in the test network namespace: \
-         scripts/in-netns.sh cargo test -p daprd --test mdns"
+         scripts/in-netns.sh cargo test -p process-tests --test daprd_mdns"
     );
 }
 

@@ -7,6 +7,23 @@ use std::time::Duration;
 use test_support::daprd::daprd;
 use test_support::free_port;
 
+/// `--mode` and `--app-protocol` are strings to Dapr's flag parser, refused once the
+/// runtime reads them: a bad value is a fatal start (status 1) with Dapr's message, not
+/// a usage error (status 2).
+#[test]
+fn a_bad_mode_or_app_protocol_fails_the_start_with_status_1() {
+    for (flag, value) in [("--app-protocol", "ftp"), ("--mode", "cloud")] {
+        let out = Command::new(test_support::binary("daprd"))
+            .args(["--app-id", "a", flag, value])
+            .output()
+            .expect("run daprd");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        let expected = format!("invalid value for '{}': {value}", &flag[2..]);
+        assert!(stderr.contains(&expected), "{flag} {value}: {stderr}");
+    }
+}
+
 #[test]
 fn version_is_bare_semver() {
     let out = Command::new(test_support::binary("daprd"))

@@ -69,21 +69,9 @@ impl Sentry {
             credentials,
             _dir: dir,
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Some(status) = s.process.try_exit() {
-                panic!("sentry exited with {status}:\n{}", s.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sentry never listened:\n{}",
-                s.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        s.process
+            .wait_listening(port, Duration::from_secs(30))
+            .await;
         s
     }
 
