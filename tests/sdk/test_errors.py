@@ -300,3 +300,44 @@ def test_save_with_an_empty_key_over_grpc_is_daprs_error(raw_stub):
         )
     assert excinfo.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert excinfo.value.details() == "state key cannot be empty"
+
+
+# ---- smaller differences found by comparing with Dapr 1.18's handlers ------------------------
+
+
+def test_http_error_bodies_escape_html_as_go_does(http):
+    # Go's encoding/json writes <, > and & as \u003c, \u003e, \u0026 in every string.
+    r = http.post("/v1.0/state/mem-store", json=[{"key": "a<b&c>||d", "value": "v"}])
+
+    assert r.status_code == 400, r.text
+    assert "a\\u003cb\\u0026c\\u003e||d" in r.text, r.text
+    assert "a<b" not in r.text, r.text
+    assert r.json()["details"][0]["field_violations"][0]["field"] == "a<b&c>||d"
+
+
+def test_http_query_on_unknown_store_names_no_app(http):
+    # Dapr's query API looks the store up without an app id: the ErrorInfo has no metadata.
+    r = http.post(f"/v1.0-alpha1/state/{UNKNOWN}/query", json={"filter": {"EQ": {"a": "b"}}})
+
+    assert r.status_code == 400, r.text
+    info = r.json()["details"][-1]
+    assert info["reason"] == "DAPR_STATE_NOT_FOUND", r.text
+    assert info["metadata"] is None, r.text
+    other = http.get(f"/v1.0/state/{UNKNOWN}/k").json()["details"][-1]
+    assert other["metadata"]["appID"].startswith("sdk-"), other
+
+
+def test_grpc_delete_with_an_empty_key_is_passed_to_the_store(raw_stub):
+    # Dapr checks empty keys only on save: a delete of "" reaches the store and succeeds.
+    from dapr.proto import api_v1
+
+    raw_stub.DeleteState(api_v1.DeleteStateRequest(store_name="mem-store", key=""))
+    raw_stub.DeleteBulkState(api_v1.DeleteBulkStateRequest(store_name="mem-store", states=[]))
+
+
+def test_http_transaction_operation_without_a_type_is_unsupported(http):
+    r = http.post("/v1.0/state/mem-store/transaction", json={"operations": [{"request": {"key": "k"}}]})
+
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_NOT_SUPPORTED_STATE_OPERATION", r.text
+    assert r.json()["message"] == "operation type  not supported", r.text

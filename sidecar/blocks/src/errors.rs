@@ -130,6 +130,15 @@ impl DaprError {
         self
     }
 
+    /// Names the app in the error's metadata, as Dapr does only when it knows the app.
+    pub fn with_app_id(self, app_id: &str) -> Self {
+        if app_id.is_empty() {
+            self
+        } else {
+            self.with_meta("appID", app_id)
+        }
+    }
+
     pub fn malformed(message: impl Into<String>) -> Self {
         Self::new(
             "ERR_MALFORMED_REQUEST",

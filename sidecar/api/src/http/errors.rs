@@ -117,7 +117,7 @@ pub fn error_response(err: &DaprError) -> Response {
         message,
         details,
     };
-    let json = serde_json::to_vec(&body).unwrap_or_default();
+    let json = super::go_json::to_vec(&body).unwrap_or_default();
     let mut resp = (err.http, json).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -5,6 +5,7 @@
 mod body;
 mod compact;
 mod errors;
+mod go_json;
 mod health;
 mod invoke;
 mod metadata;

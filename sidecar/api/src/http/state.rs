@@ -29,7 +29,7 @@ struct OptionsJson {
 
 /// One item of a save body. The value borrows from the request body: it is copied once,
 /// compacted, into the stored bytes.
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct SaveJson<'a> {
     #[serde(default)]
     key: String,
@@ -276,10 +276,12 @@ struct TxJson<'a> {
     metadata: HashMap<String, String>,
 }
 
+/// Both fields may be missing, as in Dapr: no `operation` is an unsupported one.
 #[derive(Deserialize)]
 struct TxOpJson<'a> {
+    #[serde(default)]
     operation: String,
-    #[serde(borrow)]
+    #[serde(borrow, default)]
     request: SaveJson<'a>,
 }
 

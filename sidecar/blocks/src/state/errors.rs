@@ -13,7 +13,7 @@ pub fn not_configured(store: &str, app_id: &str) -> DaprError {
         Code::FailedPrecondition,
     )
     .rich("DAPR_STATE_NOT_CONFIGURED")
-    .with_meta("appID", app_id)
+    .with_app_id(app_id)
 }
 
 pub fn not_found(store: &str, app_id: &str) -> DaprError {
@@ -24,7 +24,7 @@ pub fn not_found(store: &str, app_id: &str) -> DaprError {
         Code::InvalidArgument,
     )
     .rich("DAPR_STATE_NOT_FOUND")
-    .with_meta("appID", app_id)
+    .with_app_id(app_id)
 }
 
 /// The store an error is about, as Dapr's state errors name it.

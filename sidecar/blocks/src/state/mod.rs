@@ -68,22 +68,23 @@ pub struct Options {
 impl Options {
     /// Parses Dapr's option strings; empty means the default. Like Dapr's stores, an
     /// unknown model is a failure of the operation (500), not a malformed request.
+    /// Consistency is checked first, as Dapr's stores do.
     pub fn parse(concurrency: &str, consistency: &str) -> Result<Self, StateError> {
-        let concurrency = match concurrency {
-            "" | "last-write" => Concurrency::LastWrite,
-            "first-write" => Concurrency::FirstWrite,
-            other => {
-                return Err(StateError::InvalidRequest(format!(
-                    "unrecognized concurrency model '{other}'"
-                )));
-            }
-        };
         let consistency = match consistency {
             "" | "eventual" => Consistency::Eventual,
             "strong" => Consistency::Strong,
             other => {
                 return Err(StateError::InvalidRequest(format!(
                     "unrecognized consistency model '{other}'"
+                )));
+            }
+        };
+        let concurrency = match concurrency {
+            "" | "last-write" => Concurrency::LastWrite,
+            "first-write" => Concurrency::FirstWrite,
+            other => {
+                return Err(StateError::InvalidRequest(format!(
+                    "unrecognized concurrency model '{other}'"
                 )));
             }
         };
@@ -220,14 +221,20 @@ impl StateBlock {
     }
 
     fn entry(&self, name: &str) -> Result<Arc<StoreEntry>, DaprError> {
+        self.entry_as(name, &self.app_id)
+    }
+
+    /// The store `name`, or Dapr's error naming `app_id` (empty: named by no app, as the
+    /// query API's errors are).
+    fn entry_as(&self, name: &str, app_id: &str) -> Result<Arc<StoreEntry>, DaprError> {
         let stores = self.stores.load();
         if stores.is_empty() {
-            return Err(errors::not_configured(name, &self.app_id));
+            return Err(errors::not_configured(name, app_id));
         }
         stores
             .get(name)
             .cloned()
-            .ok_or_else(|| errors::not_found(name, &self.app_id))
+            .ok_or_else(|| errors::not_found(name, app_id))
     }
 
     /// Fails early on an unknown store, before any body is parsed, as Dapr does.
@@ -301,6 +308,9 @@ impl StateBlock {
         let entry = self.entry(store)?;
         let mut reqs = Vec::with_capacity(items.len());
         for item in items {
+            if item.key.is_empty() {
+                return Err(errors::empty_key());
+            }
             reqs.push(set_request(&entry, item).map_err(|e| match e {
                 Invalid::Api(e) => e,
                 Invalid::Store(e) => errors::save_failed(store, e),
@@ -387,7 +397,7 @@ impl StateBlock {
         store: &str,
         raw: &[u8],
     ) -> Result<(Vec<QueryItem>, String), DaprError> {
-        let entry = self.entry(store)?;
+        let entry = self.entry_as(store, "")?;
         if !entry.store.features().query {
             return Err(errors::query_not_supported(store));
         }
@@ -442,10 +452,9 @@ async fn read_one(
     }))
 }
 
+/// Dapr checks for empty keys only where a save names them (HTTP save, gRPC `SaveState`);
+/// a delete or a transaction with an empty key goes to the store as is.
 fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, Invalid> {
-    if item.key.is_empty() {
-        return Err(Invalid::Api(errors::empty_key()));
-    }
     Ok(SetRequest {
         key: entry.stored_key(&item.key).map_err(Invalid::Api)?,
         ttl: parse_ttl(&item.metadata).map_err(Invalid::Store)?,
@@ -459,9 +468,6 @@ fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, Invalid
 }
 
 fn delete_request(entry: &StoreEntry, item: DeleteItem) -> Result<DeleteRequest, DaprError> {
-    if item.key.is_empty() {
-        return Err(errors::empty_key());
-    }
     Ok(DeleteRequest {
         key: entry.stored_key(&item.key)?,
         etag: etag_of(item.etag),
