@@ -11,7 +11,9 @@ mod binaries;
 pub mod certs;
 pub mod daprd;
 mod kubectl;
+pub mod operator;
 mod process;
+pub mod sentry;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use test_support::operator::Operator;
 use test_support::{Process, eventually, free_port, kubectl, kubectl_ok};
 use tokio::sync::Mutex;
 
@@ -80,81 +81,6 @@ impl Namespace {
 impl Drop for Namespace {
     fn drop(&mut self) {
         let _ = kubectl(&["delete", "namespace", &self.0, "--wait=false"], None);
-    }
-}
-
-struct Operator {
-    process: Process,
-    port: u16,
-    metrics: u16,
-}
-
-impl Operator {
-    async fn start(extra: &[&str]) -> Self {
-        let (port, healthz, metrics, webhook) =
-            (free_port(), free_port(), free_port(), free_port());
-        let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG");
-        // No kube-proxy here: the API server reaches the conversion webhook by URL.
-        let webhook_url = format!("https://127.0.0.1:{webhook}/convert");
-        let mut args: Vec<String> = [
-            "--kubeconfig",
-            &kubeconfig,
-            "--port",
-            &port.to_string(),
-            "--api-listen-address",
-            "127.0.0.1",
-            "--healthz-port",
-            &healthz.to_string(),
-            "--healthz-listen-address",
-            "127.0.0.1",
-            "--metrics-port",
-            &metrics.to_string(),
-            "--metrics-listen-address",
-            "127.0.0.1",
-            "--webhook-server-port",
-            &webhook.to_string(),
-            "--webhook-server-listen-address",
-            "127.0.0.1",
-            "--webhook-url",
-            &webhook_url,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let bin = test_support::binary("operator");
-        let mut process = Process::spawn(&bin, &args, &[]);
-        let url = format!("http://127.0.0.1:{healthz}/healthz");
-        process
-            .wait_answers(&url, 200, Duration::from_secs(30))
-            .await;
-        // Healthz comes up first; the sidecars' API once the operator has its identity.
-        eventually(
-            Duration::from_secs(30),
-            "the operator API listening",
-            || {
-                let up = process.log().contains("operator API listening");
-                async move { up }
-            },
-        )
-        .await;
-        Operator {
-            process,
-            port,
-            metrics,
-        }
-    }
-
-    async fn metric(&self, name: &str) -> Option<u64> {
-        let text = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.trim().parse().ok())
     }
 }
 
@@ -660,30 +586,10 @@ async fn dapr_style_example_manifests_apply_and_keep_every_field() {
 
 /// A standalone `sentry` from the same build, with a fresh bundle in `dir`.
 async fn start_sentry(dir: &std::path::Path) -> (Process, u16, String) {
-    let port = free_port();
     let creds = dir.join("creds");
-    let bin = test_support::binary("sentry");
-    let args: Vec<String> = [
-        "--port",
-        &port.to_string(),
-        "--listen-address",
-        "127.0.0.1",
-        "--healthz-port",
-        &free_port().to_string(),
-        "--metrics-port",
-        &free_port().to_string(),
-        "--trust-domain",
-        "cp.example",
-        "--issuer-credentials",
-        &creds.display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut process = Process::spawn(&bin, &args, &[("NAMESPACE", "dapr-system")]);
-    process.wait_listening(port, Duration::from_secs(20)).await;
+    let sentry = test_support::sentry::start(&creds, None, &[]).await;
     let ca = std::fs::read_to_string(creds.join("ca.crt")).expect("ca.crt");
-    (process, port, ca)
+    (sentry.process, sentry.port, ca)
 }
 
 #[tokio::test]

@@ -34,34 +34,8 @@ impl Sentry {
             format!("kind: Configuration\nmetadata:\n  name: daprsystem\nspec:\n  mtls:\n    enabled: true\n    workloadCertTTL: {ttl}\n"),
         )
         .expect("config");
-        let port = free_port();
-        let args: Vec<String> = [
-            "--port",
-            &port.to_string(),
-            "--listen-address",
-            "127.0.0.1",
-            "--healthz-port",
-            &free_port().to_string(),
-            "--metrics-port",
-            &free_port().to_string(),
-            "--trust-domain",
-            "cp.example",
-            "--issuer-credentials",
-            &creds.display().to_string(),
-            "--config",
-            &config.display().to_string(),
-            "--trust-bundle-poll-interval",
-            "200ms",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        let mut proc = Process::spawn(
-            &test_support::binary("sentry"),
-            &args,
-            &[("NAMESPACE", "dapr-system")],
-        );
-        proc.wait_listening(port, Duration::from_secs(20)).await;
+        let sentry = test_support::sentry::start(&creds, Some(&config), &[]).await;
+        let (proc, port) = (sentry.process, sentry.port);
         Sentry {
             _proc: proc,
             port,

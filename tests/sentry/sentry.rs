@@ -9,7 +9,7 @@ use proto::sentry::v1::sign_certificate_request::TokenValidator;
 use proto::sentry::v1::{SignCertificateRequest, SignCertificateResponse};
 use rcgen::KeyPair;
 use test_support::certs::{csr_pem as csr, forged_csr_pem};
-use test_support::{Process, free_port, kubectl_ok as kubectl};
+use test_support::{Process, kubectl_ok as kubectl};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::{FromDer, X509Certificate};
@@ -30,49 +30,18 @@ impl Sentry {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let dir = tempfile::tempdir().expect("tempdir");
         let credentials = dir.path().join("credentials");
-        let (port, healthz, metrics) = (free_port(), free_port(), free_port());
-        let mut args: Vec<String> = vec![
-            "--port".into(),
-            port.to_string(),
-            "--listen-address".into(),
-            "127.0.0.1".into(),
-            "--healthz-port".into(),
-            healthz.to_string(),
-            "--healthz-listen-address".into(),
-            "127.0.0.1".into(),
-            "--metrics-port".into(),
-            metrics.to_string(),
-            "--metrics-listen-address".into(),
-            "127.0.0.1".into(),
-            "--trust-domain".into(),
-            "cp.example".into(),
-            "--issuer-credentials".into(),
-            credentials.display().to_string(),
-            "--trust-bundle-poll-interval".into(),
-            "200ms".into(),
-        ];
+        let path = dir.path().join("config.yaml");
         if let Some(yaml) = config {
-            let path = dir.path().join("config.yaml");
             std::fs::write(&path, yaml).expect("config");
-            args.push("--config".into());
-            args.push(path.display().to_string());
         }
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let process = Process::spawn(
-            &test_support::binary("sentry"),
-            &args,
-            &[("NAMESPACE", "dapr-system")],
-        );
-        let mut s = Sentry {
-            process,
-            port,
+        let started =
+            test_support::sentry::start(&credentials, config.map(|_| path.as_path()), extra).await;
+        Sentry {
+            process: started.process,
+            port: started.port,
             credentials,
             _dir: dir,
-        };
-        s.process
-            .wait_listening(port, Duration::from_secs(30))
-            .await;
-        s
+        }
     }
 
     fn ca_pem(&self) -> String {
