@@ -1,7 +1,7 @@
 //! What the tests that start real processes share: free loopback ports, a process handle
 //! that keeps its log and is killed when dropped, one way to find (and, if stale, build)
-//! each of the workspace's binaries, `eventually`, `kubectl`, builders for `daprd`, `sentry` and the `operator`, stand-in apps
-//! and certificate fixtures.
+//! each of the workspace's binaries, `eventually`, `kubectl`, builders for `daprd`,
+//! `sentry` and the `operator`, stand-in apps and certificate fixtures.
 //!
 //! Test code only: panics are how these helpers report a broken environment.
 
