@@ -23,7 +23,7 @@ const APP_ID: &str = "dapr-app-id";
 #[derive(Clone)]
 pub struct Proxy {
     api: Arc<Api>,
-    client: Client<HttpConnector, channel::Body>,
+    client: Client<HttpConnector, Body>,
     /// On the internal port, calls are for our own app only (the hop is already made).
     internal: bool,
     /// [`Api::app_api_token`] as a header value.
@@ -159,9 +159,10 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
     }
     req.headers_mut().remove(http::header::HOST);
-    let req = req.map(channel::Body::new);
+    // The plain hop sends the server's body as it came; only the peer pool, which takes
+    // the channel's body type, needs it wrapped.
     let sent = match &tls {
-        Some(client) => client.request(req).await,
+        Some(client) => client.request(req.map(channel::Body::new)).await,
         None => proxy.client.request(req).await,
     };
     match sent {
