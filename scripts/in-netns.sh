@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a command inside a fresh network namespace that has only a loopback interface,
-# with multicast enabled on it, and removes the namespace afterwards.
+# Runs a command inside a fresh network namespace that has a loopback interface with
+# multicast enabled on it and a private veth pair (a host's second interface), and
+# removes the namespace afterwards.
 #
 # The tests run here so that everything they start (Redis, PostgreSQL, sidecars, a
 # Kubernetes control plane) is reachable only from the tests, and so that mDNS, the
@@ -20,6 +21,15 @@ as_root ip netns add "$NS"
 as_root ip -n "$NS" link set lo up
 as_root ip -n "$NS" link set lo multicast on
 as_root ip -n "$NS" route add 224.0.0.0/4 dev lo
+# A second interface, as real hosts have: a veth pair with private addresses, multicast
+# on. A sidecar that announces an interface address while it listens on loopback only is
+# then unreachable here, as it would be on a real host.
+as_root ip -n "$NS" link add rdapr0 type veth peer name rdapr1
+as_root ip -n "$NS" addr add 10.213.0.1/24 dev rdapr0
+as_root ip -n "$NS" addr add 10.213.0.2/24 dev rdapr1
+for dev in rdapr0 rdapr1; do
+  as_root ip -n "$NS" link set "$dev" multicast on up
+done
 
 # Keep the caller's environment; only the network changes. A non-root caller gets
 # their own user back inside.

@@ -161,3 +161,55 @@ async fn calls_spread_over_every_instance_of_an_app() {
         "calls reach both instances"
     );
 }
+
+/// A sidecar whose internal gRPC server listens on loopback only is reachable only there,
+/// so that is the address it announces (the test namespace has a second interface, whose
+/// address would be refused); `DAPR_HOST_IP` is announced as given, loopback or not.
+#[tokio::test]
+async fn a_loopback_bound_sidecar_announces_its_loopback_address() {
+    require_test_netns();
+    let suffix = test_support::free_port();
+    let app = start_app("app").await;
+    let caller = daprd()
+        .app_id(&format!("mdns-lo-caller-{suffix}"))
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+    let cases: [(&str, Option<&str>, &str); 4] = [
+        ("127.0.0.1", None, "127.0.0.1"),
+        ("localhost", None, "127.0.0.1"),
+        ("[::1]", None, "::1"),
+        ("0.0.0.0", Some("127.0.0.1"), "127.0.0.1"),
+    ];
+    for (i, (listen, host_ip, announced)) in cases.into_iter().enumerate() {
+        let callee_id = format!("mdns-lo-{i}-{suffix}");
+        let mut b = daprd()
+            .app_id(&callee_id)
+            .arg("--app-port")
+            .arg(app.to_string())
+            .arg("--dapr-internal-grpc-listen-address")
+            .arg(listen);
+        if let Some(ip) = host_ip {
+            b = b.env("DAPR_HOST_IP", ip);
+        }
+        let callee = b.start().await;
+        assert!(
+            callee.log().contains(&format!(".local. at {announced}")),
+            "listen {listen}, DAPR_HOST_IP {host_ip:?}: announces {announced}; log:\n{}",
+            callee.log()
+        );
+        let r = c
+            .get(caller.url(&format!("/v1.0/invoke/{callee_id}/method/whoami")))
+            .send()
+            .await
+            .expect("invoke");
+        let status = r.status();
+        let body = r.text().await.expect("body");
+        assert_eq!(
+            (status.as_u16(), body.as_str()),
+            (200, format!("app: mdns-lo-caller-{suffix} -> {callee_id}").as_str()),
+            "listen {listen}; caller log:\n{}",
+            caller.log()
+        );
+    }
+}

@@ -9,8 +9,12 @@ use thiserror::Error;
 pub struct Instance {
     pub app_id: String,
     pub namespace: String,
-    /// `host:port` of the internal gRPC server.
+    /// `host:port` of the internal gRPC server (`[v6]:port` for IPv6).
     pub address: String,
+    /// Whether the host in `address` was chosen (`DAPR_HOST_IP`, or a loopback listen
+    /// address) and must be published as it is. When not, a resolver that speaks per
+    /// network interface (mDNS) publishes each interface's own address instead.
+    pub pinned: bool,
 }
 
 #[derive(Debug, Error)]

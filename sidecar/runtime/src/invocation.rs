@@ -32,9 +32,10 @@ pub async fn bind_internal(flags: &Flags) -> Result<TcpListener> {
             .parse()
             .with_context(|| format!("invalid value {p:?} for --dapr-internal-grpc-port"))?,
     };
+    // `[::1]` as Dapr's flags write IPv6; the socket wants it bare.
     let host = match flags.dapr_internal_grpc_listen_address.trim() {
         "" => "0.0.0.0",
-        h => h,
+        h => h.trim_start_matches('[').trim_end_matches(']'),
     };
     TcpListener::bind((host, port))
         .await
@@ -83,6 +84,24 @@ async fn resolver(
         .with_context(|| format!("starting {component} name resolution"))
 }
 
+/// The host other sidecars are told to call, and whether it is pinned: `DAPR_HOST_IP`
+/// when set (even a loopback one), else the internal listen address when it is a loopback
+/// one (a sidecar bound to `127.0.0.1` is reachable nowhere else), else `127.0.0.1`
+/// unpinned, which mDNS replaces with each interface's address.
+fn announced_host(env: &Env, listen: &str) -> (String, bool) {
+    if let Some(ip) = &env.host_ip {
+        return (ip.trim_start_matches('[').trim_end_matches(']').to_string(), true);
+    }
+    let listen = listen.trim().trim_start_matches('[').trim_end_matches(']');
+    if listen.eq_ignore_ascii_case("localhost") {
+        return ("127.0.0.1".into(), true);
+    }
+    match listen.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() => (ip.to_string(), true),
+        _ => ("127.0.0.1".into(), false),
+    }
+}
+
 /// What service invocation is built from.
 pub struct Inputs<'a> {
     pub flags: &'a Flags,
@@ -108,13 +127,18 @@ pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
         http_endpoints,
         mtls,
     } = inputs;
-    let host = &env.host_ip;
     let namespace = env.namespace().to_string();
     let access = blocks::access::AccessControl::from_spec(config.spec.access_control.as_ref());
+    let (host, pinned) = announced_host(env, &flags.dapr_internal_grpc_listen_address);
+    let address = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{internal_port}"),
+        _ => format!("{host}:{internal_port}"),
+    };
     let me = Instance {
         app_id: flags.app_id.clone(),
         namespace: namespace.clone(),
-        address: format!("{host}:{internal_port}"),
+        address,
+        pinned,
     };
     let resolver = resolver(flags, registry, config, me).await?;
     let app = match flags.app_port()? {
@@ -269,5 +293,36 @@ fn client_tls(e: &HTTPEndpoint) -> channel::EndpointTls {
         root_ca: field("rootCA", tls.and_then(|t| t.root_ca.as_ref())),
         certificate: field("certificate", tls.and_then(|t| t.certificate.as_ref())),
         private_key: field("privateKey", tls.and_then(|t| t.private_key.as_ref())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_announced_host_is_the_host_ip_or_a_loopback_listen_address() {
+        let env = |ip: Option<&str>| Env {
+            host_ip: ip.map(str::to_string),
+            ..Env::default()
+        };
+        let cases = [
+            (None, "", ("127.0.0.1", false)),
+            (None, "0.0.0.0", ("127.0.0.1", false)),
+            (None, "127.0.0.1", ("127.0.0.1", true)),
+            (None, "127.0.0.5", ("127.0.0.5", true)),
+            (None, "localhost", ("127.0.0.1", true)),
+            (None, "[::1]", ("::1", true)),
+            (None, "10.1.2.3", ("127.0.0.1", false)),
+            (Some("127.0.0.1"), "0.0.0.0", ("127.0.0.1", true)),
+            (Some("10.9.8.7"), "127.0.0.1", ("10.9.8.7", true)),
+        ];
+        for (ip, listen, (host, pinned)) in cases {
+            assert_eq!(
+                announced_host(&env(ip), listen),
+                (host.to_string(), pinned),
+                "DAPR_HOST_IP {ip:?}, listen {listen:?}"
+            );
+        }
     }
 }

@@ -12,19 +12,23 @@
 //! <hostname>.local.                 A    <address of the interface the answer leaves by>
 //! ```
 //!
+//! When the sidecar's address is pinned (`DAPR_HOST_IP`, or an internal gRPC server bound
+//! to loopback) that one address is published on every interface instead, as an AAAA
+//! record when it is IPv6.
+//!
 //! Queries and answers go to the multicast group, never unicast (except to legacy
 //! resolvers that ask from a port other than 5353), so every sidecar on the host sees
 //! every answer and caches it. Found addresses live 60 s and are refreshed in the
-//! background after 30 s, as Dapr does. Only IPv4 is spoken.
+//! background after 30 s, as Dapr does. The multicast itself is IPv4 only.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use simple_dns::rdata::{A, PTR, RData, SRV, TXT};
+use simple_dns::rdata::{A, AAAA, PTR, RData, SRV, TXT};
 use simple_dns::{CLASS, Name, Packet, PacketFlag, QCLASS, QTYPE, Question, ResourceRecord, TYPE};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
@@ -54,14 +58,14 @@ struct Advert {
     instance: String,
     hostname: String,
     port: u16,
-    /// Set when `DAPR_HOST_IP` names the address to publish; otherwise each interface
-    /// publishes its own.
-    fixed_ip: Option<Ipv4Addr>,
+    /// Set when the sidecar's address is pinned; otherwise each interface publishes its
+    /// own.
+    fixed_ip: Option<IpAddr>,
 }
 
 struct Found {
     instance: String,
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     seen: Instant,
     expires: Instant,
 }
@@ -158,7 +162,16 @@ impl MdnsResolver {
         let port: u16 = port
             .parse()
             .map_err(|_| err(format!("invalid port in {:?}", me.address)))?;
-        let fixed_ip = host.parse::<Ipv4Addr>().ok().filter(|ip| !ip.is_loopback());
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let fixed_ip = match host.parse::<IpAddr>() {
+            Ok(ip) if me.pinned => Some(ip),
+            _ if me.pinned => {
+                return Err(err(format!(
+                    "the address to announce must be an IP address, not {host:?}"
+                )));
+            }
+            _ => None,
+        };
         let hostname = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -194,9 +207,13 @@ impl MdnsResolver {
         tracing::info!(
             app_id = %shared.advert.app_id,
             interfaces = ?shared.interfaces,
-            "mDNS name resolution: announcing {}.{}.local.",
+            "mDNS name resolution: announcing {}.{}.local. at {}",
             shared.advert.instance,
-            shared.advert.app_id
+            shared.advert.app_id,
+            shared
+                .advert
+                .fixed_ip
+                .map_or_else(|| "each interface's address".to_string(), |ip| ip.to_string())
         );
         Ok(Self {
             shared,
@@ -250,7 +267,7 @@ impl Resolver for MdnsResolver {
 impl Shared {
     /// One live address of the app, spread over its instances, and whether it is due
     /// for a refresh.
-    fn pick(&self, key: &str) -> Option<(SocketAddrV4, bool)> {
+    fn pick(&self, key: &str) -> Option<(SocketAddr, bool)> {
         let now = Instant::now();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let entries = cache.get_mut(key)?;
@@ -322,7 +339,10 @@ impl Shared {
         let host = Name::new(&format!("{}.local", a.hostname))
             .ok()?
             .into_owned();
-        let ip = a.fixed_ip.unwrap_or(ip);
+        let address = match a.fixed_ip.unwrap_or(IpAddr::V4(ip)) {
+            IpAddr::V4(v4) => RData::A(A::from(v4)),
+            IpAddr::V6(v6) => RData::AAAA(AAAA::from(v6)),
+        };
         p.answers.push(ResourceRecord::new(
             service,
             CLASS::IN,
@@ -353,7 +373,7 @@ impl Shared {
             .with_cache_flush(true),
         );
         p.additional_records.push(
-            ResourceRecord::new(host, CLASS::IN, ttl, RData::A(A::from(ip))).with_cache_flush(true),
+            ResourceRecord::new(host, CLASS::IN, ttl, address).with_cache_flush(true),
         );
         Some(())
     }
@@ -375,7 +395,8 @@ impl Shared {
         (is(&[&a.app_id, "local"]) && (any || q.qtype == QTYPE::TYPE(TYPE::PTR)))
             || (is(&[&a.instance, &a.app_id, "local"])
                 && (any || q.qtype == QTYPE::TYPE(TYPE::SRV) || q.qtype == QTYPE::TYPE(TYPE::TXT)))
-            || (is(&host_labels) && (any || q.qtype == QTYPE::TYPE(TYPE::A)))
+            || (is(&host_labels)
+                && (any || q.qtype == QTYPE::TYPE(TYPE::A) || q.qtype == QTYPE::TYPE(TYPE::AAAA)))
     }
 
     async fn answer(&self, query: &Packet<'_>, from: SocketAddr) {
@@ -436,13 +457,13 @@ impl Shared {
             let ip = records
                 .iter()
                 .find_map(|r| match &r.rdata {
-                    RData::A(a) if r.name == srv.target => Some(Ipv4Addr::from(a.address)),
+                    RData::A(a) if r.name == srv.target => Some(IpAddr::from(Ipv4Addr::from(a.address))),
+                    RData::AAAA(a) if r.name == srv.target => {
+                        Some(IpAddr::from(std::net::Ipv6Addr::from(a.address)))
+                    }
                     _ => None,
                 })
-                .or(match from {
-                    SocketAddr::V4(v4) => Some(*v4.ip()),
-                    SocketAddr::V6(_) => None,
-                });
+                .or(Some(from.ip()));
             let Some(ip) = ip else { continue };
             let key = app_id.to_ascii_lowercase();
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -452,7 +473,7 @@ impl Shared {
                 let live = Duration::from_secs(u64::from(rr.ttl)).min(ADDRESS_TTL);
                 entries.push(Found {
                     instance,
-                    addr: SocketAddrV4::new(ip, srv.port),
+                    addr: SocketAddr::new(ip, srv.port),
                     seen: now,
                     expires: now + live,
                 });
@@ -540,6 +561,24 @@ mod tests {
         let (addr, stale) = s.pick("orders").expect("learned");
         assert_eq!(addr.to_string(), "10.0.0.5:50002");
         assert!(!stale);
+    }
+
+    #[tokio::test]
+    async fn a_pinned_address_is_published_on_every_interface_v4_or_v6() {
+        for (pinned, expected) in [("127.0.0.1", "127.0.0.1:50002"), ("::1", "[::1]:50002")] {
+            let mut s = shared_for_test().await;
+            s.advert.fixed_ip = Some(pinned.parse().expect("ip"));
+            let mut p = Packet::new_reply(0);
+            s.records(Ipv4Addr::new(10, 0, 0, 5), RECORD_TTL, &mut p)
+                .expect("records");
+            let bytes = p.build_bytes_vec_compressed().expect("encode");
+            s.learn(
+                &Packet::parse(&bytes).expect("decode"),
+                "10.0.0.9:5353".parse().expect("addr"),
+            );
+            let (addr, _) = s.pick("orders").expect("learned");
+            assert_eq!(addr.to_string(), expected);
+        }
     }
 
     #[tokio::test]

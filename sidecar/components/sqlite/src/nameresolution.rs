@@ -208,6 +208,7 @@ mod tests {
             app_id: app.into(),
             namespace: String::new(),
             address: format!("127.0.0.1:{port}"),
+            pinned: false,
         };
         let a = SqliteResolver::start(&props, me("a", 1001))
             .await

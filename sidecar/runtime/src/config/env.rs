@@ -11,8 +11,9 @@ pub struct Env {
     pub api_token: Option<String>,
     /// `APP_API_TOKEN`: sent to the app as `dapr-api-token`.
     pub app_api_token: Option<String>,
-    /// `DAPR_HOST_IP`: the address other sidecars reach this one at, `127.0.0.1` if unset.
-    pub host_ip: String,
+    /// `DAPR_HOST_IP`: the address other sidecars reach this one at, when set. Unset, the
+    /// sidecar announces its loopback listen address or each interface's own.
+    pub host_ip: Option<String>,
     /// `DAPR_TRUST_ANCHORS`: the PEM roots that certificates are checked against under mTLS.
     pub trust_anchors: String,
 }
@@ -30,7 +31,7 @@ impl Env {
             namespace_var: get("NAMESPACE"),
             api_token: get("DAPR_API_TOKEN"),
             app_api_token: get("APP_API_TOKEN"),
-            host_ip: get("DAPR_HOST_IP").unwrap_or_else(|| "127.0.0.1".into()),
+            host_ip: get("DAPR_HOST_IP"),
             trust_anchors: get("DAPR_TRUST_ANCHORS").unwrap_or_default(),
         }
     }
@@ -67,7 +68,7 @@ mod tests {
             (env.namespace(), env.namespace_var.as_deref()),
             ("default", None)
         );
-        assert_eq!(env.host_ip, "127.0.0.1");
+        assert_eq!(env.host_ip, None);
         assert_eq!(env.api_token, None);
         let env = Env::from_lookup(|name| match name {
             "NAMESPACE" => Some("prod".into()),
