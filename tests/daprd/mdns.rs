@@ -207,7 +207,10 @@ async fn a_loopback_bound_sidecar_announces_its_loopback_address() {
         let body = r.text().await.expect("body");
         assert_eq!(
             (status.as_u16(), body.as_str()),
-            (200, format!("app: mdns-lo-caller-{suffix} -> {callee_id}").as_str()),
+            (
+                200,
+                format!("app: mdns-lo-caller-{suffix} -> {callee_id}").as_str()
+            ),
             "listen {listen}; caller log:\n{}",
             caller.log()
         );

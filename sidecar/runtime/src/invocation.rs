@@ -90,7 +90,10 @@ async fn resolver(
 /// unpinned, which mDNS replaces with each interface's address.
 fn announced_host(env: &Env, listen: &str) -> (String, bool) {
     if let Some(ip) = &env.host_ip {
-        return (ip.trim_start_matches('[').trim_end_matches(']').to_string(), true);
+        return (
+            ip.trim_start_matches('[').trim_end_matches(']').to_string(),
+            true,
+        );
     }
     let listen = listen.trim().trim_start_matches('[').trim_end_matches(']');
     if listen.eq_ignore_ascii_case("localhost") {

@@ -43,7 +43,26 @@ fn sourced(components: Vec<Component>) -> Vec<Sourced> {
 pub struct ComponentFollower {
     client: OperatorClient<Channel>,
     namespace: String,
-    stream: tonic::Streaming<pb::ComponentUpdateEvent>,
+    /// The update stream being opened. Dapr's operator sends the stream's response
+    /// headers only with the first change, so nothing may wait for them but the follower.
+    opening: Opening,
+}
+
+type Updates = tonic::Streaming<pb::ComponentUpdateEvent>;
+type Opening = tokio::task::JoinHandle<Result<Updates, tonic::Status>>;
+
+/// Asks for the component update stream in the background.
+fn open_updates(client: &OperatorClient<Channel>, namespace: &str) -> Opening {
+    let mut client = client.clone();
+    let request = pb::ComponentUpdateRequest {
+        namespace: namespace.to_string(),
+    };
+    tokio::spawn(async move {
+        client
+            .component_update(request)
+            .await
+            .map(tonic::Response::into_inner)
+    })
 }
 
 fn parse_all<T: DaprResource>(docs: &[Vec<u8>]) -> Vec<T> {
@@ -148,14 +167,9 @@ pub async fn load(
         }
     };
 
-    // Follow first, then list, so no change falls between the two.
-    let stream = client
-        .component_update(pb::ComponentUpdateRequest {
-            namespace: namespace.clone(),
-        })
-        .await
-        .context("following components")?
-        .into_inner();
+    // Ask to follow first, then list, so no change falls between the two; but never
+    // wait for the stream to answer (see `ComponentFollower::opening`).
+    let opening = open_updates(&client, &namespace);
     let listed = client
         .list_components(pb::ListComponentsRequest {
             namespace: namespace.clone(),
@@ -214,7 +228,7 @@ pub async fn load(
         follower: ComponentFollower {
             client,
             namespace,
-            stream,
+            opening,
         },
     })
 }
@@ -237,13 +251,8 @@ impl ComponentFollower {
 
     /// After a broken stream: follow again, list again, and make the loaded set match.
     async fn resync(&mut self, lifecycle: &Lifecycle) -> Result<()> {
-        self.stream = self
-            .client
-            .component_update(pb::ComponentUpdateRequest {
-                namespace: self.namespace.clone(),
-            })
-            .await?
-            .into_inner();
+        self.opening.abort();
+        self.opening = open_updates(&self.client, &self.namespace);
         let listed = self
             .client
             .list_components(pb::ListComponentsRequest {
@@ -260,17 +269,23 @@ impl ComponentFollower {
     /// Applies component changes for as long as the sidecar runs.
     pub async fn run(mut self, lifecycle: Arc<Lifecycle>) {
         loop {
-            match self.stream.message().await {
-                Ok(Some(event)) => self.handle(&lifecycle, event).await,
-                Ok(None) | Err(_) => {
-                    tracing::warn!("the operator's component stream ended; reconnecting");
-                    loop {
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        match self.resync(&lifecycle).await {
-                            Ok(()) => break,
-                            Err(e) => tracing::warn!("reconnecting to the operator: {e:#}"),
-                        }
+            match (&mut self.opening).await {
+                Ok(Ok(mut updates)) => {
+                    while let Ok(Some(event)) = updates.message().await {
+                        self.handle(&lifecycle, event).await;
                     }
+                    tracing::warn!("the operator's component stream ended; reconnecting");
+                }
+                Ok(Err(status)) => {
+                    tracing::warn!("following components failed: {status}; reconnecting");
+                }
+                Err(e) => tracing::warn!("following components stopped: {e}; reconnecting"),
+            }
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                match self.resync(&lifecycle).await {
+                    Ok(()) => break,
+                    Err(e) => tracing::warn!("reconnecting to the operator: {e:#}"),
                 }
             }
         }

@@ -372,9 +372,8 @@ impl Shared {
             )
             .with_cache_flush(true),
         );
-        p.additional_records.push(
-            ResourceRecord::new(host, CLASS::IN, ttl, address).with_cache_flush(true),
-        );
+        p.additional_records
+            .push(ResourceRecord::new(host, CLASS::IN, ttl, address).with_cache_flush(true));
         Some(())
     }
 
@@ -457,7 +456,9 @@ impl Shared {
             let ip = records
                 .iter()
                 .find_map(|r| match &r.rdata {
-                    RData::A(a) if r.name == srv.target => Some(IpAddr::from(Ipv4Addr::from(a.address))),
+                    RData::A(a) if r.name == srv.target => {
+                        Some(IpAddr::from(Ipv4Addr::from(a.address)))
+                    }
                     RData::AAAA(a) if r.name == srv.target => {
                         Some(IpAddr::from(std::net::Ipv6Addr::from(a.address)))
                     }

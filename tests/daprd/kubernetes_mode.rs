@@ -1,0 +1,209 @@
+//! Kubernetes mode against an operator that behaves as Dapr's own does where ours is
+//! kinder: the `ComponentUpdate` stream sends no response headers until the first change.
+//! The stand-in is a real gRPC server on loopback serving Dapr's operator service with
+//! the documents a test gives it (JSON, as Dapr's operator sends them).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::Stream;
+use proto::operator::v1 as pb;
+use proto::operator::v1::operator_server::{Operator, OperatorServer};
+use serde_json::{Value, json};
+use test_support::daprd::{component_names_at, daprd, metadata_at};
+use tokio::sync::broadcast;
+use tonic::{Request, Response, Status};
+
+type Events<T> = std::pin::Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Dapr's operator, reduced to what a sidecar asks at startup, and a component update
+/// stream that answers nothing (not even headers) until a change is pushed.
+struct StandIn {
+    components: Mutex<Vec<Value>>,
+    endpoints: Vec<Value>,
+    changes: broadcast::Sender<Value>,
+}
+
+fn docs(values: &[Value]) -> Vec<Vec<u8>> {
+    values.iter().map(|v| v.to_string().into_bytes()).collect()
+}
+
+fn never<T: Send + 'static>() -> Events<T> {
+    Box::pin(futures::stream::pending())
+}
+
+#[tonic::async_trait]
+impl Operator for StandIn {
+    type ComponentUpdateStream = Events<pb::ComponentUpdateEvent>;
+    type SubscriptionUpdateStream = Events<pb::SubscriptionUpdateEvent>;
+    type HTTPEndpointUpdateStream = Events<pb::HttpEndpointUpdateEvent>;
+    type ConfigurationUpdateStream = Events<pb::ConfigurationUpdateEvent>;
+    type ResiliencyUpdateStream = Events<pb::ResiliencyUpdateEvent>;
+
+    async fn component_update(
+        &self,
+        _: Request<pb::ComponentUpdateRequest>,
+    ) -> Result<Response<Self::ComponentUpdateStream>, Status> {
+        // The handler returns (and tonic sends headers) only once there is a change.
+        let mut rx = self.changes.subscribe();
+        let first = rx
+            .recv()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let event = |c: Value| pb::ComponentUpdateEvent {
+            component: c.to_string().into_bytes(),
+            r#type: pb::ResourceEventType::Updated as i32,
+        };
+        let rest = futures::stream::unfold(rx, move |mut rx| async move {
+            let c = rx.recv().await.ok()?;
+            Some((Ok(event(c)), rx))
+        });
+        let first = futures::stream::once(async move { Ok(event(first)) });
+        Ok(Response::new(Box::pin(futures::StreamExt::chain(
+            first, rest,
+        ))))
+    }
+
+    async fn list_components(
+        &self,
+        _: Request<pb::ListComponentsRequest>,
+    ) -> Result<Response<pb::ListComponentResponse>, Status> {
+        let components = self.components.lock().expect("components");
+        Ok(Response::new(pb::ListComponentResponse {
+            components: docs(&components),
+        }))
+    }
+
+    async fn get_configuration(
+        &self,
+        _: Request<pb::GetConfigurationRequest>,
+    ) -> Result<Response<pb::GetConfigurationResponse>, Status> {
+        Err(Status::not_found("no configuration"))
+    }
+
+    async fn list_subscriptions(
+        &self,
+        _: Request<()>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        Ok(Response::new(pb::ListSubscriptionsResponse::default()))
+    }
+
+    async fn get_resiliency(
+        &self,
+        _: Request<pb::GetResiliencyRequest>,
+    ) -> Result<Response<pb::GetResiliencyResponse>, Status> {
+        Err(Status::not_found("no resiliency"))
+    }
+
+    async fn list_resiliency(
+        &self,
+        _: Request<pb::ListResiliencyRequest>,
+    ) -> Result<Response<pb::ListResiliencyResponse>, Status> {
+        Ok(Response::new(pb::ListResiliencyResponse::default()))
+    }
+
+    async fn list_subscriptions_v2(
+        &self,
+        _: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        Ok(Response::new(pb::ListSubscriptionsResponse::default()))
+    }
+
+    async fn subscription_update(
+        &self,
+        _: Request<pb::SubscriptionUpdateRequest>,
+    ) -> Result<Response<Self::SubscriptionUpdateStream>, Status> {
+        Ok(Response::new(never()))
+    }
+
+    async fn list_http_endpoints(
+        &self,
+        _: Request<pb::ListHttpEndpointsRequest>,
+    ) -> Result<Response<pb::ListHttpEndpointsResponse>, Status> {
+        Ok(Response::new(pb::ListHttpEndpointsResponse {
+            http_endpoints: docs(&self.endpoints),
+        }))
+    }
+
+    async fn http_endpoint_update(
+        &self,
+        _: Request<pb::HttpEndpointUpdateRequest>,
+    ) -> Result<Response<Self::HTTPEndpointUpdateStream>, Status> {
+        Ok(Response::new(never()))
+    }
+
+    async fn configuration_update(
+        &self,
+        _: Request<pb::ConfigurationUpdateRequest>,
+    ) -> Result<Response<Self::ConfigurationUpdateStream>, Status> {
+        Ok(Response::new(never()))
+    }
+
+    async fn resiliency_update(
+        &self,
+        _: Request<pb::ResiliencyUpdateRequest>,
+    ) -> Result<Response<Self::ResiliencyUpdateStream>, Status> {
+        Ok(Response::new(never()))
+    }
+}
+
+/// Serves the stand-in on a loopback port.
+async fn serve(standin: Arc<StandIn>) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the operator");
+    let port = listener.local_addr().expect("address").port();
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(OperatorServer::from_arc(standin))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await;
+    });
+    port
+}
+
+fn in_memory(name: &str) -> Value {
+    json!({
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "state.in-memory", "version": "v1", "metadata": []}
+    })
+}
+
+fn standin(components: Vec<Value>, endpoints: Vec<Value>) -> Arc<StandIn> {
+    Arc::new(StandIn {
+        components: Mutex::new(components),
+        endpoints,
+        changes: broadcast::channel(16).0,
+    })
+}
+
+fn kubernetes(operator: u16) -> test_support::daprd::Builder {
+    daprd()
+        .args(["--mode", "kubernetes", "--control-plane-address"])
+        .arg(format!("127.0.0.1:{operator}"))
+        .env("NAMESPACE", "default")
+}
+
+#[tokio::test]
+async fn startup_does_not_wait_for_the_update_streams_headers() {
+    let operator = standin(vec![in_memory("listed")], vec![]);
+    let port = serve(operator.clone()).await;
+    // `start` waits for healthz (204) with a deadline; ours used to hang right here.
+    let sidecar = tokio::time::timeout(Duration::from_secs(20), kubernetes(port).start())
+        .await
+        .expect("the sidecar becomes healthy with the update stream still silent");
+    assert_eq!(component_names_at(sidecar.http).await, ["listed"]);
+
+    // The stream opens with the first change, and the change is applied.
+    let _ = operator.changes.send(in_memory("pushed"));
+    test_support::eventually(
+        Duration::from_secs(10),
+        "the pushed component is loaded",
+        || async { component_names_at(sidecar.http).await == ["listed", "pushed"] },
+    )
+    .await;
+    let meta = metadata_at(sidecar.http).await;
+    assert_eq!(meta["id"], sidecar.app_id.as_str(), "{meta}");
+}
