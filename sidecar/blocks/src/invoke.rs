@@ -411,6 +411,7 @@ pub(super) fn to_internal_head(head: channel::AppRequestHead) -> InternalInvokeR
         query: head.query,
         headers: head.headers,
         body: Bytes::new(),
+        data_type: head.data_type,
     })
 }
 
@@ -422,6 +423,7 @@ pub fn from_internal_request_head(req: InternalInvokeRequest) -> channel::AppReq
         path: r.path,
         query: r.query,
         headers: r.headers,
+        data_type: r.data_type,
     }
 }
 
@@ -441,7 +443,7 @@ pub fn to_internal(req: AppRequest) -> InternalInvokeRequest {
             content_type: channel::content_type(&req.headers),
             method: req.path,
             data: Some(prost_types::Any {
-                type_url: String::new(),
+                type_url: req.data_type,
                 value: req.body.into(),
             }),
             http_extension: Some(HttpExtension {
@@ -462,15 +464,17 @@ pub fn from_internal_request(req: InternalInvokeRequest) -> AppRequest {
         .unwrap_or_default();
     let mut headers = proto_to_header_map(req.metadata);
     channel::set_content_type(&mut headers, &message.content_type);
+    let (data_type, body) = message
+        .data
+        .map(|d| (d.type_url, Bytes::from(d.value)))
+        .unwrap_or_default();
     AppRequest {
         method: method_of(verb),
         path: message.method.trim_start_matches('/').to_string(),
         query,
         headers,
-        body: message
-            .data
-            .map(|d| Bytes::from(d.value))
-            .unwrap_or_default(),
+        body,
+        data_type,
     }
 }
 
@@ -489,7 +493,7 @@ pub fn to_internal_response(resp: AppResponse) -> InternalInvokeResponse {
         message: Some(InvokeResponse {
             content_type: channel::content_type(&resp.headers),
             data: Some(prost_types::Any {
-                type_url: String::new(),
+                type_url: resp.data_type,
                 value: resp.body.into(),
             }),
         }),
@@ -504,13 +508,15 @@ fn from_internal(resp: InternalInvokeResponse) -> Result<AppResponse, DaprError>
     let message = resp.message.unwrap_or_default();
     let mut headers = proto_to_header_map(resp.headers);
     channel::set_content_type(&mut headers, &message.content_type);
+    let (data_type, body) = message
+        .data
+        .map(|d| (d.type_url, Bytes::from(d.value)))
+        .unwrap_or_default();
     Ok(AppResponse {
         status,
         headers,
-        body: message
-            .data
-            .map(|d| Bytes::from(d.value))
-            .unwrap_or_default(),
+        body,
+        data_type,
     })
 }
 
@@ -531,6 +537,7 @@ mod tests {
             query: "a=1&b=2".into(),
             headers,
             body: Bytes::from_static(b"{\"x\":1}"),
+            data_type: "type.googleapis.com/orders.Order".into(),
         };
         let back = from_internal_request(to_internal(req));
         assert_eq!(back.method, Method::PATCH);
@@ -539,6 +546,7 @@ mod tests {
         assert_eq!(back.body.as_ref(), b"{\"x\":1}");
         assert_eq!(back.headers.get_all("x-multi").iter().count(), 2);
         assert_eq!(back.headers["content-type"], "application/json");
+        assert_eq!(back.data_type, "type.googleapis.com/orders.Order");
     }
 
     #[test]
@@ -549,10 +557,12 @@ mod tests {
             status: StatusCode::IM_A_TEAPOT,
             headers,
             body: Bytes::from_static(b"tea"),
+            data_type: "type.googleapis.com/tea.Cup".into(),
         };
         let back = from_internal(to_internal_response(resp)).expect("decodes");
         assert_eq!(back.status, StatusCode::IM_A_TEAPOT);
         assert_eq!(back.headers["x-app"], "yes");
         assert_eq!(back.body.as_ref(), b"tea");
+        assert_eq!(back.data_type, "type.googleapis.com/tea.Cup");
     }
 }

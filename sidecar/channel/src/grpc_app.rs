@@ -10,8 +10,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::{AppError, AppRequest, AppResponse};
 
+mod pool;
+use pool::Pool;
+
 pub struct GrpcChannel {
-    channel: Channel,
+    pool: Pool,
     address: String,
     token: Option<MetadataValue<tonic::metadata::Ascii>>,
     max_message: usize,
@@ -54,13 +57,13 @@ impl GrpcChannel {
         let endpoint = Endpoint::from_shared(format!("{scheme}://{host}:{port}"))
             .map_err(|e| AppError::Call(e.into()))?
             .tcp_nodelay(true);
-        let channel = if tls {
-            endpoint.connect_with_connector_lazy(super::tls::app_connector(true)?)
+        let connector = if tls {
+            Some(super::tls::app_connector(true)?)
         } else {
-            endpoint.connect_lazy()
+            None
         };
         Ok(Self {
-            channel,
+            pool: Pool::new(endpoint, connector),
             address: format!("{host}:{port}"),
             token: token.and_then(|t| t.parse().ok()),
             max_message,
@@ -119,7 +122,7 @@ impl GrpcChannel {
         let mut request = tonic::Request::new(InvokeRequest {
             method: req.path,
             data: Some(prost_types::Any {
-                type_url: String::new(),
+                type_url: req.data_type,
                 value: req.body.into(),
             }),
             content_type,
@@ -129,7 +132,8 @@ impl GrpcChannel {
             }),
         });
         *request.metadata_mut() = self.metadata(&req.headers);
-        let mut client = AppCallbackClient::new(self.channel.clone())
+        let lease = self.pool.lease();
+        let mut client = AppCallbackClient::new(lease.channel().clone())
             .max_decoding_message_size(self.max_message)
             .max_encoding_message_size(self.max_message);
         match client.on_invoke(request).await {
@@ -137,11 +141,15 @@ impl GrpcChannel {
                 let resp = resp.into_inner();
                 let mut headers = HeaderMap::new();
                 super::set_content_type(&mut headers, &resp.content_type);
-                let body = resp.data.map(|d| Bytes::from(d.value)).unwrap_or_default();
+                let (data_type, body) = resp
+                    .data
+                    .map(|d| (d.type_url, Bytes::from(d.value)))
+                    .unwrap_or_default();
                 Ok(AppResponse {
                     status: StatusCode::OK,
                     headers,
                     body,
+                    data_type,
                 })
             }
             // The app answered with an error status: relayed, like an HTTP app's 4xx/5xx.
@@ -149,6 +157,7 @@ impl GrpcChannel {
                 status: http_status_of(status.code()),
                 headers: HeaderMap::new(),
                 body: Bytes::from(status.message().to_string()),
+                data_type: String::new(),
             }),
             Err(status) => Err(AppError::Call(status.message().into())),
         }
@@ -156,7 +165,8 @@ impl GrpcChannel {
 
     /// `AppCallbackHealthCheck/HealthCheck` answers OK.
     pub async fn healthy(&self) -> bool {
-        let mut client = AppCallbackHealthCheckClient::new(self.channel.clone());
+        let lease = self.pool.lease();
+        let mut client = AppCallbackHealthCheckClient::new(lease.channel().clone());
         client.health_check(()).await.is_ok()
     }
 }

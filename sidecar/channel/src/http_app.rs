@@ -130,6 +130,7 @@ impl HttpChannel {
             status: parts.status,
             headers,
             body,
+            data_type: String::new(),
         })
     }
 

@@ -44,6 +44,9 @@ pub struct AppRequest {
     pub query: String,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// The payload's protobuf type (`Any.type_url`) when a gRPC caller gave one; a gRPC
+    /// app receives it as sent. Empty for HTTP.
+    pub data_type: String,
 }
 
 /// The request's or response's content type, empty when it has none.
@@ -71,6 +74,8 @@ pub struct AppRequestHead {
     pub path: String,
     pub query: String,
     pub headers: http::HeaderMap,
+    /// As [`AppRequest::data_type`].
+    pub data_type: String,
 }
 
 /// The app's answer, relayed to the caller as it is.
@@ -79,6 +84,8 @@ pub struct AppResponse {
     pub status: http::StatusCode,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// The protobuf type (`Any.type_url`) a gRPC app gave its answer; empty for HTTP.
+    pub data_type: String,
 }
 
 /// Why a call to the app (or to a non-Dapr endpoint) failed.
@@ -165,6 +172,7 @@ impl AppChannel {
                     query: head.query,
                     headers: head.headers,
                     body,
+                    data_type: head.data_type,
                 };
                 let resp = g.invoke(req).await?;
                 let mut out = http::Response::new(Body::from(resp.body));

@@ -43,10 +43,16 @@ impl DaprGrpc {
             path: message.method.trim_start_matches('/').to_string(),
             query,
             headers,
-            body: message
-                .data
-                .map(|d| Bytes::from(d.value))
-                .unwrap_or_default(),
+            body: Bytes::new(),
+            data_type: String::new(),
+        };
+        let app_req = match message.data {
+            Some(d) => AppRequest {
+                body: Bytes::from(d.value),
+                data_type: d.type_url,
+                ..app_req
+            },
+            None => app_req,
         };
         let resp = self.api.invoke.invoke(&req.id, app_req).await.or_status()?;
         // The app's headers come back as response metadata, with its status, as in Dapr.
@@ -70,7 +76,7 @@ impl DaprGrpc {
         let content_type = channel::content_type(&resp.headers);
         let mut out = tonic::Response::new(InvokeResponse {
             data: Some(prost_types::Any {
-                type_url: String::new(),
+                type_url: resp.data_type,
                 value: resp.body.into(),
             }),
             content_type,

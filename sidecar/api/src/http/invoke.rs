@@ -101,6 +101,7 @@ async fn call(api: &Api, id: &str, req: Request, method: String) -> Response {
         path: method,
         query: parts.uri.query().unwrap_or_default().to_string(),
         headers,
+        data_type: String::new(),
     };
     match api.invoke.invoke_streaming(id, head, body).await {
         Ok(resp) => resp.map(axum::body::Body::new),
