@@ -431,7 +431,17 @@ pub fn from_internal_request_head(req: InternalInvokeRequest) -> channel::AppReq
 pub(super) fn from_internal_head(resp: InternalInvokeResponse) -> (StatusCode, HeaderMap) {
     let code = resp.status.map_or(200, |s| s.code);
     let status = status_of_code(code);
-    (status, proto_to_header_map(resp.headers))
+    (status, relayed_headers(resp.headers))
+}
+
+/// A peer's response headers as this sidecar relays them: another hop's framing
+/// (`Content-Length`, `Transfer-Encoding`, ...) never describes the body sent from here,
+/// which is framed by its real length.
+fn relayed_headers(headers: HashMap<String, ListStringValue>) -> HeaderMap {
+    let mut headers = proto_to_header_map(headers);
+    channel::hop::strip(&mut headers);
+    headers.remove(http::header::CONTENT_LENGTH);
+    headers
 }
 
 /// An app call as the internal API carries it.
@@ -506,7 +516,7 @@ fn from_internal(resp: InternalInvokeResponse) -> Result<AppResponse, DaprError>
     let code = resp.status.map_or(200, |s| s.code);
     let status = status_of_code(code);
     let message = resp.message.unwrap_or_default();
-    let mut headers = proto_to_header_map(resp.headers);
+    let mut headers = relayed_headers(resp.headers);
     channel::set_content_type(&mut headers, &message.content_type);
     let (data_type, body) = message
         .data

@@ -6,7 +6,7 @@ use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use http::{HeaderMap, StatusCode};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::{AppError, AppRequest, AppResponse};
 
@@ -78,15 +78,6 @@ impl GrpcChannel {
     /// dropped and HTTP's own headers (length, type, host...) are renamed `dapr-<name>`,
     /// since as metadata they would contradict the gRPC framing.
     fn metadata(&self, headers: &HeaderMap) -> MetadataMap {
-        const HOP_BY_HOP: [&str; 7] = [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "trailer",
-            "transfer-encoding",
-            "upgrade",
-        ];
         const HTTP_ONLY: [&str; 6] = [
             "content-length",
             "content-type",
@@ -95,10 +86,16 @@ impl GrpcChannel {
             "grpc-timeout",
             "user-agent",
         ];
+        let named = if headers.contains_key(http::header::CONNECTION) {
+            crate::hop::named_by_connection(headers)
+        } else {
+            Vec::new()
+        };
         let mut md = MetadataMap::with_capacity(headers.len() + 1);
-        for (name, value) in headers {
-            let name = name.as_str();
-            if HOP_BY_HOP.contains(&name) || name == "dapr-api-token" {
+        for (header, value) in headers {
+            let name = header.as_str();
+            if crate::hop::is_hop_by_hop(name) || name == "dapr-api-token" || named.contains(header)
+            {
                 continue;
             }
             let key = if HTTP_ONLY.contains(&name) {

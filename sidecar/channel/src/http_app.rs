@@ -1,6 +1,6 @@
 //! Calling an HTTP app (`--app-protocol http`, `h2c`).
 
-use http::header::{self, HeaderName};
+use http::header;
 use http::{HeaderMap, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt, Limited};
 use hyper_util::client::legacy::Client;
@@ -9,23 +9,12 @@ use hyper_util::rt::TokioExecutor;
 
 use super::{AppError, AppRequest, AppResponse};
 
-/// Headers that describe one hop and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
-    header::CONNECTION,
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::HOST,
-    header::CONTENT_LENGTH,
-];
-
+/// Drops what must not cross this hop: the hop-by-hop headers, and `Host` and
+/// `Content-Length`, which the next hop sets from its own target and the body it sends.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for h in &HOP_BY_HOP {
-        headers.remove(h);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    crate::hop::strip(headers);
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
 }
 
 /// A method path made safe to append to a base URL, as Dapr normalizes methods: `.` and

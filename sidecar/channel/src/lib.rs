@@ -9,6 +9,7 @@
 mod body;
 mod grpc_app;
 mod health;
+pub mod hop;
 mod http_app;
 pub mod mtls;
 mod peers;
