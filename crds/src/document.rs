@@ -8,7 +8,11 @@
 //!   `spec`, which the `crds` type would otherwise reject);
 //! - an explicit `null` for a declared property counts as absent, as the API server prunes it;
 //! - a number or boolean where the schema wants a string becomes its text (`httpStatusCodes:
-//!   503`, `samplingRate: 1`), as YAML does not tell `503` from `"503"` for the author.
+//!   503`, `samplingRate: 1`), as YAML does not tell `503` from `"503"` for the author;
+//! - a declared property's name matches whatever its case (`baseURL` is `baseUrl`), as Go's
+//!   JSON decoder, which Dapr decodes its manifests with, matches them; a key that is exactly
+//!   a property's name is preferred, and free-form maps (labels, metadata values) keep
+//!   their keys.
 //!
 //! Then come the checks the lenient types cannot express (a Component needs a name and a
 //! type, ...), so a document the sidecar cannot use is refused with a reason.
@@ -66,6 +70,9 @@ pub trait DaprResource: DeserializeOwned {
 /// Decodes one document (already parsed into JSON values) into `T`; the error is the reason.
 pub fn decode<T: DaprResource>(mut doc: Value) -> Result<T, DocumentError> {
     if let Some(root) = doc.as_object_mut() {
+        if let Some(props) = T::schema().get("properties").and_then(Value::as_object) {
+            fold_case(root, props);
+        }
         for key in ["metadata", "spec"] {
             if root.get(key).is_none_or(Value::is_null) {
                 root.insert(key.into(), Value::Object(Map::new()));
@@ -94,6 +101,7 @@ fn conform(value: &mut Value, schema: &Value) {
         }
         Value::Object(map) => {
             if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                fold_case(map, props);
                 map.retain(|k, v| !(v.is_null() && props.contains_key(k)));
                 for (k, v) in map.iter_mut() {
                     if let Some(s) = props.get(k) {
@@ -110,6 +118,24 @@ fn conform(value: &mut Value, schema: &Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// Renames each key that is a declared property in another case to the property's name,
+/// unless the exact name is there too. Nothing is allocated when every key matches.
+fn fold_case(map: &mut Map<String, Value>, props: &Map<String, Value>) {
+    let renames: Vec<(String, String)> = map
+        .keys()
+        .filter(|k| !props.contains_key(k.as_str()))
+        .filter_map(|k| {
+            let prop = props.keys().find(|p| p.eq_ignore_ascii_case(k))?;
+            (!map.contains_key(prop)).then(|| (k.clone(), prop.clone()))
+        })
+        .collect();
+    for (from, to) in renames {
+        if let Some(v) = map.remove(&from) {
+            map.insert(to, v);
+        }
     }
 }
 
@@ -233,6 +259,36 @@ mod tests {
 
     fn yaml(text: &str) -> Value {
         serde_saphyr::from_str(text).expect("valid YAML")
+    }
+
+    #[test]
+    fn property_names_match_in_any_case_as_in_go() {
+        let e: HTTPEndpoint = decode(yaml(
+            "kind: HTTPEndpoint\nmetadata: {name: e}\nspec:\n  baseURL: http://x:1\n  Headers:\n  - {NAME: a, Value: b}\n",
+        ))
+        .expect("decodes");
+        assert_eq!(e.spec.spec.base_url, "http://x:1");
+        assert_eq!(
+            (
+                e.spec.spec.headers[0].name.as_str(),
+                e.spec.spec.headers[0].value_string()
+            ),
+            ("a", Some("b".to_string()))
+        );
+        let c: Component = decode(yaml(
+            "kind: Component\nmetadata: {name: c}\nSpec:\n  TYPE: state.redis\n  Version: v1\n  metadata:\n  - {name: redisHost, value: x}\n",
+        ))
+        .expect("decodes");
+        assert_eq!(
+            (c.spec.spec.type_.as_str(), c.spec.spec.version.as_str()),
+            ("state.redis", "v1")
+        );
+        // The exact name wins over another case of it.
+        let e: HTTPEndpoint = decode(yaml(
+            "kind: HTTPEndpoint\nmetadata: {name: e}\nspec: {BASEURL: http://other:1, baseUrl: http://x:1}\n",
+        ))
+        .expect("decodes");
+        assert_eq!(e.spec.spec.base_url, "http://x:1");
     }
 
     #[test]

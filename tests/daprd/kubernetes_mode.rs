@@ -207,3 +207,38 @@ async fn startup_does_not_wait_for_the_update_streams_headers() {
     let meta = metadata_at(sidecar.http).await;
     assert_eq!(meta["id"], sidecar.app_id.as_str(), "{meta}");
 }
+
+/// The operator's JSON is decoded as Go decodes it: field names in any case.
+#[tokio::test]
+async fn resources_from_the_operator_match_fields_in_any_case() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let app_port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let endpoint = json!({
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "HTTPEndpoint",
+        "metadata": {"name": "cased", "namespace": "default"},
+        "spec": {"baseURL": format!("http://127.0.0.1:{app_port}")}
+    });
+    let store = json!({
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": "shouty", "namespace": "default"},
+        "Spec": {"Type": "state.in-memory", "VERSION": "v1"}
+    });
+    let operator = standin(vec![store], vec![endpoint]);
+    let port = serve(operator).await;
+    let sidecar = kubernetes(port).start().await;
+    assert!(!sidecar.log().contains("is required"), "{}", sidecar.log());
+    assert_eq!(component_names_at(sidecar.http).await, ["shouty"]);
+    let r = reqwest::get(sidecar.url("/v1.0/invoke/cased/method/hello"))
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "hi");
+}

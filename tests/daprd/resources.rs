@@ -184,3 +184,30 @@ async fn configuration_features_are_reported() {
         "a malformed configuration is fatal"
     );
 }
+
+/// Go's JSON decoder, which Dapr reads manifests with, matches field names in any case:
+/// `baseURL`, `Spec`, `TYPE` work from files as from the operator.
+#[tokio::test]
+async fn field_names_match_whatever_their_case() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().route("/hello", axum::routing::get(|| async { "hi" }));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let endpoint = format!(
+        "apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: cased\nspec:\n  baseURL: http://127.0.0.1:{port}\n"
+    );
+    let store = "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: shouty\nSpec:\n  TYPE: state.in-memory\n  Version: v1\n";
+    let dir = resources(&[("endpoint.yaml", &endpoint), ("store.yaml", store)]);
+    let d = daprd().resources(dir.path()).start().await;
+    assert!(!d.log().contains("is required"), "{}", d.log());
+    assert_eq!(d.component_names().await, ["shouty"]);
+    let r = reqwest::get(d.url("/v1.0/invoke/cased/method/hello"))
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "hi");
+}
