@@ -124,6 +124,66 @@ async fn shutdown_api_stops_the_process() {
     assert!(status.success(), "exit {status}");
 }
 
+/// An app whose `/hang` never answers, so a graceful shutdown would wait for it.
+async fn hanging_app() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().route(
+        "/hang",
+        axum::routing::get(|| std::future::pending::<&'static str>()),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    port
+}
+
+/// `dapr-force-shutdown: true` skips the graceful part: the process exits at once with
+/// status 1 although a call is in flight and the grace period is long.
+#[tokio::test]
+async fn forced_shutdown_exits_at_once_with_status_1() {
+    use dapr::dapr::proto::runtime::v1::{ShutdownRequest, dapr_client::DaprClient};
+    for via in ["http", "grpc"] {
+        let app = hanging_app().await;
+        let mut d = daprd()
+            .args(["--app-port", &app.to_string()])
+            .args(["--dapr-graceful-shutdown-seconds", "20"])
+            .start()
+            .await;
+        let hang = tokio::spawn(reqwest::get(
+            d.url(&format!("/v1.0/invoke/{}/method/hang", d.app_id)),
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let asked = std::time::Instant::now();
+        if via == "http" {
+            // The 204 may or may not beat the exit; the exit is what counts.
+            let _ = reqwest::Client::new()
+                .post(d.url("/v1.0/shutdown"))
+                .header("dapr-force-shutdown", "true")
+                .send()
+                .await;
+        } else {
+            let mut client = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc))
+                .await
+                .expect("connect");
+            let mut req = tonic::Request::new(ShutdownRequest {});
+            req.metadata_mut()
+                .insert("dapr-force-shutdown", "true".parse().expect("value"));
+            let _ = client.shutdown(req).await;
+        }
+        let status = d.wait_exit(Duration::from_secs(5)).await;
+        assert_eq!(status.code(), Some(1), "via {via}: exit {status}");
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "via {via}: exited after {:?}",
+            asked.elapsed()
+        );
+        hang.abort();
+    }
+}
+
 #[tokio::test]
 async fn grpc_shutdown_stops_the_process() {
     use dapr::dapr::proto::runtime::v1::{ShutdownRequest, dapr_client::DaprClient};

@@ -33,6 +33,9 @@ pub struct Api {
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// Flipped to `true` to ask the runtime for a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
+    /// Set with `shutdown` when the caller asked for a forced one (`dapr-force-shutdown`):
+    /// the process then exits at once with status 1, as Dapr's does.
+    pub forced_shutdown: std::sync::atomic::AtomicBool,
 }
 
 /// Compares a presented API token with the configured one in time that does not depend on
@@ -52,4 +55,25 @@ impl Api {
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
     }
+
+    /// A shutdown that skips the graceful part.
+    pub fn request_forced_shutdown(&self) {
+        self.forced_shutdown
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.request_shutdown();
+    }
+
+    /// Whether the shutdown asked for is a forced one.
+    pub fn shutdown_is_forced(&self) -> bool {
+        self.forced_shutdown
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The header (HTTP) or metadata key (gRPC) that turns a shutdown request into a forced one.
+pub const FORCE_SHUTDOWN: &str = "dapr-force-shutdown";
+
+/// Whether a `dapr-force-shutdown` value asks for it (`true`, any case).
+pub fn forces_shutdown(value: Option<&[u8]>) -> bool {
+    value.is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"true"))
 }

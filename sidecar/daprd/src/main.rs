@@ -134,6 +134,12 @@ fn main() -> ExitCode {
             }
         };
         wait_for_signal(&running).await;
+        if running.shutdown_is_forced() {
+            tracing::warn!("Forced shutdown requested through the API; exiting now");
+            // Long enough for the 204 (or OK) to reach the caller, no longer.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            std::process::exit(1);
+        }
         match running.stop().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -207,6 +207,7 @@ pub async fn start(
         log_requests: flags.enable_api_logging,
         metrics,
         shutdown: shutdown_tx,
+        forced_shutdown: Default::default(),
     });
     tracing::info!(
         "The request body size parameter is: {} bytes",
@@ -263,6 +264,11 @@ impl Running {
         let mut rx = self.api.shutdown.subscribe();
         // An error means the sender is gone, which only happens on shutdown anyway.
         let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    /// Whether the shutdown requested through the API is a forced one (exit at once, 1).
+    pub fn shutdown_is_forced(&self) -> bool {
+        self.api.shutdown_is_forced()
     }
 
     /// Stops accepting new work, lets in-flight calls finish within the grace period,

@@ -98,8 +98,13 @@ dapr_service! {
             Ok(Response::new(()))
         }
 
-        async fn shutdown(&self, _r: Request<pb::ShutdownRequest>) -> Result<Response<()>, Status> {
-            self.api.request_shutdown();
+        async fn shutdown(&self, r: Request<pb::ShutdownRequest>) -> Result<Response<()>, Status> {
+            let value = r.metadata().get(crate::FORCE_SHUTDOWN).map(|v| v.as_bytes());
+            if crate::forces_shutdown(value) {
+                self.api.request_forced_shutdown();
+            } else {
+                self.api.request_shutdown();
+            }
             Ok(Response::new(()))
         }
 

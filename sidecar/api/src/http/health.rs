@@ -50,8 +50,14 @@ pub async fn outbound(State(api): State<Arc<Api>>) -> Response {
     }
 }
 
-/// `POST /v1.0/shutdown`: answers 204, then the runtime shuts down gracefully.
-pub async fn shutdown(State(api): State<Arc<Api>>) -> StatusCode {
-    api.request_shutdown();
+/// `POST /v1.0/shutdown`: answers 204, then the runtime shuts down gracefully, or at once
+/// with `dapr-force-shutdown: true`.
+pub async fn shutdown(State(api): State<Arc<Api>>, headers: http::HeaderMap) -> StatusCode {
+    let value = headers.get(crate::FORCE_SHUTDOWN).map(|v| v.as_bytes());
+    if crate::forces_shutdown(value) {
+        api.request_forced_shutdown();
+    } else {
+        api.request_shutdown();
+    }
     StatusCode::NO_CONTENT
 }
