@@ -140,3 +140,79 @@ async fn request_headers_must_fit_the_read_buffer() {
         .expect("send");
     assert_eq!(r.status(), 200, "a larger --read-buffer-size accepts them");
 }
+
+/// Browsers ask before a cross-origin call (a preflight `OPTIONS` with no credentials);
+/// Dapr answers it with its CORS headers even when `DAPR_API_TOKEN` guards the API, and
+/// names allowed origins on real answers.
+#[tokio::test]
+async fn cors_preflights_are_answered_before_the_token_is_asked_for() {
+    let c = reqwest::Client::new();
+    let preflight = |d: &test_support::daprd::Sidecar, origin: &str| {
+        c.request(reqwest::Method::OPTIONS, d.url("/v1.0/state/statestore"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,dapr-api-token",
+            )
+            .send()
+    };
+    // The default, `*`, with a token set.
+    let d = daprd().env("DAPR_API_TOKEN", "s3cret").start().await;
+    let r = preflight(&d, "https://web.example.com")
+        .await
+        .expect("preflight");
+    assert_eq!(r.status(), 200);
+    let h = r.headers();
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert_eq!(h["access-control-allow-methods"], "POST");
+    assert_eq!(
+        h["access-control-allow-headers"],
+        "content-type,dapr-api-token"
+    );
+    // The real call still needs the token, and says who may read the answer.
+    let r = c
+        .get(d.url("/v1.0/metadata"))
+        .header("origin", "https://web.example.com")
+        .send()
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+
+    // A list: an allowed origin is named back; another gets no CORS headers.
+    let d = daprd()
+        .args([
+            "--allowed-origins",
+            "https://web.example.com,https://*.apps.test",
+        ])
+        .start()
+        .await;
+    for (origin, allowed) in [
+        ("https://web.example.com", true),
+        ("https://shop.apps.test", true),
+        ("https://evil.example.org", false),
+    ] {
+        let r = preflight(&d, origin).await.expect("preflight");
+        assert_eq!(r.status(), 200, "{origin}");
+        assert_eq!(
+            r.headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
+            allowed.then_some(origin),
+            "{origin}"
+        );
+        let r = c
+            .get(d.url("/v1.0/metadata"))
+            .header("origin", origin)
+            .send()
+            .await
+            .expect("call");
+        assert_eq!(r.status(), 200);
+        assert_eq!(
+            r.headers().contains_key("access-control-allow-origin"),
+            allowed,
+            "{origin}"
+        );
+    }
+}

@@ -36,6 +36,8 @@ pub struct Api {
     /// Set with `shutdown` when the caller asked for a forced one (`dapr-force-shutdown`):
     /// the process then exits at once with status 1, as Dapr's does.
     pub forced_shutdown: std::sync::atomic::AtomicBool,
+    /// `--allowed-origins`, for CORS.
+    pub allowed_origins: crate::http::AllowedOrigins,
 }
 
 /// Compares a presented API token with the configured one in time that does not depend on

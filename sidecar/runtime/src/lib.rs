@@ -208,6 +208,7 @@ pub async fn start(
         metrics,
         shutdown: shutdown_tx,
         forced_shutdown: Default::default(),
+        allowed_origins: api::http::AllowedOrigins::parse(&flags.allowed_origins),
     });
     tracing::info!(
         "The request body size parameter is: {} bytes",

@@ -1,9 +1,11 @@
 //! Dapr's HTTP API on `--dapr-http-port` (and the public port's health and metadata
 //! routes). Routes are grouped by building block; the layers around them are, in order:
-//! API-token check and request logging (one middleware), then the body-size limit.
+//! CORS (preflights are answered before any token is asked for), API-token check and
+//! request logging (one middleware), then the body-size limit.
 
 mod body;
 mod compact;
+mod cors;
 mod errors;
 mod go_json;
 mod health;
@@ -20,6 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{any, get, post, put};
 
 use crate::Api;
+pub use cors::AllowedOrigins;
 pub use errors::error_response;
 
 /// The full API router served on `--dapr-http-port`.
@@ -61,6 +64,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             middleware::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            cors::cors,
         ))
         .with_state(api)
 }

@@ -135,7 +135,8 @@ pub struct Flags {
     pub app_health_threshold: i64,
     #[arg(long, default_value = "")]
     pub unix_domain_socket: String,
-    #[arg(long, default_value = "")]
+    /// CORS origins, comma-separated; `*` (the default) allows any.
+    #[arg(long, default_value = "*")]
     pub allowed_origins: String,
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub disable_builtin_k8s_secret_store: bool,
@@ -338,7 +339,6 @@ impl Flags {
         );
         note(self.enable_profiling, "--enable-profiling");
         note(!self.unix_domain_socket.is_empty(), "--unix-domain-socket");
-        note(!self.allowed_origins.is_empty(), "--allowed-origins");
         out
     }
 }
