@@ -16,7 +16,8 @@ pub struct Operator {
 
 impl Operator {
     /// Starts the operator with `extra` flags and returns once both healthz and the
-    /// sidecars' API are up.
+    /// sidecars' API are up. Its own flags have one dash, as Dapr's Helm chart writes
+    /// them; `extra` may use either form.
     pub async fn start(extra: &[&str]) -> Self {
         let (port, healthz, metrics, webhook) =
             (free_port(), free_port(), free_port(), free_port());
@@ -24,25 +25,25 @@ impl Operator {
         // No kube-proxy here: the API server reaches the conversion webhook by URL.
         let webhook_url = format!("https://127.0.0.1:{webhook}/convert");
         let mut args: Vec<String> = [
-            "--kubeconfig",
+            "-kubeconfig",
             &kubeconfig,
-            "--port",
+            "-port",
             &port.to_string(),
-            "--api-listen-address",
+            "-api-listen-address",
             "127.0.0.1",
-            "--healthz-port",
+            "-healthz-port",
             &healthz.to_string(),
-            "--healthz-listen-address",
+            "-healthz-listen-address",
             "127.0.0.1",
-            "--metrics-port",
+            "-metrics-port",
             &metrics.to_string(),
-            "--metrics-listen-address",
+            "-metrics-listen-address",
             "127.0.0.1",
-            "--webhook-server-port",
+            "-webhook-server-port",
             &webhook.to_string(),
-            "--webhook-server-listen-address",
+            "-webhook-server-listen-address",
             "127.0.0.1",
-            "--webhook-url",
+            "-webhook-url",
             &webhook_url,
         ]
         .iter()

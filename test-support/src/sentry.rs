@@ -19,34 +19,35 @@ pub struct Sentry {
 /// Starts `sentry` with its issuer credentials in `credentials` (it writes a fresh bundle
 /// there when the folder is empty), an optional Configuration file and `extra` flags, and
 /// returns once its CA API accepts connections. The trust bundle is polled every 200 ms,
-/// so tests that rotate the issuer do not wait long.
+/// so tests that rotate the issuer do not wait long. Its own flags are written with one
+/// dash, as Dapr's Helm chart writes them; `extra` may use either form.
 pub async fn start(credentials: &Path, config: Option<&Path>, extra: &[&str]) -> Sentry {
     let port = free_port();
     let mut args: Vec<String> = [
-        "--port",
+        "-port",
         &port.to_string(),
-        "--listen-address",
+        "-listen-address",
         "127.0.0.1",
-        "--healthz-port",
+        "-healthz-port",
         &free_port().to_string(),
-        "--healthz-listen-address",
+        "-healthz-listen-address",
         "127.0.0.1",
-        "--metrics-port",
+        "-metrics-port",
         &free_port().to_string(),
-        "--metrics-listen-address",
+        "-metrics-listen-address",
         "127.0.0.1",
-        "--trust-domain",
+        "-trust-domain",
         TRUST_DOMAIN,
-        "--issuer-credentials",
+        "-issuer-credentials",
         &credentials.display().to_string(),
-        "--trust-bundle-poll-interval",
+        "-trust-bundle-poll-interval",
         "200ms",
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     if let Some(config) = config {
-        args.push("--config".into());
+        args.push("-config".into());
         args.push(config.display().to_string());
     }
     args.extend(extra.iter().map(|s| s.to_string()));

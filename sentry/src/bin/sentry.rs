@@ -4,7 +4,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let flags = sentry::Flags::parse();
+    // `-port 50001` as Dapr's tooling writes it, or `--port 50001`.
+    let flags = sentry::Flags::parse_from(kit::args::go_style(std::env::args()));
     control_plane::init(&flags.log_level, flags.log_as_json);
     match sentry::run::run(flags).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -157,24 +157,9 @@ pub struct Flags {
     pub stray: Vec<String>,
 }
 
-/// Go's flag package accepts `-app-id` as well as `--app-id`; so does this.
-fn normalise(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    args.into_iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let single_dash_long = i > 0
-                && a.starts_with('-')
-                && !a.starts_with("--")
-                && a.len() > 2
-                && a.as_bytes()[1].is_ascii_alphabetic();
-            if single_dash_long { format!("-{a}") } else { a }
-        })
-        .collect()
-}
-
 /// Parses the process arguments (program name first).
 pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Flags, clap::Error> {
-    let flags = Flags::try_parse_from(normalise(args))?;
+    let flags = Flags::try_parse_from(kit::args::go_style(args))?;
     if let Some(bad) = flags.stray.iter().find(|s| !s.trim().is_empty()) {
         return Err(clap::Error::raw(
             clap::error::ErrorKind::UnknownArgument,
