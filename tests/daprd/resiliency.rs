@@ -238,3 +238,58 @@ fn register_ghost(db: &std::path::Path, port: u16) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// A Resiliency with a status code outside its protocol's range (gRPC 400, HTTP 11) is
+/// refused, with the reason logged, as Dapr refuses it, even when no target uses the
+/// policy; the valid documents beside it still apply and the sidecar runs.
+#[tokio::test]
+async fn invalid_policies_are_refused_with_the_reason_and_the_rest_apply() {
+    let state = Arc::new(AppState::default());
+    let port = start_app(state.clone()).await;
+    let dir = resources(&[]);
+    let config = test_support::daprd::resolution_config(dir.path());
+    let _callee = daprd()
+        .app_id("flaky-app-2")
+        .args(["--app-port", &port.to_string(), "--config", &config])
+        .start()
+        .await;
+    let bad = |name: &str, matching: &str| {
+        format!(
+            "apiVersion: dapr.io/v1alpha1\nkind: Resiliency\nmetadata:\n  name: {name}\nspec:\n  policies:\n    retries:\n      r:\n        policy: constant\n        duration: 10ms\n        maxRetries: 1\n        matching:\n          {matching}\n  targets:\n    apps: {{}}\n"
+        )
+    };
+    let good = POLICIES
+        .replace("{flaky}", "flaky-app-2")
+        .replace("{slow}", "nobody-slow")
+        .replace("{breaker}", "nobody-breaker");
+    let res = resources(&[
+        ("good.yaml", &good),
+        ("bad-grpc.yaml", &bad("bad-grpc", "gRPCStatusCodes: 400")),
+        ("bad-http.yaml", &bad("bad-http", "httpStatusCodes: 11")),
+    ]);
+    let caller = daprd()
+        .resources(res.path())
+        .args(["--config", &config])
+        .start()
+        .await;
+    let log = caller.log();
+    for name in ["bad-grpc", "bad-http"] {
+        assert!(
+            log.contains(&format!("Could not read resiliency policy {name}: retry r")),
+            "{name} refused with its reason:\n{log}"
+        );
+        assert!(
+            !log.contains(&format!("Resiliency configuration loaded: {name}")),
+            "{log}"
+        );
+    }
+    assert!(
+        log.contains("Resiliency configuration loaded: policies"),
+        "{log}"
+    );
+    let r = reqwest::get(caller.url("/v1.0/invoke/flaky-app-2/method/flaky"))
+        .await
+        .expect("call");
+    assert_eq!(r.status(), 200, "the valid policy's retries apply");
+    assert_eq!(state.flaky_calls.load(Ordering::SeqCst), 3);
+}

@@ -152,6 +152,16 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, Resiliency
     let mut policies = Policies::default();
     for spec in specs {
         let p = &spec.policies;
+        // Every policy is checked, not only those a target uses, as Dapr decodes them all.
+        for (name, d) in &p.timeouts {
+            duration(d, || format!("timeout {name}"))?;
+        }
+        for (name, r) in &p.retries {
+            retry(name, r)?;
+        }
+        for (name, b) in &p.circuit_breakers {
+            breaker(name, b)?;
+        }
         for (app, target) in &spec.targets.apps {
             let timeout = match set(&target.timeout) {
                 None => None,

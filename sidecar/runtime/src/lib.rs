@@ -125,6 +125,16 @@ pub async fn start(
         .resiliencies
         .iter()
         .filter(|r| crds::is_app_scoped(&r.spec.scopes, &flags.app_id))
+        // An invalid document is refused with its reason and the others still apply.
+        .filter(
+            |r| match resiliency::parse_resiliency(std::slice::from_ref(&r.spec.spec)) {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::error!("Could not read resiliency policy {}: {e}", r.name());
+                    false
+                }
+            },
+        )
         .map(|r| {
             tracing::info!("Resiliency configuration loaded: {}", r.name());
             r.spec.spec.clone()
