@@ -204,3 +204,53 @@ async fn hop_by_hop_headers_do_not_reach_http_endpoints() {
     assert_eq!(heads.len(), 1);
     assert_no_hop_headers(&heads[0], "the endpoint");
 }
+
+/// `Upgrade: h2c` on the HTTP API port: `101 Switching Protocols`, then the answer to the
+/// upgrading request over HTTP/2 on the same connection, as Dapr's server gives it. curl
+/// (nghttp2) is the client: it speaks the upgrade exactly as RFC 7540 §3.2 describes.
+#[tokio::test]
+async fn http1_upgrade_to_h2c_switches_protocols() {
+    let d = daprd().start().await;
+    let url = d.url("/v1.0/metadata");
+    let out = tokio::process::Command::new("curl")
+        .args(["-sv", "--http2", "--max-time", "10", &url])
+        .output()
+        .await
+        .expect("curl (installed by scripts/test.sh)");
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{trace}");
+    assert!(
+        trace.contains("< Upgrade: h2c") || trace.contains("> Upgrade: h2c"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("< HTTP/1.1 101 Switching Protocols"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("< HTTP/2 200"),
+        "the answer comes over HTTP/2:\n{trace}"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    assert_eq!(body["id"], d.app_id.as_str());
+    // A request with a body is answered as HTTP/1.1 (the server may ignore Upgrade).
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sv",
+            "--http2",
+            "--max-time",
+            "10",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args([
+            "-d",
+            r#"[{"key":"k","value":1}]"#,
+            &d.url("/v1.0/state/statestore"),
+        ])
+        .output()
+        .await
+        .expect("curl");
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(trace.contains("< HTTP/1.1 204"), "{trace}");
+}

@@ -12,6 +12,7 @@ pub mod logging;
 pub mod resources;
 
 mod documents;
+mod h2c;
 mod identity;
 mod invocation;
 mod kubernetes;

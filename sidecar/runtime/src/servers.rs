@@ -144,7 +144,21 @@ fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> Jo
                     if let Err(e) = tcp.set_nodelay(true) {
                         tracing::debug!("cannot set TCP_NODELAY: {e}");
                     }
-                    let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                    let router = router.clone();
+                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let router = router.clone();
+                        async move {
+                            let req = if crate::h2c::wants_upgrade(&req) {
+                                match crate::h2c::upgrade(req, router.clone()) {
+                                    Ok(switching) => return Ok(switching),
+                                    Err(req) => req,
+                                }
+                            } else {
+                                req
+                            };
+                            tower::ServiceExt::oneshot(router, req).await
+                        }
+                    });
                     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tcp), service).into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
