@@ -395,6 +395,19 @@ async fn keys_are_decoded_like_dapr_and_may_be_named_like_routes() {
         .await
         .expect("get");
     assert_eq!(r.status(), 400);
+    // Dapr's router answers a broken escape itself, in plain text with Go's words.
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "failed to unescape request parameter \"key\". Error: invalid URL escape \"%zz\"\n"
+    );
+    // A byte that is not UTF-8 is a key in Go: not an error.
+    let r = c
+        .get(d.url("/v1.0/state/statestore/x%ff"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), 204);
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ pub async fn invoke(State(api): State<Arc<Api>>, req: Request) -> Response {
     // App ids may be URL-encoded URLs of non-Dapr endpoints.
     let id = match super::params::query_unescape("appId", id) {
         Ok(id) => id,
-        Err(e) => return error_response(&e),
+        Err(e) => return axum::response::IntoResponse::into_response(e),
     };
     let method = method.to_string();
     call(&api, &id, req, method).await

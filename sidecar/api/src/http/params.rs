@@ -40,15 +40,32 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// A path parameter with a broken `%` escape. Dapr's router answers it before any
+/// building block sees the request: a plain-text 400 with Go's words.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to unescape request parameter \"{name}\". Error: invalid URL escape \"{escape}\"")]
+pub struct BadEscape {
+    name: &'static str,
+    /// The escape as Go quotes it: `%` and up to two characters after it.
+    escape: String,
+}
+
+impl axum::response::IntoResponse for BadEscape {
+    fn into_response(self) -> axum::response::Response {
+        let mut resp = (axum::http::StatusCode::BAD_REQUEST, format!("{self}\n")).into_response();
+        resp.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp
+    }
+}
+
 /// Decodes a path parameter the way Go's `url.QueryUnescape` does in Dapr's router: `%XX`
 /// escapes and `+` as a space. Keys must name the same stored entry whichever runtime
-/// serves the request.
-pub fn query_unescape(name: &str, raw: &str) -> Result<String, DaprError> {
-    let bad = || {
-        DaprError::malformed(format!(
-            "failed to unescape request parameter \"{name}\": invalid escape in {raw:?}"
-        ))
-    };
+/// serves the request. Go's strings need not be UTF-8 (`%ff` is a key there); here such
+/// bytes become U+FFFD.
+pub fn query_unescape(name: &'static str, raw: &str) -> Result<String, BadEscape> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -56,16 +73,28 @@ pub fn query_unescape(name: &str, raw: &str) -> Result<String, DaprError> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).ok_or_else(bad)?;
-                let hex = std::str::from_utf8(hex).map_err(|_| bad())?;
-                out.push(u8::from_str_radix(hex, 16).map_err(|_| bad())?);
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| {
+                        u8::from_str_radix(h, 16)
+                            .ok()
+                            .filter(|_| !h.starts_with('+'))
+                    });
+                let Some(byte) = hex else {
+                    let end = raw.len().min(i + 3);
+                    let escape = String::from_utf8_lossy(&bytes[i..end]).into_owned();
+                    return Err(BadEscape { name, escape });
+                };
+                out.push(byte);
                 i += 2;
             }
             b => out.push(b),
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| bad())
+    Ok(String::from_utf8(out)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// `{store}` and `{key}` of a state route. On `/v1.0/state/{store}/bulk` and
@@ -77,18 +106,22 @@ pub struct StoreKey {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for StoreKey {
-    type Rejection = HttpError;
+    type Rejection = axum::response::Response;
 
     /// Reads the raw (still escaped) segments of `/v1.0/state/{store}/{key}` and decodes
     /// each once. The router's own path parameters are already percent-decoded, and
     /// decoding those again would turn a key `p+q` (sent as `p%2Bq`) into `p q`.
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
         let (store, key) = store_and_key(parts.uri.path()).ok_or_else(|| {
-            DaprError::malformed("invalid path: expected /v1.0/state/{storeName}/{key}")
+            HttpError::from(DaprError::malformed(
+                "invalid path: expected /v1.0/state/{storeName}/{key}",
+            ))
+            .into_response()
         })?;
         Ok(StoreKey {
-            store: query_unescape("storeName", store)?,
-            key: query_unescape("key", key)?,
+            store: query_unescape("storeName", store).map_err(IntoResponse::into_response)?,
+            key: query_unescape("key", key).map_err(IntoResponse::into_response)?,
         })
     }
 }
@@ -132,8 +165,15 @@ mod tests {
             query_unescape("key", "caf%C3%A9").ok().as_deref(),
             Some("café")
         );
-        assert!(query_unescape("key", "bad%2").is_err());
-        assert!(query_unescape("key", "bad%zz").is_err());
-        assert!(query_unescape("key", "%ff").is_err());
+        let err = |raw| query_unescape("key", raw).err().map(|e| e.to_string());
+        assert_eq!(
+            err("bad%zz").as_deref(),
+            Some("failed to unescape request parameter \"key\". Error: invalid URL escape \"%zz\"")
+        );
+        assert!(err("bad%2").is_some_and(|e| e.ends_with("\"%2\"")));
+        assert_eq!(
+            query_unescape("key", "%ff").ok().as_deref(),
+            Some("\u{fffd}")
+        );
     }
 }
