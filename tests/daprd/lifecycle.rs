@@ -132,7 +132,7 @@ async fn hanging_app() -> u16 {
     let port = listener.local_addr().expect("addr").port();
     let app = axum::Router::new().route(
         "/hang",
-        axum::routing::get(|| std::future::pending::<&'static str>()),
+        axum::routing::get(std::future::pending::<&'static str>),
     );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;

@@ -32,8 +32,18 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+/// When `req` asks to switch to h2c and can (it has no body, and its headers fit one
+/// frame): the HEADERS frame that will replay it on stream 1.
+pub fn replayable_upgrade<B>(req: &Request<B>) -> Option<Vec<u8>> {
+    if wants_upgrade(req) {
+        headers_frame(req)
+    } else {
+        None
+    }
+}
+
 /// Whether `req` asks to switch to h2c, and can (it has no body).
-pub fn wants_upgrade<B>(req: &Request<B>) -> bool {
+fn wants_upgrade<B>(req: &Request<B>) -> bool {
     let h = req.headers();
     req.version() == http::Version::HTTP_11
         && h.contains_key(header::UPGRADE)
@@ -103,12 +113,9 @@ fn headers_frame<B>(req: &Request<B>) -> Option<Vec<u8>> {
     Some(frame)
 }
 
-/// Answers `101` and serves the connection as HTTP/2 from then on; `None` when the
-/// request cannot be replayed, so it is served as HTTP/1.1.
-pub fn upgrade(req: Request<Incoming>, router: Router) -> Result<Response, Request<Incoming>> {
-    let Some(frame) = headers_frame(&req) else {
-        return Err(req);
-    };
+/// Answers `101` and serves the connection as HTTP/2 from then on, `frame` (from
+/// [`replayable_upgrade`]) standing for `req` on stream 1.
+pub fn upgrade(req: Request<Incoming>, frame: Vec<u8>, router: Router) -> Response {
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -132,7 +139,7 @@ pub fn upgrade(req: Request<Incoming>, router: Router) -> Result<Response, Reque
     let h = resp.headers_mut();
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
-    Ok(resp)
+    resp
 }
 
 /// Reads the client's preface and first frame (its SETTINGS), and returns the connection

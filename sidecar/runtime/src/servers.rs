@@ -148,14 +148,9 @@ fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> Jo
                     let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
                         let router = router.clone();
                         async move {
-                            let req = if crate::h2c::wants_upgrade(&req) {
-                                match crate::h2c::upgrade(req, router.clone()) {
-                                    Ok(switching) => return Ok(switching),
-                                    Err(req) => req,
-                                }
-                            } else {
-                                req
-                            };
+                            if let Some(frame) = crate::h2c::replayable_upgrade(&req) {
+                                return Ok(crate::h2c::upgrade(req, frame, router));
+                            }
                             tower::ServiceExt::oneshot(router, req).await
                         }
                     });
