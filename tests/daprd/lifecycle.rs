@@ -279,12 +279,12 @@ async fn metrics_count_requests_with_daprs_names() {
     let app = &d.app_id;
     assert!(
         text.contains(&format!(
-            r#"dapr_http_server_request_count{{app_id="{app}",method="GET",status="400"}} 3"#
+            r#"dapr_http_server_request_count{{app_id="{app}",method="GET",path="/v1.0/state/nostore",status="400"}} 3"#
         )),
         "{text}"
     );
     assert!(text.contains(&format!(
-        r#"dapr_grpc_io_server_completed_rpcs{{app_id="{app}",grpc_server_method="dapr.proto.runtime.v1.Dapr/GetState",grpc_server_status="INVALID_ARGUMENT"}} 1"#
+        r#"dapr_grpc_io_server_completed_rpcs{{app_id="{app}",grpc_server_method="/dapr.proto.runtime.v1.Dapr/GetState",grpc_server_status="InvalidArgument"}} 1"#
     )), "{text}");
     assert!(text.contains(&format!(
         r#"dapr_runtime_component_loaded{{app_id="{app}"}} 1"#

@@ -40,6 +40,33 @@ pub struct Api {
     pub allowed_origins: crate::http::AllowedOrigins,
 }
 
+/// An API error's Dapr code and category, carried on its way out (an HTTP response's
+/// extension, a gRPC status's source) to the front door's metrics, so the error code
+/// series is counted where every answer passes and no building block knows of metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCodeTag {
+    pub code: &'static str,
+    pub category: &'static str,
+}
+
+impl ErrorCodeTag {
+    /// The tag Dapr would count `err` under, if it counts that code at all.
+    pub fn of(err: &blocks::errors::DaprError) -> Option<Self> {
+        err.category().map(|category| Self {
+            code: err.code,
+            category,
+        })
+    }
+}
+
+impl std::fmt::Display for ErrorCodeTag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.code, self.category)
+    }
+}
+
+impl std::error::Error for ErrorCodeTag {}
+
 /// Compares a presented API token with the configured one in time that does not depend on
 /// where they differ, so the token cannot be guessed byte by byte from response times.
 pub fn token_matches(presented: &[u8], expected: &[u8]) -> bool {

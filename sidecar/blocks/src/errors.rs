@@ -87,6 +87,61 @@ impl DaprError {
         }
     }
 
+    /// The category Dapr counts this error's code under in `dapr_error_code_total`
+    /// (`state`, `service-invocation`, ...); `None` for codes Dapr's table does not list,
+    /// which Dapr leaves uncounted.
+    pub fn category(&self) -> Option<&'static str> {
+        if self.reason == Some("DAPR_STATE_ILLEGAL_KEY") {
+            return Some("state");
+        }
+        let code = self.code;
+        let prefixed = [
+            ("ERR_STATE_", "state"),
+            ("ERR_ACTOR_", "actor"),
+            ("ERR_CONFIGURATION_", "configuration"),
+            ("ERR_CRYPTO", "crypto"),
+            ("ERR_SECRET_", "secret"),
+            ("ERR_PUBSUB_", "pubsub"),
+            ("ERR_TOPIC_", "pubsub"),
+            ("ERR_LOCK_STORE_", "lock"),
+            ("ERR_CONVERSATION_", "conversation"),
+            ("ERR_WORKFLOW_", "workflow"),
+            ("ERR_INSTANCE_ID_", "workflow"),
+            ("DAPR_SCHEDULER_", "job"),
+        ];
+        if let Some((_, category)) = prefixed.iter().find(|(p, _)| code.starts_with(p)) {
+            return Some(category);
+        }
+        Some(match code {
+            "ERR_NOT_SUPPORTED_STATE_OPERATION" => "state",
+            "ERR_PERMISSION_DENIED" => "secret",
+            "ERR_PUBLISH_OUTBOX" => "pubsub",
+            "ERR_DIRECT_INVOKE" => "service-invocation",
+            "ERR_INVOKE_OUTPUT_BINDING" => "binding",
+            "ERR_TRY_LOCK" | "ERR_UNLOCK" => "lock",
+            "ERR_HEALTH_NOT_READY"
+            | "ERR_HEALTH_APPID_NOT_MATCH"
+            | "ERR_OUTBOUND_HEALTH_NOT_READY" => "health",
+            "ERR_GET_WORKFLOW"
+            | "ERR_START_WORKFLOW"
+            | "ERR_PAUSE_WORKFLOW"
+            | "ERR_RESUME_WORKFLOW"
+            | "ERR_TERMINATE_WORKFLOW"
+            | "ERR_PURGE_WORKFLOW"
+            | "ERR_RAISE_EVENT_WORKFLOW" => "workflow",
+            "ERR_API_UNIMPLEMENTED"
+            | "ERR_APP_CHANNEL_NIL"
+            | "ERR_BAD_REQUEST"
+            | "ERR_BODY_READ"
+            | "ERR_INTERNAL"
+            | "ERR_MALFORMED_REQUEST"
+            | "ERR_MALFORMED_REQUEST_DATA"
+            | "ERR_MALFORMED_RESPONSE"
+            | "ERROR" => "common",
+            _ => return None,
+        })
+    }
+
     /// Appends a detail; details go out in the order they were added, then the ErrorInfo.
     pub fn with_detail(mut self, detail: Detail) -> Self {
         self.extra.get_or_insert_default().details.push(detail);

@@ -1,28 +1,29 @@
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Metrics;
-use super::series::{BUCKETS_MS, Series};
+use super::series::Series;
 
-/// gRPC status names as grpc-go labels them.
+/// gRPC status names as grpc-go's `codes.Code` spells them, which Dapr's labels use.
 const GRPC_CODES: [&str; 17] = [
     "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
 ];
 
 fn escape(v: &str) -> String {
@@ -31,13 +32,13 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-fn histogram(out: &mut String, name: &str, labels: &str, s: &Series) {
+fn histogram(out: &mut String, bounds: &[f64], name: &str, labels: &str, s: &Series) {
     let mut cumulative = 0;
-    for (i, bound) in BUCKETS_MS.iter().enumerate() {
+    for (i, bound) in bounds.iter().enumerate() {
         cumulative += s.buckets[i].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
     }
-    cumulative += s.buckets[BUCKETS_MS.len()].load(Ordering::Relaxed);
+    cumulative += s.buckets[bounds.len()].load(Ordering::Relaxed);
     let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {cumulative}");
     let sum_ms = s.sum_ns.load(Ordering::Relaxed) as f64 / 1e6;
     let _ = writeln!(out, "{name}_sum{{{labels}}} {sum_ms}");
@@ -46,73 +47,106 @@ fn histogram(out: &mut String, name: &str, labels: &str, s: &Series) {
 
 pub fn render(m: &Metrics) -> String {
     let app = escape(&m.app_id);
+    let bounds = &m.bounds[..];
     let mut out = String::with_capacity(4096);
-    let http: Vec<_> = {
+
+    let http: Vec<(String, &'static str, u16, Arc<Series>)> = {
         let map = m.http.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = map.iter().map(|(k, s)| (*k, s.clone())).collect();
-        v.sort_by_key(|(k, _)| *k);
+        let mut v: Vec<_> = map
+            .iter()
+            .flat_map(|(path, by_key)| {
+                by_key
+                    .iter()
+                    .map(move |((method, status), s)| (escape(path), *method, *status, s.clone()))
+            })
+            .collect();
+        v.sort_by(|a, b| (a.1, &a.0, a.2).cmp(&(b.1, &b.0, b.2)));
         v
     };
+    let http_labels: Vec<(String, &Series)> = http
+        .iter()
+        .map(|(path, method, status, s)| {
+            (
+                format!("app_id=\"{app}\",method=\"{method}\",path=\"{path}\",status=\"{status}\""),
+                s.as_ref(),
+            )
+        })
+        .collect();
     out.push_str(
         "# HELP dapr_http_server_request_count Count of HTTP requests processed by the server.\n",
     );
     out.push_str("# TYPE dapr_http_server_request_count counter\n");
-    for ((method, status), s) in &http {
+    for (labels, s) in &http_labels {
         let n = s.count.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "dapr_http_server_request_count{{app_id=\"{app}\",method=\"{method}\",status=\"{status}\"}} {n}"
-        );
+        let _ = writeln!(out, "dapr_http_server_request_count{{{labels}}} {n}");
     }
-    out.push_str(
-        "# HELP dapr_http_server_latency HTTP request end-to-end latency in the server.\n",
-    );
+    out.push_str("# HELP dapr_http_server_latency HTTP request end-to-end latency in server.\n");
     out.push_str("# TYPE dapr_http_server_latency histogram\n");
-    for ((method, status), s) in &http {
-        let labels = format!("app_id=\"{app}\",method=\"{method}\",status=\"{status}\"");
-        histogram(&mut out, "dapr_http_server_latency", &labels, s);
+    for (labels, s) in &http_labels {
+        histogram(&mut out, bounds, "dapr_http_server_latency", labels, s);
     }
-    let grpc: Vec<_> = {
+
+    let grpc: Vec<(String, Arc<[Series]>)> = {
         let map = m.grpc.read().unwrap_or_else(|e| e.into_inner());
-        let mut v: Vec<_> = map
-            .iter()
-            .map(|(k, s)| (k.to_string(), s.clone()))
-            .collect();
+        let mut v: Vec<_> = map.iter().map(|(k, s)| (escape(k), s.clone())).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    out.push_str("# HELP dapr_grpc_io_server_completed_rpcs Count of RPCs by method and status.\n");
-    out.push_str("# TYPE dapr_grpc_io_server_completed_rpcs counter\n");
-    let app_ref = app.as_str();
-    let series: Vec<(String, &Series)> = grpc
+    let grpc_labels: Vec<(String, &Series)> = grpc
         .iter()
         .flat_map(|(method, codes)| {
+            let app = app.as_str();
             codes
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.count.load(Ordering::Relaxed) > 0)
                 .map(move |(c, s)| {
                     let labels = format!(
-                        "app_id=\"{app_ref}\",grpc_server_method=\"{}\",grpc_server_status=\"{}\"",
-                        escape(method),
+                        "app_id=\"{app}\",grpc_server_method=\"{method}\",grpc_server_status=\"{}\"",
                         GRPC_CODES[c]
                     );
                     (labels, s)
                 })
         })
         .collect();
-    for (labels, s) in &series {
-        let _ = writeln!(
-            out,
-            "dapr_grpc_io_server_completed_rpcs{{{labels}}} {}",
-            s.count.load(Ordering::Relaxed)
+    out.push_str(
+        "# HELP dapr_grpc_io_server_completed_rpcs Distribution of bytes sent per RPC, by method.\n",
+    );
+    out.push_str("# TYPE dapr_grpc_io_server_completed_rpcs counter\n");
+    for (labels, s) in &grpc_labels {
+        let n = s.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "dapr_grpc_io_server_completed_rpcs{{{labels}}} {n}");
+    }
+    out.push_str("# HELP dapr_grpc_io_server_server_latency Time between first byte of request received to last byte of response sent, or terminal error.\n");
+    out.push_str("# TYPE dapr_grpc_io_server_server_latency histogram\n");
+    for (labels, s) in &grpc_labels {
+        histogram(
+            &mut out,
+            bounds,
+            "dapr_grpc_io_server_server_latency",
+            labels,
+            s,
         );
     }
-    out.push_str("# HELP dapr_grpc_io_server_server_latency Distribution of server latency in milliseconds.\n");
-    out.push_str("# TYPE dapr_grpc_io_server_server_latency histogram\n");
-    for (labels, s) in &series {
-        histogram(&mut out, "dapr_grpc_io_server_server_latency", labels, s);
+
+    if m.record_error_codes {
+        let mut errors: Vec<_> = {
+            let map = m.errors.read().unwrap_or_else(|e| e.into_inner());
+            map.iter()
+                .map(|(k, n)| (*k, n.load(Ordering::Relaxed)))
+                .collect()
+        };
+        errors.sort();
+        out.push_str("# HELP dapr_error_code_total Total number of times an error with a specific error code was encountered.\n");
+        out.push_str("# TYPE dapr_error_code_total counter\n");
+        for ((code, category), n) in errors {
+            let _ = writeln!(
+                out,
+                "dapr_error_code_total{{app_id=\"{app}\",category=\"{category}\",error_code=\"{code}\"}} {n}"
+            );
+        }
     }
+
     out.push_str(
         "# HELP dapr_runtime_component_loaded The number of successfully loaded components.\n",
     );
@@ -122,5 +156,6 @@ pub fn render(m: &Metrics) -> String {
         "dapr_runtime_component_loaded{{app_id=\"{app}\"}} {}",
         m.components_loaded.load(Ordering::Relaxed)
     );
+    super::process::render(&mut out);
     out
 }

@@ -146,9 +146,12 @@ pub async fn start(
         .into_iter()
         .filter(|e| crds::is_app_scoped(&e.spec.scopes, &flags.app_id))
         .collect();
-    let metrics = flags
-        .enable_metrics
-        .then(|| Arc::new(Metrics::new(&flags.app_id)));
+    let metrics = flags.enable_metrics.then(|| {
+        Arc::new(Metrics::new(
+            &flags.app_id,
+            crate::resources::metric_options(&config),
+        ))
+    });
     let max_body_size = flags.max_body_bytes()?;
     let policies = resiliency::parse_resiliency(&resiliency)
         .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;

@@ -95,6 +95,14 @@ where
             let code = dapr_size_limit_status(&mut resp);
             if let (Some(m), Some(uri)) = (metrics, uri) {
                 m.grpc_call(uri.path(), code, started.elapsed());
+                let tag = resp
+                    .extensions()
+                    .get::<Status>()
+                    .and_then(|s| std::error::Error::source(s))
+                    .and_then(|e| e.downcast_ref::<crate::ErrorCodeTag>());
+                if let Some(tag) = tag {
+                    m.error_code(tag.code, tag.category);
+                }
             }
             Ok(resp)
         })

@@ -158,6 +158,14 @@ fn with_details(code: Code, message: &str, details: Vec<prost_types::Any>) -> St
 /// Encodes a Dapr error as a gRPC status with a `google.rpc.ErrorInfo` detail when the
 /// error has a reason, which SDKs surface as the error's reason and metadata.
 pub fn to_status(err: &DaprError) -> Status {
+    let mut status = bare_status(err);
+    if let Some(tag) = crate::ErrorCodeTag::of(err) {
+        status.set_source(std::sync::Arc::new(tag));
+    }
+    status
+}
+
+fn bare_status(err: &DaprError) -> Status {
     match err.reason {
         None => Status::new(grpc_code(err.grpc), err.message.clone()),
         Some(reason) => {

@@ -123,6 +123,9 @@ pub fn error_response(err: &DaprError) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    if let Some(tag) = crate::ErrorCodeTag::of(err) {
+        resp.extensions_mut().insert(tag);
+    }
     resp
 }
 

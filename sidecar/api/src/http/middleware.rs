@@ -45,15 +45,25 @@ pub async fn guard(State(api): State<Arc<Api>>, mut req: Request, next: Next) ->
         return next.run(req).await;
     }
     let method = req.method().clone();
-    let path = api.log_requests.then(|| req.uri().path().to_string());
+    // A Uri clone shares its bytes: no copy of the path for the metrics' label.
+    let uri = req.uri().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     if let Some(m) = &api.metrics {
-        m.http_request(&method, resp.status().as_u16(), started.elapsed());
+        m.http_request(
+            &method,
+            uri.path(),
+            resp.status().as_u16(),
+            started.elapsed(),
+        );
+        if let Some(tag) = resp.extensions().get::<crate::ErrorCodeTag>() {
+            m.error_code(tag.code, tag.category);
+        }
     }
-    let Some(path) = path else {
+    if !api.log_requests {
         return resp;
-    };
+    }
+    let path = uri.path();
     tracing::info!(
         target: "dapr.runtime.http-info",
         method = %method,

@@ -25,3 +25,31 @@ pub fn enabled_features(config: &Configuration) -> Vec<String> {
         .map(|f| f.name.clone())
         .collect()
 }
+
+/// The Configuration's metric settings as the metrics crate takes them: `spec.metrics`
+/// overrides `spec.metric` field by field, as Dapr merges them, over Dapr's defaults.
+pub fn metric_options(config: &Configuration) -> metrics::Options {
+    let specs = [config.spec.metric.as_ref(), config.spec.metrics.as_ref()];
+    let mut options = metrics::Options::default();
+    for spec in specs.into_iter().flatten() {
+        if let Some(enabled) = spec.enabled {
+            options.api = enabled;
+        }
+        if let Some(record) = spec.record_error_codes {
+            options.record_error_codes = record;
+        }
+        if let Some(buckets) = spec
+            .latency_distribution_buckets
+            .as_ref()
+            .filter(|b| !b.is_empty())
+        {
+            options.latency_buckets_ms = buckets.iter().map(|b| *b as f64).collect();
+        }
+        if let Some(http) = &spec.http {
+            options.increased_cardinality = http.increased_cardinality.unwrap_or(true);
+            options.path_matching = http.path_matching.clone();
+            options.exclude_verbs = http.exclude_verbs.unwrap_or(false);
+        }
+    }
+    options
+}
