@@ -275,6 +275,27 @@ def test_illegal_key_over_http_is_daprs_exact_body(http):
     assert http.get("/v1.0/state/mem-store/ke%7C%7Cy1").status_code == 400
 
 
+def test_illegal_key_in_an_http_transaction_names_no_field(http):
+    # Dapr's transaction handler replaces the key with the empty result of the failed check
+    # (pkg/api/http/http.go, onPostStateTransaction) before building the error.
+    r = http.post(
+        "/v1.0/state/mem-store/transaction",
+        json={"operations": [{"operation": "upsert", "request": {"key": "ke||y1", "value": "v"}}]},
+    )
+
+    assert r.status_code == 400, r.text
+    body = r.json()
+    assert body["errorCode"] == "ERR_MALFORMED_REQUEST"
+    message = "api error: code = InvalidArgument desc = input key/keyPrefix 'ke||y1' can't contain '||'"
+    assert body["message"] == message
+    assert body["details"][0] == {
+        "@type": "type.googleapis.com/google.rpc.BadRequest",
+        "field_violations": [{"description": message}],
+    }, r.text
+    assert [d["@type"].rsplit(".", 1)[-1] for d in body["details"]] == ["BadRequest", "ResourceInfo", "ErrorInfo"]
+    assert http.get("/v1.0/state/mem-store/ke%7C%7Cy1").status_code == 400
+
+
 def test_query_unsupported_names_the_store(client, http):
     with pytest.raises(Exception) as excinfo:
         client.query_state("sqlite-store", '{"filter": {"EQ": {"a": "b"}}}')

@@ -148,6 +148,19 @@ impl DaprError {
         self
     }
 
+    /// Empties the field of every `BadRequest` violation, for the paths where Dapr has
+    /// lost the field's value before it builds the error.
+    pub fn without_violation_field(mut self) -> Self {
+        if let Some(extra) = self.extra.as_deref_mut() {
+            for detail in &mut extra.details {
+                if let Detail::BadRequest { field } = detail {
+                    field.clear();
+                }
+            }
+        }
+        self
+    }
+
     /// Gives HTTP bodies a message of their own.
     pub fn with_http_message(mut self, message: String) -> Self {
         self.extra.get_or_insert_default().http_message = Some(message);

@@ -309,7 +309,15 @@ pub async fn transaction(
             other => return Err(errors::unsupported_operation(other).into()),
         });
     }
-    api.state.transact(&store, ops).await?;
+    api.state.transact(&store, ops).await.map_err(|e| {
+        // Dapr's HTTP handler overwrites the key with the empty result of the failed key
+        // check before it builds the error, so its BadRequest names no field here.
+        if e.reason == Some("DAPR_STATE_ILLEGAL_KEY") {
+            e.without_violation_field()
+        } else {
+            e
+        }
+    })?;
     Ok(StatusCode::NO_CONTENT)
 }
 
