@@ -53,6 +53,15 @@ fn lines<'a>(text: &'a str, series: &str) -> Vec<&'a str> {
     text.lines().filter(|l| l.starts_with(series)).collect()
 }
 
+/// Asserts `want` is one whole line of the scrape, showing the request counts if not.
+fn assert_has_count(text: &str, want: &str) {
+    assert!(
+        text.lines().any(|l| l == want),
+        "{want}\n{:#?}",
+        lines(text, "dapr_http_server_request_count{")
+    );
+}
+
 #[tokio::test]
 async fn http_request_count_has_app_id_method_cut_path_and_status() {
     let d = daprd().start().await;
@@ -64,11 +73,7 @@ async fn http_request_count_has_app_id_method_cut_path_and_status() {
     let want = format!(
         r#"dapr_http_server_request_count{{app_id="{app}",method="GET",path="/v1.0/state/nostore",status="400"}} 3"#
     );
-    assert!(
-        text.lines().any(|l| l == want),
-        "{:#?}",
-        lines(&text, "dapr_http_server_request_count{")
-    );
+    assert_has_count(&text, &want);
     assert!(text.contains("# TYPE dapr_http_server_request_count counter"));
 }
 
@@ -102,11 +107,7 @@ async fn increased_cardinality_off_leaves_the_path_empty() {
     let want = format!(
         r#"dapr_http_server_request_count{{app_id="{app}",method="GET",path="",status="400"}} 1"#
     );
-    assert!(
-        text.lines().any(|l| l == want),
-        "{:#?}",
-        lines(&text, "dapr_http_server_request_count{")
-    );
+    assert_has_count(&text, &want);
 }
 
 #[tokio::test]
@@ -144,11 +145,7 @@ async fn exclude_verbs_leaves_the_method_empty() {
     let want = format!(
         r#"dapr_http_server_request_count{{app_id="{app}",method="",path="/v1.0/state/nostore",status="400"}} 1"#
     );
-    assert!(
-        text.lines().any(|l| l == want),
-        "{:#?}",
-        lines(&text, "dapr_http_server_request_count{")
-    );
+    assert_has_count(&text, &want);
 }
 
 #[tokio::test]

@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-pub use path_label::legacy_label;
 pub use series::{DEFAULT_BUCKETS_MS, Series};
 
 /// gRPC methods get a series of their own only up to this many, so a client inventing

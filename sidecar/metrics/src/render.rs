@@ -45,6 +45,28 @@ fn histogram(out: &mut String, bounds: &[f64], name: &str, labels: &str, s: &Ser
     let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
 }
 
+/// A counter and a latency histogram over the same label sets, each `(name, help)`.
+fn counted_with_latency(
+    out: &mut String,
+    bounds: &[f64],
+    (count, count_help): (&str, &str),
+    (latency, latency_help): (&str, &str),
+    series: &[(String, &Series)],
+) {
+    let _ = writeln!(out, "# HELP {count} {count_help}\n# TYPE {count} counter");
+    for (labels, s) in series {
+        let n = s.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{count}{{{labels}}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {latency} {latency_help}\n# TYPE {latency} histogram"
+    );
+    for (labels, s) in series {
+        histogram(out, bounds, latency, labels, s);
+    }
+}
+
 pub fn render(m: &Metrics) -> String {
     let app = escape(&m.app_id);
     let bounds = &m.bounds[..];
@@ -72,19 +94,19 @@ pub fn render(m: &Metrics) -> String {
             )
         })
         .collect();
-    out.push_str(
-        "# HELP dapr_http_server_request_count Count of HTTP requests processed by the server.\n",
+    counted_with_latency(
+        &mut out,
+        bounds,
+        (
+            "dapr_http_server_request_count",
+            "Count of HTTP requests processed by the server.",
+        ),
+        (
+            "dapr_http_server_latency",
+            "HTTP request end-to-end latency in server.",
+        ),
+        &http_labels,
     );
-    out.push_str("# TYPE dapr_http_server_request_count counter\n");
-    for (labels, s) in &http_labels {
-        let n = s.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "dapr_http_server_request_count{{{labels}}} {n}");
-    }
-    out.push_str("# HELP dapr_http_server_latency HTTP request end-to-end latency in server.\n");
-    out.push_str("# TYPE dapr_http_server_latency histogram\n");
-    for (labels, s) in &http_labels {
-        histogram(&mut out, bounds, "dapr_http_server_latency", labels, s);
-    }
 
     let grpc: Vec<(String, Arc<[Series]>)> = {
         let map = m.grpc.read().unwrap_or_else(|e| e.into_inner());
@@ -109,25 +131,19 @@ pub fn render(m: &Metrics) -> String {
                 })
         })
         .collect();
-    out.push_str(
-        "# HELP dapr_grpc_io_server_completed_rpcs Distribution of bytes sent per RPC, by method.\n",
-    );
-    out.push_str("# TYPE dapr_grpc_io_server_completed_rpcs counter\n");
-    for (labels, s) in &grpc_labels {
-        let n = s.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "dapr_grpc_io_server_completed_rpcs{{{labels}}} {n}");
-    }
-    out.push_str("# HELP dapr_grpc_io_server_server_latency Time between first byte of request received to last byte of response sent, or terminal error.\n");
-    out.push_str("# TYPE dapr_grpc_io_server_server_latency histogram\n");
-    for (labels, s) in &grpc_labels {
-        histogram(
-            &mut out,
-            bounds,
+    counted_with_latency(
+        &mut out,
+        bounds,
+        (
+            "dapr_grpc_io_server_completed_rpcs",
+            "Distribution of bytes sent per RPC, by method.",
+        ),
+        (
             "dapr_grpc_io_server_server_latency",
-            labels,
-            s,
-        );
-    }
+            "Time between first byte of request received to last byte of response sent, or terminal error.",
+        ),
+        &grpc_labels,
+    );
 
     if m.record_error_codes {
         let mut errors: Vec<_> = {
