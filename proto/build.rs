@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "dapr/proto/internals/v1/service_invocation.proto",
         "dapr/proto/operator/v1/operator.proto",
         "dapr/proto/sentry/v1/sentry.proto",
+        "opentelemetry/proto/collector/trace/v1/trace_service.proto",
     ];
     let descriptors = protox::compile(files, ["."])?;
     tonic_prost_build::configure()
@@ -14,5 +15,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".dapr.proto.common.v1", "::dapr::dapr::proto::common::v1")
         .compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed=dapr");
+    println!("cargo:rerun-if-changed=opentelemetry");
     Ok(())
 }
