@@ -50,6 +50,11 @@ echo "$DAPR_CLI_BIN"
 step "Kubernetes binaries (kube-apiserver, kube-controller-manager, kubectl, etcd), built from their Go modules (cached)"
 tests/k8s/build-kube.sh
 
+step "Jaeger (the trace collector the tracing tests export to), built from its Go module (cached)"
+JAEGER_BIN="$(tests/tracing/build-jaeger.sh | tail -n1)"
+export JAEGER_BIN
+echo "$JAEGER_BIN"
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

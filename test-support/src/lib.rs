@@ -11,6 +11,7 @@ pub mod apps;
 mod binaries;
 pub mod certs;
 pub mod daprd;
+pub mod jaeger;
 mod kubectl;
 pub mod operator;
 mod process;

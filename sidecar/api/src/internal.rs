@@ -99,6 +99,7 @@ impl ServiceInvocation for Internal {
     ) -> Result<Response<InternalInvokeResponse>, Status> {
         let peer = peer_identity(request.extensions());
         let mut req = from_internal_request(request.into_inner());
+        crate::grpc::spans::annotate_invoke(self.api.invoke.app_id(), &req.path, false);
         let who = caller(&self.api, peer, &mut req.headers)?;
         self.api
             .invoke
@@ -138,6 +139,7 @@ impl ServiceInvocation for Internal {
             .request
             .ok_or_else(|| Status::invalid_argument("the first message must carry the request"))?;
         let mut head = from_internal_request_head(request);
+        crate::grpc::spans::annotate_invoke(self.api.invoke.app_id(), &head.path, false);
         let who = caller(&self.api, peer, &mut head.headers)?;
         self.api
             .invoke

@@ -31,6 +31,8 @@ pub struct Api {
     pub log_requests: bool,
     /// `--enable-metrics`: where request counts and latencies go.
     pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Starts the span of every API call (`spec.tracing`).
+    pub tracer: trace::Tracer,
     /// Flipped to `true` to ask the runtime for a graceful shutdown.
     pub shutdown: watch::Sender<bool>,
     /// Set with `shutdown` when the caller asked for a forced one (`dapr-force-shutdown`):

@@ -111,6 +111,7 @@ impl GrpcChannel {
         if let Some(t) = &self.token {
             md.insert("dapr-api-token", t.clone());
         }
+        crate::trace_context::to_grpc_app(&mut md, headers);
         md
     }
 

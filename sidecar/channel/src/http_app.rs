@@ -87,6 +87,7 @@ impl HttpChannel {
         let uri = self.uri(&req.path, &req.query)?;
         let mut headers = req.headers;
         strip_hop_by_hop(&mut headers);
+        crate::trace_context::to_http_app(&mut headers);
         if let Some(token) = &self.token {
             headers.insert("dapr-api-token", token.clone());
         }
@@ -139,6 +140,7 @@ impl HttpChannel {
         if let Some(length) = length {
             headers.insert(header::CONTENT_LENGTH, length);
         }
+        crate::trace_context::to_http_app(&mut headers);
         if let Some(token) = &self.token {
             headers.insert("dapr-api-token", token.clone());
         }

@@ -14,6 +14,7 @@ mod http_app;
 pub mod mtls;
 mod peers;
 mod tls;
+mod trace_context;
 mod verbs;
 
 use std::sync::Arc;

@@ -170,6 +170,8 @@ impl Peer {
         &mut self,
         req: InternalInvokeRequest,
     ) -> Result<InternalInvokeResponse, CallError> {
+        let mut req = tonic::Request::new(req);
+        crate::trace_context::to_peer(req.metadata_mut());
         self.0
             .call_local(req)
             .await
@@ -182,8 +184,10 @@ impl Peer {
         &mut self,
         outbound: impl Stream<Item = InternalInvokeRequestStream> + Send + 'static,
     ) -> Result<ResponseStream, CallError> {
+        let mut req = tonic::Request::new(outbound);
+        crate::trace_context::to_peer(req.metadata_mut());
         self.0
-            .call_local_stream(outbound)
+            .call_local_stream(req)
             .await
             .map(|r| ResponseStream(r.into_inner()))
             .map_err(CallError)

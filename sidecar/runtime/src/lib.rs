@@ -152,6 +152,11 @@ pub async fn start(
             crate::resources::metric_options(&config),
         ))
     });
+    let tracer = trace::Tracer::start(crate::resources::trace_settings(
+        &config,
+        env,
+        &flags.app_id,
+    )?)?;
     let max_body_size = flags.max_body_bytes()?;
     let policies = resiliency::parse_resiliency(&resiliency)
         .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;
@@ -220,6 +225,7 @@ pub async fn start(
         read_buffer_size: flags.read_buffer_bytes()?,
         log_requests: flags.enable_api_logging,
         metrics,
+        tracer,
         shutdown: shutdown_tx,
         forced_shutdown: Default::default(),
         allowed_origins: api::http::AllowedOrigins::parse(&flags.allowed_origins),
@@ -307,6 +313,13 @@ impl Running {
             .is_err()
         {
             tracing::warn!("components did not close within the grace period");
+        }
+        // The spans of the last calls go out before the process does.
+        if tokio::time::timeout_at(deadline, self.api.tracer.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!("spans were not all exported within the grace period");
         }
         tracing::info!("Dapr runtime stopped");
         Ok(())

@@ -133,8 +133,8 @@ fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> Jo
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
-                    let tcp = match accepted {
-                        Ok((tcp, _)) => tcp,
+                    let (tcp, peer) = match accepted {
+                        Ok(accepted) => accepted,
                         Err(e) => {
                             tracing::warn!("HTTP server: accept failed: {e}");
                             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -145,8 +145,10 @@ fn serve_http(listener: TcpListener, router: axum::Router, api: &Arc<Api>) -> Jo
                         tracing::debug!("cannot set TCP_NODELAY: {e}");
                     }
                     let router = router.clone();
-                    let service = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
                         let router = router.clone();
+                        // The caller's address, for the request's span.
+                        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                         async move {
                             if let Some(frame) = crate::h2c::replayable_upgrade(&req) {
                                 return Ok(crate::h2c::upgrade(req, frame, router));
@@ -174,7 +176,8 @@ fn serve_grpc(listener: TcpListener, api: Arc<Api>) -> JoinHandle<()> {
         tonic::service::Routes::new(api::grpc::service(api.clone())),
         api::grpc::proxy::Proxy::new(api.clone(), false),
     )
-    .layer(api::grpc::MeteredLayer(api.metrics.clone()));
+    .layer(api::grpc::MeteredLayer(api.metrics.clone()))
+    .layer(traced(&api));
     serve_tonic(listener, &api, "gRPC", tonic::service::Routes::from(router))
 }
 
@@ -184,7 +187,8 @@ fn serve_internal(listener: TcpListener, api: Arc<Api>) -> Result<JoinHandle<()>
     let router = with_proxy(
         tonic::service::Routes::new(api::internal::service(api.clone())),
         api::grpc::proxy::Proxy::new(api.clone(), true),
-    );
+    )
+    .layer(traced(&api));
     let routes = tonic::service::Routes::from(router);
     Ok(match api.invoke.mtls() {
         Some(mtls) => {
@@ -248,6 +252,14 @@ where
             tracing::error!("{name} server failed: {e}");
         }
     })
+}
+
+/// Every gRPC call's span.
+fn traced(api: &Api) -> api::grpc::spans::TracedLayer {
+    api::grpc::spans::TracedLayer {
+        tracer: api.tracer.clone(),
+        app_id: std::sync::Arc::from(api.invoke.app_id()),
+    }
 }
 
 /// The given services, plus gRPC proxying for every other service name.

@@ -33,6 +33,7 @@ impl DaprGrpc {
         }
         let req = request.into_inner();
         let message = req.message.unwrap_or_default();
+        super::spans::annotate_invoke(&req.id, &message.method, true);
         let (verb, query) = message
             .http_extension
             .map(|h| (h.verb, h.querystring))

@@ -5,6 +5,7 @@ mod invoke;
 mod metadata;
 pub mod proxy;
 mod service;
+pub mod spans;
 mod state;
 mod status;
 

@@ -49,6 +49,7 @@ dapr_service! {
         }
 
         async fn get_state(&self, r: Request<pb::GetStateRequest>) -> Result<Response<pb::GetStateResponse>, Status> {
+            super::spans::annotate_state("/dapr.proto.runtime.v1.Dapr/GetState", &r.get_ref().store_name);
             self.get_state_impl(r.into_inner()).await.map(Response::new)
         }
 
@@ -60,6 +61,7 @@ dapr_service! {
         }
 
         async fn save_state(&self, r: Request<pb::SaveStateRequest>) -> Result<Response<()>, Status> {
+            super::spans::annotate_state("/dapr.proto.runtime.v1.Dapr/SaveState", &r.get_ref().store_name);
             self.save_state_impl(r.into_inner()).await.map(Response::new)
         }
 
@@ -71,6 +73,7 @@ dapr_service! {
         }
 
         async fn delete_state(&self, r: Request<pb::DeleteStateRequest>) -> Result<Response<()>, Status> {
+            super::spans::annotate_state("/dapr.proto.runtime.v1.Dapr/DeleteState", &r.get_ref().store_name);
             self.delete_state_impl(r.into_inner()).await.map(Response::new)
         }
 

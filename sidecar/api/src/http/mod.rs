@@ -1,7 +1,7 @@
 //! Dapr's HTTP API on `--dapr-http-port` (and the public port's health and metadata
 //! routes). Routes are grouped by building block; the layers around them are, in order:
-//! CORS (preflights are answered before any token is asked for), API-token check and
-//! request logging (one middleware), then the body-size limit.
+//! CORS (preflights are answered before any token is asked for), the request's span,
+//! API-token check and request logging (one middleware), then the body-size limit.
 
 mod body;
 mod compact;
@@ -13,6 +13,7 @@ mod invoke;
 mod metadata;
 mod middleware;
 mod params;
+pub mod spans;
 mod state;
 
 use std::sync::Arc;
@@ -64,6 +65,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             middleware::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            spans::trace,
         ))
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),

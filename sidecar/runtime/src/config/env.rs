@@ -16,7 +16,29 @@ pub struct Env {
     pub host_ip: Option<String>,
     /// `DAPR_TRUST_ANCHORS`: the PEM roots that certificates are checked against under mTLS.
     pub trust_anchors: String,
+    /// The OpenTelemetry variables ([`OTEL_VARS`]) that are set, by name: they fill in
+    /// `spec.tracing.otel` and the exported resource, as in Dapr.
+    pub otel: std::collections::BTreeMap<&'static str, String>,
 }
+
+/// The `OTEL_*` variables the sidecar's tracing reads.
+pub const OTEL_VARS: &[&str] = &[
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+];
 
 impl Env {
     /// Reads the process environment.
@@ -33,6 +55,10 @@ impl Env {
             app_api_token: get("APP_API_TOKEN"),
             host_ip: get("DAPR_HOST_IP"),
             trust_anchors: get("DAPR_TRUST_ANCHORS").unwrap_or_default(),
+            otel: OTEL_VARS
+                .iter()
+                .filter_map(|name| Some((*name, get(name)?)))
+                .collect(),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! adds small accessors ([`enabled_features`]).
 
 mod loader;
+mod trace_spec;
 
 pub use security::DEFAULT_TRUST_DOMAIN;
 
@@ -14,6 +15,7 @@ pub use crds::configuration::Configuration;
 pub use crds::document::{DaprResource, DocumentError, decode, decode_json};
 pub use crds::{Component, HTTPEndpoint, NameValuePair, Resiliency};
 pub use loader::{LoadError, Loaded, load_configuration, load_resources};
+pub use trace_spec::trace_settings;
 
 /// Names of the preview features the configuration switches on, for the metadata API.
 pub fn enabled_features(config: &Configuration) -> Vec<String> {

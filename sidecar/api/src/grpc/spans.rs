@@ -1,0 +1,259 @@
+//! The gRPC servers' spans, as Dapr's tracing interceptors make them: one per call, a
+//! child of the caller's `grpc-trace-bin` (or `traceparent`), named after the full
+//! method; of kind client on the public API and server on the internal one (for proxied
+//! calls: server when this sidecar's app is the callee). Handlers rename and tag the
+//! span through [`trace::annotate_current`]; the answer carries the span's
+//! `grpc-trace-bin`, except for `InvokeService` and proxied calls, as in Dapr.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use http::{HeaderMap, HeaderValue};
+use trace::{GRPC_TRACE_BIN, SpanContext, SpanKind, TRACEPARENT, TRACESTATE, Tracer};
+
+const INTERNAL_PREFIX: &str = "/dapr.proto.internals.";
+const RUNTIME_PREFIX: &str = "/dapr.proto.runtime.";
+const WORKFLOW_PREFIX: &str = "/TaskHubSidecarService";
+const INVOKE_SERVICE: &str = "/dapr.proto.runtime.v1.Dapr/InvokeService";
+
+/// The parent gRPC metadata names: `grpc-trace-bin` first, then `traceparent`.
+pub fn parent_of(headers: &HeaderMap) -> Option<SpanContext> {
+    if let Some(bin) = headers.get(GRPC_TRACE_BIN) {
+        let text = bin.as_bytes();
+        // gRPC peers send binary metadata padded or not.
+        let bytes = STANDARD
+            .decode(text)
+            .or_else(|_| STANDARD_NO_PAD.decode(text))
+            .ok()?;
+        return SpanContext::from_binary(&bytes);
+    }
+    let tp = headers.get(TRACEPARENT)?.to_str().ok()?;
+    let ts = headers.get(TRACESTATE).and_then(|v| v.to_str().ok());
+    Some(SpanContext::from_traceparent(tp)?.with_trace_state(ts))
+}
+
+/// Sets the gRPC trace metadata for `ctx`: `grpc-trace-bin`, and `traceparent` and
+/// `tracestate` for peers that only read the W3C form.
+pub fn set_context_metadata(headers: &mut HeaderMap, ctx: &SpanContext) {
+    if let Ok(v) = HeaderValue::try_from(STANDARD.encode(ctx.to_binary())) {
+        headers.insert(GRPC_TRACE_BIN, v);
+    }
+    if let Ok(v) = HeaderValue::try_from(ctx.traceparent()) {
+        headers.insert(TRACEPARENT, v);
+    }
+    if let Some(v) = ctx.tracestate().and_then(|s| HeaderValue::try_from(s).ok()) {
+        headers.insert(TRACESTATE, v);
+    }
+}
+
+/// How a call is traced, from its method and (for proxied calls) its target.
+fn kind_of(method: &str, headers: &HeaderMap, app_id: &str) -> (SpanKind, bool) {
+    if method.starts_with(INTERNAL_PREFIX) || method.starts_with(WORKFLOW_PREFIX) {
+        return (SpanKind::Server, false);
+    }
+    if method.starts_with(RUNTIME_PREFIX) {
+        return (SpanKind::Client, false);
+    }
+    let target = headers
+        .get("dapr-callee-app-id")
+        .or_else(|| headers.get("dapr-app-id"))
+        .and_then(|v| v.to_str().ok());
+    let kind = if target == Some(app_id) {
+        SpanKind::Server
+    } else {
+        SpanKind::Client
+    };
+    (kind, true)
+}
+
+/// Wraps a gRPC server with the span of each call.
+#[derive(Clone)]
+pub struct Traced<S> {
+    inner: S,
+    tracer: Tracer,
+    app_id: Arc<str>,
+}
+
+/// The layer that builds [`Traced`].
+#[derive(Clone)]
+pub struct TracedLayer {
+    pub tracer: Tracer,
+    pub app_id: Arc<str>,
+}
+
+impl<S> tower::Layer<S> for TracedLayer {
+    type Service = Traced<S>;
+
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced {
+            inner,
+            tracer: self.tracer.clone(),
+            app_id: self.app_id.clone(),
+        }
+    }
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Traced<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = req.uri().path().to_string();
+        let parent = parent_of(req.headers());
+        let (kind, proxied) = kind_of(&method, req.headers(), &self.app_id);
+        let span = self
+            .tracer
+            .start_span(method.clone(), kind, parent.as_ref());
+        let metadata: Vec<(String, String)> = if span.is_recording() {
+            req.headers()
+                .iter()
+                .filter(|(k, _)| k.as_str().starts_with("dapr-") && !k.as_str().ends_with("-bin"))
+                .filter(|(k, _)| k.as_str() != "dapr-api-token")
+                .filter_map(|(k, v)| Some((k.to_string(), v.to_str().ok()?.to_string())))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let fut = span.scope(self.inner.call(req));
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            if span.is_recording() {
+                let headers = resp.headers();
+                let status = headers
+                    .get("grpc-status")
+                    .and_then(|s| s.to_str().ok())
+                    .filter(|s| *s != "0");
+                let message = headers
+                    .get("grpc-message")
+                    .and_then(|m| m.to_str().ok())
+                    .map(percent_decode);
+                span.annotate(|a| {
+                    for (k, v) in metadata {
+                        a.set(k, v);
+                    }
+                    a.set("dapr.protocol", "grpc");
+                    a.set("dapr.api", method.clone());
+                    if let Some(code) = status {
+                        a.set_error(message.unwrap_or_else(|| format!("code {code}")));
+                    }
+                });
+            }
+            if !proxied
+                && method != INVOKE_SERVICE
+                && let Ok(v) = HeaderValue::try_from(STANDARD.encode(span.context().to_binary()))
+            {
+                resp.headers_mut().insert(GRPC_TRACE_BIN, v);
+            }
+            span.end();
+            Ok(resp)
+        })
+    }
+}
+
+/// `grpc-message` is percent-encoded on the wire.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && let Some(v) = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The attributes Dapr gives a state call's span (`GetState`, `SaveState`, `DeleteState`).
+pub fn annotate_state(method: &'static str, store: &str) {
+    trace::annotate_current(|a| {
+        a.set("db.name", store.to_string());
+        a.set("rpc.service", "Dapr");
+        a.set("db.system", "state");
+        a.set("db.statement", method);
+        a.set("db.connection_string", "state");
+    });
+}
+
+/// The name and attributes Dapr gives an invocation's span, on the caller's side
+/// (`InvokeService`) and the callee's (`CallLocal`).
+pub fn annotate_invoke(app_id: &str, method: &str, caller_side: bool) {
+    trace::annotate_current(|a| {
+        a.set("rpc.service", "ServiceInvocation");
+        if caller_side {
+            a.set("net.peer.name", app_id.to_string());
+        } else {
+            a.set("dapr.invoke_method", method.to_string());
+        }
+        a.set_name(format!("CallLocal/{app_id}/{method}"));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_binary_context_wins_and_round_trips() {
+        let ctx = SpanContext::from_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .expect("valid");
+        let mut headers = HeaderMap::new();
+        set_context_metadata(&mut headers, &ctx);
+        assert_eq!(parent_of(&headers), Some(ctx.clone()));
+        headers.remove(GRPC_TRACE_BIN);
+        assert_eq!(parent_of(&headers), Some(ctx.clone()));
+        // Unpadded base64, as some gRPC stacks send binary metadata.
+        let mut unpadded = HeaderMap::new();
+        unpadded.insert(
+            GRPC_TRACE_BIN,
+            HeaderValue::try_from(STANDARD_NO_PAD.encode(ctx.to_binary())).expect("ascii"),
+        );
+        assert_eq!(parent_of(&unpadded), Some(ctx));
+    }
+
+    #[test]
+    fn span_kinds_follow_dapr() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            kind_of(
+                "/dapr.proto.internals.v1.ServiceInvocation/CallLocal",
+                &none,
+                "a"
+            ),
+            (SpanKind::Server, false)
+        );
+        assert_eq!(
+            kind_of("/dapr.proto.runtime.v1.Dapr/GetState", &none, "a"),
+            (SpanKind::Client, false)
+        );
+        let mut to_us = HeaderMap::new();
+        to_us.insert("dapr-app-id", HeaderValue::from_static("a"));
+        assert_eq!(kind_of("/x.Svc/M", &to_us, "a"), (SpanKind::Server, true));
+        assert_eq!(kind_of("/x.Svc/M", &to_us, "b"), (SpanKind::Client, true));
+    }
+}
