@@ -199,6 +199,55 @@ async fn an_invocation_is_one_trace_across_both_sidecars_over_otlp_grpc() {
 }
 
 #[tokio::test]
+async fn a_proxied_grpc_call_is_one_trace_across_both_sidecars() {
+    let jaeger = Jaeger::start().await;
+    let (_reporter, port) = test_support::apps::grpc_health_app("orders").await;
+    let dir = resources(&[]);
+    let cfg = config(dir.path(), &otel("grpc", jaeger.otlp_grpc));
+    let _callee = traced(daprd().app_id("grpc-callee"), &cfg)
+        .args(["--app-port", &port.to_string(), "--app-protocol", "grpc"])
+        .start()
+        .await;
+    let caller = traced(daprd().app_id("grpc-caller"), &cfg).start().await;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", caller.grpc))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    let trace_id = new_trace_id();
+    let mut req = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "orders".into(),
+    });
+    req.metadata_mut()
+        .insert("dapr-app-id", "grpc-callee".parse().expect("ascii"));
+    req.metadata_mut().insert(
+        "traceparent",
+        traceparent(&trace_id, "01").parse().expect("ascii"),
+    );
+    client.check(req).await.expect("proxied check");
+
+    let spans = jaeger.wait_for(&trace_id, 2).await;
+    let out = find(&spans, "grpc-caller");
+    let into = find(&spans, "grpc-callee");
+    assert_eq!(out.name, "/grpc.health.v1.Health/Check");
+    assert_eq!(out.tag("span.kind"), Some("client"));
+    assert_eq!(out.parent.as_deref(), Some(PARENT_SPAN));
+    assert_eq!(into.name, "/grpc.health.v1.Health/Check");
+    assert_eq!(
+        into.tag("span.kind"),
+        Some("server"),
+        "the callee is this app"
+    );
+    assert_eq!(
+        into.parent.as_deref(),
+        Some(out.span_id.as_str()),
+        "the callee's span is a child of the caller's"
+    );
+}
+
+#[tokio::test]
 async fn state_calls_over_grpc_are_exported_over_otlp_http() {
     let jaeger = Jaeger::start().await;
     let dir = resources(&[]);

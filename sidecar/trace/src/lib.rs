@@ -157,12 +157,13 @@ impl Tracer {
     }
 
     /// Starts a span, as a child of `parent` when there is a valid one (the trace goes
-    /// on), else as the root of a new trace.
+    /// on), else as the root of a new trace. `name` is only called for a span that
+    /// records, so an unsampled call allocates no name.
     pub fn start_span(
         &self,
-        name: impl Into<Cow<'static, str>>,
         kind: SpanKind,
         parent: Option<&SpanContext>,
+        name: impl FnOnce() -> Cow<'static, str>,
     ) -> Span {
         let parent = parent.filter(|p| p.is_valid());
         let trace_id = match parent {
@@ -176,8 +177,8 @@ impl Tracer {
             flags: (parent.map_or(0, |p| p.flags) & !1) | u8::from(sampled),
             trace_state: parent.and_then(|p| p.trace_state.clone()),
         };
-        let record = (sampled && self.0.sink.is_some())
-            .then(|| (name.into(), kind, parent.map(|p| p.span_id)));
+        let record =
+            (sampled && self.0.sink.is_some()).then(|| (name(), kind, parent.map(|p| p.span_id)));
         Span::new(context, record, self.0.sink.clone())
     }
 
@@ -228,7 +229,7 @@ mod tests {
         )
         .expect("valid")
         .with_trace_state(Some("k=v"));
-        let span = tracer.start_span("x", SpanKind::Client, Some(&parent));
+        let span = tracer.start_span(SpanKind::Client, Some(&parent), || "x".into());
         assert_eq!(span.context().trace_id, parent.trace_id);
         assert_ne!(span.context().span_id, parent.span_id);
         assert!(span.context().is_sampled());
@@ -244,7 +245,7 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
         )
         .expect("valid");
-        let span = tracer.start_span("x", SpanKind::Server, Some(&parent));
+        let span = tracer.start_span(SpanKind::Server, Some(&parent), || "x".into());
         assert!(!span.context().is_sampled());
         assert!(!span.is_recording());
     }
@@ -256,7 +257,7 @@ mod tests {
             ..Settings::without_exporters("app")
         })
         .expect("tracer");
-        let span = tracer.start_span("x", SpanKind::Client, None);
+        let span = tracer.start_span(SpanKind::Client, None, || "x".into());
         assert!(span.context().is_valid());
         assert!(span.context().is_sampled());
         assert!(!span.is_recording());
@@ -265,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn the_current_span_is_seen_inside_its_scope_only() {
         let tracer = Tracer::start(settings(1.0)).expect("tracer");
-        let span = tracer.start_span("x", SpanKind::Client, None);
+        let span = tracer.start_span(SpanKind::Client, None, || "x".into());
         let expected = span.context().clone();
         assert_eq!(current_context(), None);
         let seen = span

@@ -159,6 +159,10 @@ pub async fn forward(State(proxy): State<Proxy>, mut req: Request) -> Response {
         Err(e) => return grpc_error(tonic::Code::Internal, &e.to_string()),
     }
     req.headers_mut().remove(http::header::HOST);
+    // The next hop continues this sidecar's span, as Dapr's proxy passes it on.
+    if let Some(ctx) = trace::current_context() {
+        super::spans::set_context_metadata(req.headers_mut(), &ctx);
+    }
     // The plain hop sends the server's body as it came; only the peer pool, which takes
     // the channel's body type, needs it wrapped.
     let sent = match &tls {

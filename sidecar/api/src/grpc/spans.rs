@@ -119,7 +119,7 @@ where
         let (kind, proxied) = kind_of(&method, req.headers(), &self.app_id);
         let span = self
             .tracer
-            .start_span(method.clone(), kind, parent.as_ref());
+            .start_span(kind, parent.as_ref(), || method.clone().into());
         let metadata: Vec<(String, String)> = if span.is_recording() {
             req.headers()
                 .iter()

@@ -87,11 +87,11 @@ pub async fn trace(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
         return next.run(req).await;
     }
     let parent = parent_of(req.headers());
-    let span = api.tracer.start_span(
-        req.uri().path().to_string(),
-        SpanKind::Client,
-        parent.as_ref(),
-    );
+    let span = api
+        .tracer
+        .start_span(SpanKind::Client, parent.as_ref(), || {
+            req.uri().path().to_string().into()
+        });
     let seen = span.is_recording().then(|| Seen::of(&req));
     let mut resp = span.scope(next.run(req)).await;
     if let Some(seen) = seen {
