@@ -78,7 +78,12 @@ async fn start_app() -> SocketAddr {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
         };
-        json!({"traceparent": h("traceparent"), "tracestate": h("tracestate")}).to_string()
+        json!({
+            "traceparent": h("traceparent"),
+            "tracestate": h("tracestate"),
+            "baggage": h("baggage"),
+        })
+        .to_string()
     };
     tokio::spawn(async move {
         let _ = axum::serve(listener, Router::new().fallback(echo)).await;
@@ -465,4 +470,56 @@ async fn the_otel_environment_configures_the_exporter() {
     assert_eq!(spans[0].name, "/v1.0/metadata");
     assert_eq!(spans[0].service, "renamed-by-env");
     assert_eq!(spans[0].tag("dapr.api"), Some("GET /v1.0/metadata"));
+}
+
+#[tokio::test]
+async fn baggage_is_checked_and_passed_on() {
+    let app = start_app().await;
+    let d = daprd()
+        .arg("--app-port")
+        .arg(app.port().to_string())
+        .start()
+        .await;
+    let c = reqwest::Client::new();
+    let url = d.url(&format!("/v1.0/invoke/{}/method/bag", d.app_id));
+
+    let r = c
+        .get(&url)
+        .header("baggage", "userId=alice,serverNode=DF%2028")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["baggage"], "userId=alice,serverNode=DF%2028");
+    let got: Value = r.json().await.expect("json");
+    assert_eq!(got["baggage"], "userId=alice,serverNode=DF%2028");
+
+    let r = c
+        .get(&url)
+        .header("baggage", "no-value-here")
+        .send()
+        .await
+        .expect("invoke");
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.text().await.expect("text"),
+        "invalid baggage header: invalid baggage list-member: \"no-value-here\"\n"
+    );
+
+    let mut grpc = DaprClient::connect(format!("http://127.0.0.1:{}", d.grpc))
+        .await
+        .expect("connect");
+    let mut req = tonic::Request::new(GetStateRequest {
+        store_name: "statestore".into(),
+        key: "k".into(),
+        ..Default::default()
+    });
+    req.metadata_mut()
+        .insert("baggage", "bad key=1".parse().expect("ascii"));
+    let err = grpc.get_state(req).await.expect_err("refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert_eq!(
+        err.message(),
+        "invalid baggage header: invalid baggage key: \"bad key\""
+    );
 }

@@ -6,7 +6,8 @@
 # github.com/dapr/dapr has `replace` directives, so it cannot be `go install`ed: a
 # throw-away module requires it and repeats its replacements (all of them to published
 # modules). As for the CLI, the proxy refuses components-contrib v1.16.3, so the v1.16.5
-# patch release of the same line stands in.
+# patch release of the same line stands in. Dapr builds its sidecar with a component
+# set chosen by build tag; `allcomponents` is what its releases ship.
 set -euo pipefail
 
 VERSION="${DAPR_RUNTIME_VERSION:-v1.16.2}"
@@ -45,7 +46,7 @@ gomod=$(cd "$work" && go mod download -json "github.com/dapr/dapr@$VERSION" | se
 echo "building github.com/dapr/dapr/cmd/daprd@$VERSION with $(go version) ..." >&2
 start=$(date +%s)
 mkdir -p "$OUT"
-(cd "$work" && go build -mod=mod -trimpath \
+(cd "$work" && go build -mod=mod -trimpath -tags allcomponents \
     -ldflags "-X github.com/dapr/dapr/pkg/buildinfo.version=${VERSION#v}" \
     -o "$work/daprd" github.com/dapr/dapr/cmd/daprd)
 mv "$work/daprd" "$BIN.tmp"

@@ -8,6 +8,7 @@
 //! context to pass it on. A span that is not sampled records nothing, so tracing costs a
 //! context per call when nobody is looking.
 
+pub mod baggage;
 pub mod context;
 pub mod export;
 pub mod sampler;

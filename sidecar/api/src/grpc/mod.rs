@@ -23,12 +23,14 @@ pub struct DaprGrpc {
     api: Arc<Api>,
 }
 
-/// The token check run before every gRPC call.
+/// The checks run before every call of the Dapr API: a well-formed `baggage`, then
+/// the API token.
 #[derive(Clone)]
 pub struct TokenCheck(Option<Arc<str>>);
 
 impl tonic::service::Interceptor for TokenCheck {
     fn call(&mut self, req: Request<()>) -> Result<Request<()>, Status> {
+        spans::check_baggage(req.metadata())?;
         status::check_token(self.0.as_deref(), req)
     }
 }

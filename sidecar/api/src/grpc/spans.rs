@@ -47,6 +47,20 @@ pub fn set_context_metadata(headers: &mut HeaderMap, ctx: &SpanContext) {
     }
 }
 
+/// Refuses a malformed `baggage` as Dapr does: `InvalidArgument` with the parser's reason.
+pub fn check_baggage(md: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
+    let values: Vec<&str> = md
+        .get_all(trace::baggage::BAGGAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return Ok(());
+    }
+    trace::baggage::validate(&values.join(","))
+        .map_err(|e| tonic::Status::invalid_argument(format!("invalid baggage header: {e}")))
+}
+
 /// How a call is traced, from its method and (for proxied calls) its target.
 fn kind_of(method: &str, headers: &HeaderMap, app_id: &str) -> (SpanKind, bool) {
     if method.starts_with(INTERNAL_PREFIX) || method.starts_with(WORKFLOW_PREFIX) {

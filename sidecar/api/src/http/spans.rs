@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 use http::{HeaderMap, HeaderValue, StatusCode};
+use trace::baggage::BAGGAGE;
 use trace::{SpanContext, SpanKind, TRACEPARENT, TRACESTATE};
 
 use crate::Api;
@@ -76,6 +78,22 @@ impl Seen {
     }
 }
 
+/// The request's `baggage` (header lines joined), if any, once it is known to be well
+/// formed; Dapr refuses a malformed one with 400 and echoes a good one in the answer.
+fn baggage_of(headers: &HeaderMap) -> Result<Option<HeaderValue>, trace::baggage::BaggageError> {
+    let values: Vec<&str> = headers
+        .get_all(BAGGAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let joined = values.join(",");
+    trace::baggage::validate(&joined)?;
+    Ok(HeaderValue::try_from(joined).ok())
+}
+
 /// Health checks are not traced (Dapr skips any path containing `/healthz`).
 fn untraced(path: &str) -> bool {
     path.contains("/healthz")
@@ -86,6 +104,21 @@ pub async fn trace(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
     if untraced(req.uri().path()) {
         return next.run(req).await;
     }
+    let baggage = match baggage_of(req.headers()) {
+        Ok(b) => b,
+        Err(e) => {
+            let mut resp = (
+                StatusCode::BAD_REQUEST,
+                format!("invalid baggage header: {e}\n"),
+            )
+                .into_response();
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            );
+            return resp;
+        }
+    };
     let parent = parent_of(req.headers());
     let span = api
         .tracer
@@ -100,6 +133,9 @@ pub async fn trace(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
     }
     if !resp.headers().contains_key(TRACEPARENT) {
         set_context_headers(resp.headers_mut(), span.context());
+    }
+    if let Some(b) = baggage {
+        resp.headers_mut().insert(BAGGAGE, b);
     }
     span.end();
     resp

@@ -57,12 +57,23 @@ impl SqliteResolver {
         let interval = interval
             .unwrap_or(Duration::from_secs(5))
             .max(Duration::from_secs(1));
+        let metadata = props.get_or("metadataTableName", "metadata").to_string();
+        if !valid_table_name(&metadata) {
+            return Err(ComponentError::Metadata(format!(
+                "invalid metadataTableName {metadata:?}"
+            )));
+        }
+        // Dapr's sidecars share this file: the migration level they keep in the metadata
+        // table says the hosts table exists, so one of theirs starting after one of ours
+        // does not try to create it again.
         let create = format!(
             "CREATE TABLE IF NOT EXISTS {table} (registration_id TEXT NOT NULL PRIMARY KEY, \
              address TEXT NOT NULL, app_id TEXT NOT NULL, namespace TEXT NOT NULL, \
              last_update INTEGER NOT NULL); \
              CREATE UNIQUE INDEX IF NOT EXISTS {table}_address_idx ON {table} (address); \
-             CREATE INDEX IF NOT EXISTS {table}_last_update_idx ON {table} (last_update);"
+             CREATE INDEX IF NOT EXISTS {table}_last_update_idx ON {table} (last_update); \
+             CREATE TABLE IF NOT EXISTS {metadata} (key text NOT NULL PRIMARY KEY, value text NOT NULL); \
+             INSERT OR IGNORE INTO {metadata} (key, value) VALUES ('nr-migrations', '1');"
         );
         let registration_id = uuid::Uuid::new_v4().to_string();
         let register = format!(
