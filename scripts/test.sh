@@ -55,6 +55,11 @@ JAEGER_BIN="$(tests/tracing/build-jaeger.sh | tail -n1)"
 export JAEGER_BIN
 echo "$JAEGER_BIN"
 
+step "Dapr's own daprd (the other half of the mixed-fleet tests), built from its Go module (cached)"
+DAPR_DAPRD_BIN="$(tests/mixed/build-dapr-daprd.sh | tail -n1)"
+export DAPR_DAPRD_BIN
+echo "$DAPR_DAPRD_BIN"
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

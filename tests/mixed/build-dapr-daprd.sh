@@ -6,9 +6,11 @@
 # github.com/dapr/dapr has `replace` directives, so it cannot be `go install`ed: a
 # throw-away module requires it and repeats its replacements (all of them to published
 # modules). As for the CLI, the proxy refuses components-contrib v1.16.3, so the v1.16.5
-# patch release of the same line stands in. Dapr builds its sidecar with a component
+# patch release of the same line stands in, and one dependency whose assembly our Go
+# refuses is replaced by a stand-in of our own (see pidshim/). Dapr builds its sidecar with a component
 # set chosen by build tag; `allcomponents` is what its releases ship.
 set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
 
 VERSION="${DAPR_RUNTIME_VERSION:-v1.16.2}"
 CONTRIB="${DAPR_RUNTIME_CONTRIB-v1.16.5}"
@@ -38,10 +40,15 @@ gomod=$(cd "$work" && go mod download -json "github.com/dapr/dapr@$VERSION" | se
   echo
   # Dapr's own replace blocks, as written (they only point at published modules).
   sed -n '/^replace (/,/^)/p' "$gomod" | grep -v '^[[:space:]]*//'
+  # github.com/choleraehyq/pid's assembly does not assemble with our Go; a plain-Go
+  # stand-in with its API (tests/mixed/pidshim) takes its place.
+  echo "replace github.com/choleraehyq/pid => ./pidshim"
   if [[ -n "$CONTRIB" ]]; then
     echo "replace github.com/dapr/components-contrib => github.com/dapr/components-contrib $CONTRIB"
   fi
 } > "$work/go.mod"
+
+cp -r "$HERE/pidshim" "$work/pidshim"
 
 echo "building github.com/dapr/dapr/cmd/daprd@$VERSION with $(go version) ..." >&2
 start=$(date +%s)

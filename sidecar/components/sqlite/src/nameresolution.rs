@@ -18,7 +18,7 @@ use components_core::{ComponentError, Properties};
 /// restarted sidecar within a heartbeat, long enough that calls do not each hit SQLite.
 const CACHE_FOR: Duration = Duration::from_secs(1);
 
-type Lookups = std::collections::HashMap<(String, String), (Vec<String>, std::time::Instant)>;
+type Lookups = std::collections::HashMap<String, (Vec<String>, std::time::Instant)>;
 
 pub struct SqliteResolver {
     conn: Arc<Mutex<Connection>>,
@@ -143,8 +143,8 @@ impl Drop for SqliteResolver {
 
 #[async_trait]
 impl Resolver for SqliteResolver {
-    async fn resolve(&self, app_id: &str, namespace: &str) -> Result<String, ResolveError> {
-        let key = (app_id.to_string(), namespace.to_string());
+    async fn resolve(&self, app_id: &str, _namespace: &str) -> Result<String, ResolveError> {
+        let key = app_id.to_string();
         let cached = {
             let cache = self.cache.lock().map_err(|_| err("cache lock poisoned"))?;
             cache
@@ -156,17 +156,20 @@ impl Resolver for SqliteResolver {
             Some(a) => a,
             None => {
                 let conn = self.conn.clone();
+                // Dapr's resolver looks hosts up by app id alone: the namespace column is
+                // written but never matched (Dapr's standalone sidecars register an empty
+                // one), so a namespace-qualified id finds the same hosts.
                 let sql = format!(
-                    "SELECT address FROM {} WHERE app_id = ?1 AND namespace = ?2 \
-                     AND unixepoch(CURRENT_TIMESTAMP) - last_update < ?3",
+                    "SELECT address FROM {} WHERE app_id = ?1 \
+                     AND unixepoch(CURRENT_TIMESTAMP) - last_update < ?2",
                     self.table
                 );
-                let (app, ns, stale) = (key.0.clone(), key.1.clone(), self.stale_after);
+                let (app, stale) = (key.clone(), self.stale_after);
                 let found = tokio::task::spawn_blocking(move || {
                     let c = conn.lock().map_err(|_| err("connection lock poisoned"))?;
                     let mut stmt = c.prepare_cached(&sql).map_err(err)?;
                     let rows = stmt
-                        .query_map(params![app, ns, stale], |r| r.get::<_, String>(0))
+                        .query_map(params![app, stale], |r| r.get::<_, String>(0))
                         .map_err(err)?;
                     rows.collect::<Result<Vec<String>, _>>().map_err(err)
                 })
@@ -239,10 +242,11 @@ mod tests {
             a.resolve("c", "").await,
             Err(ResolveError::NotFound(_))
         ));
-        assert!(matches!(
-            a.resolve("b", "other-ns").await,
-            Err(ResolveError::NotFound(_))
-        ));
+        // As Dapr's resolver, the file does not tell namespaces apart.
+        assert_eq!(
+            a.resolve("b", "other-ns").await.expect("any namespace"),
+            "127.0.0.1:1002"
+        );
         b.unregister().await;
         tokio::time::sleep(CACHE_FOR + Duration::from_millis(100)).await;
         assert!(
