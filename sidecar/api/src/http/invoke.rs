@@ -34,6 +34,7 @@ pub async fn invoke(State(api): State<Arc<Api>>, req: Request) -> Response {
     };
     // App ids may be URL-encoded URLs of non-Dapr endpoints.
     let id = match super::params::query_unescape("appId", id) {
+        Ok(id) if id.is_empty() => return super::errors::no_route().await,
         Ok(id) => id,
         Err(e) => return axum::response::IntoResponse::into_response(e),
     };

@@ -119,11 +119,14 @@ pub async fn get(
     StoreKey { store, key }: StoreKey,
     params: Params,
 ) -> Result<Response, HttpError> {
-    let options =
-        Options::parse("", &params.consistency).map_err(|e| errors::get_failed(&store, &key, e))?;
+    // Dapr passes a read's consistency to the store unchecked and its stores read an
+    // unknown model as the default, so only `strong` changes anything.
+    let consistency = Options::parse("", &params.consistency)
+        .map(|o| o.consistency)
+        .unwrap_or_default();
     let Some(value) = api
         .state
-        .get(&store, &key, options.consistency, params.metadata)
+        .get(&store, &key, consistency, params.metadata)
         .await?
     else {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -145,6 +148,11 @@ pub async fn save(
     let items: Vec<SaveJson> = body.json("")?;
     if items.is_empty() {
         return Ok(StatusCode::NO_CONTENT);
+    }
+    // Dapr checks every key before the store sees any option: an illegal key anywhere is
+    // the request's 400, ahead of a bad option's 500.
+    for item in &items {
+        api.state.check_key(&store, &item.key)?;
     }
     let items = items
         .into_iter()
@@ -169,6 +177,8 @@ pub async fn delete(
         ),
         None => None,
     };
+    // The store is checked first, then the options, as Dapr's handler and store do.
+    api.state.check_store(&store)?;
     let options = Options::parse(&params.concurrency, &params.consistency)
         .map_err(|e| errors::delete_failed(&key, e))?;
     api.state

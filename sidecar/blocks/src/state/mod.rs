@@ -242,6 +242,12 @@ impl StateBlock {
         self.entry(name).map(|_| ())
     }
 
+    /// Fails on a key the store cannot take (the store must exist), as Dapr checks each
+    /// key of a save before any item reaches the store.
+    pub fn check_key(&self, store: &str, key: &str) -> Result<(), DaprError> {
+        self.entry(store)?.stored_key(key).map(|_| ())
+    }
+
     /// Whether `store` exists and supports transactions, checked before a body is parsed.
     pub fn check_transactional(&self, store: &str) -> Result<(), DaprError> {
         let entry = self.entry(store)?;

@@ -30,21 +30,27 @@ impl Ttl {
 }
 
 /// Reads Dapr's `ttlInSeconds` request metadata. As in Dapr, `-1` and `0` mean "never
-/// expire"; anything below -1, above `i32::MAX` or not an integer is refused.
+/// expire"; anything below -1, above `i32::MAX` or not an integer is refused, in the words
+/// of Dapr's shared TTL parser (Go's `strconv.ParseInt` error inside).
 pub fn parse_ttl(metadata: &HashMap<String, String>) -> Result<Ttl, StateError> {
     let Some(raw) = metadata.get("ttlInSeconds").filter(|v| !v.is_empty()) else {
         return Ok(Ttl::Unspecified);
     };
-    let secs: i64 = raw.trim().parse().map_err(|_| {
+    let secs: i64 = raw.parse().map_err(|e: std::num::ParseIntError| {
+        let why = match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                "value out of range"
+            }
+            _ => "invalid syntax",
+        };
         StateError::InvalidRequest(format!(
-            "incorrect value for metadata 'ttlInSeconds': {raw}"
+            "incorrect value for metadata 'ttlInSeconds': strconv.ParseInt: parsing {raw:?}: {why}"
         ))
     })?;
     if !(-1..=i64::from(i32::MAX)).contains(&secs) {
-        return Err(StateError::InvalidRequest(format!(
-            "incorrect value for metadata 'ttlInSeconds': must be -1 or greater, and at most {}",
-            i32::MAX
-        )));
+        return Err(StateError::InvalidRequest(
+            "incorrect value for metadata 'ttlInSeconds': must be -1 or greater".to_string(),
+        ));
     }
     Ok(if secs > 0 {
         Ttl::After(Duration::from_secs(secs as u64))
@@ -75,5 +81,23 @@ mod tests {
         assert!(parse_ttl(&md("2147483648")).is_err());
         assert!(parse_ttl(&md("abc")).is_err());
         assert!(parse_ttl(&md("1.5")).is_err());
+        assert!(parse_ttl(&md(" 5")).is_err(), "Go does not trim");
+    }
+
+    #[test]
+    fn refusals_have_daprs_words() {
+        let text = |v: &str| parse_ttl(&md(v)).expect_err("refused").to_string();
+        assert!(
+            text("abc").ends_with(
+                "incorrect value for metadata 'ttlInSeconds': strconv.ParseInt: parsing \"abc\": invalid syntax"
+            ),
+            "{}",
+            text("abc")
+        );
+        assert!(text("99999999999999999999").ends_with("value out of range"));
+        assert!(
+            text("-5")
+                .ends_with("incorrect value for metadata 'ttlInSeconds': must be -1 or greater")
+        );
     }
 }

@@ -86,20 +86,29 @@ fn check_etag(
     concurrency: components_core::state::Concurrency,
     key: &str,
 ) -> Result<(), StateError> {
-    match etag {
-        // Like Dapr's in-memory store, an ETag that is not one of ours is a mismatch.
-        Some(e) => match current.and_then(|c| c.etag.as_deref()) {
-            Some(stored) if stored == e => Ok(()),
-            _ => Err(StateError::EtagMismatch(format!(
-                "etag mismatch for key {key}"
+    // Like Dapr's in-memory store, with its words: an ETag that is not one of ours is a
+    // mismatch, and so is any ETag for a key that is not there.
+    match etag.filter(|e| !e.is_empty()) {
+        Some(e) => match current {
+            None => Err(StateError::EtagMismatch(format!(
+                "state not exist or expired for key={key}"
             ))),
+            Some(item) => match item.etag.as_deref() {
+                Some(stored) if stored == e => Ok(()),
+                Some(stored) => Err(StateError::EtagMismatch(format!(
+                    "state etag not match for key={key}: current={stored}, expect={e}"
+                ))),
+                None => Err(StateError::EtagMismatch(format!(
+                    "state etag not match for key={key}: current=nil, expect={e}"
+                ))),
+            },
         },
         None if concurrency == components_core::state::Concurrency::FirstWrite
             && current.is_some() =>
         {
-            Err(StateError::EtagMismatch(format!(
-                "first-write: key {key} already exists"
-            )))
+            Err(StateError::EtagMismatch(
+                "item already exists and no etag was passed".to_string(),
+            ))
         }
         None => Ok(()),
     }
