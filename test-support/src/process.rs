@@ -82,6 +82,36 @@ impl Process {
         }
     }
 
+    /// As [`Self::wait_answers`], but a process that exits because a port it was given is
+    /// taken (`address already in use`: another test bound it between our probe and its
+    /// bind) is reported as `false`, for the caller to start again on fresh ports.
+    pub async fn answers_unless_port_lost(
+        &mut self,
+        url: &str,
+        status: u16,
+        within: Duration,
+    ) -> bool {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = client.get(url).send().await
+                && r.status() == status
+            {
+                return true;
+            }
+            if self.try_exit().is_some()
+                && self
+                    .log()
+                    .to_ascii_lowercase()
+                    .contains("address already in use")
+            {
+                return false;
+            }
+            self.still_starting(deadline, url);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits until `127.0.0.1:port` accepts connections, failing as [`Self::wait_answers`].
     pub async fn wait_listening(&mut self, port: u16, within: Duration) {
         let deadline = Instant::now() + within;

@@ -30,6 +30,16 @@ struct Sidecar {
 }
 
 async fn start(bin: &Path, app_id: &str, resources: &Path) -> Sidecar {
+    for _ in 0..4 {
+        if let Some(sidecar) = try_start(bin, app_id, resources).await {
+            return sidecar;
+        }
+    }
+    panic!("{app_id} could not find free ports in four tries");
+}
+
+/// One start; `None` when a port was taken under it.
+async fn try_start(bin: &Path, app_id: &str, resources: &Path) -> Option<Sidecar> {
     let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
     let args: Vec<String> = [
         "--app-id",
@@ -51,18 +61,18 @@ async fn start(bin: &Path, app_id: &str, resources: &Path) -> Sidecar {
     .map(|s| s.to_string())
     .collect();
     let mut process = Process::spawn(bin, &args, &[]);
-    process
-        .wait_answers(
-            &format!("http://127.0.0.1:{http}/v1.0/healthz"),
-            204,
-            Duration::from_secs(60),
-        )
-        .await;
-    Sidecar {
+    let url = format!("http://127.0.0.1:{http}/v1.0/healthz");
+    if !process
+        .answers_unless_port_lost(&url, 204, Duration::from_secs(60))
+        .await
+    {
+        return None;
+    }
+    Some(Sidecar {
         _process: process,
         http,
         grpc,
-    }
+    })
 }
 
 /// One HTTP request of the table.

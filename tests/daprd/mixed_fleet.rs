@@ -86,6 +86,22 @@ async fn start(
     config: &Path,
     mtls: Option<&Mtls>,
 ) -> Sidecar {
+    for _ in 0..4 {
+        if let Some(sidecar) = try_start(bin, app_id, app, config, mtls).await {
+            return sidecar;
+        }
+    }
+    panic!("{app_id} could not find free ports in four tries");
+}
+
+/// One start; `None` when a port was taken under it.
+async fn try_start(
+    bin: &Path,
+    app_id: &str,
+    app: SocketAddr,
+    config: &Path,
+    mtls: Option<&Mtls>,
+) -> Option<Sidecar> {
     let (http, grpc, internal, metrics) = (free_port(), free_port(), free_port(), free_port());
     let mut args: Vec<String> = [
         "--app-id",
@@ -131,14 +147,14 @@ async fn start(
         env.push(("DAPR_TRUST_ANCHORS", m.ca.as_str()));
     }
     let mut process = Process::spawn(bin, &args, &env);
-    process
-        .wait_answers(
-            &format!("http://127.0.0.1:{http}/v1.0/healthz"),
-            204,
-            Duration::from_secs(60),
-        )
-        .await;
-    Sidecar { process, http }
+    let url = format!("http://127.0.0.1:{http}/v1.0/healthz");
+    if !process
+        .answers_unless_port_lost(&url, 204, Duration::from_secs(60))
+        .await
+    {
+        return None;
+    }
+    Some(Sidecar { process, http })
 }
 
 /// Dapr's resolver wants `updateInterval` at least 1 s above its 1 s `timeout`.

@@ -109,6 +109,7 @@ impl InvokeBlock {
         body: Body,
     ) -> Result<Response<Body>, DaprError> {
         let mut peer = self.peer_for(target, app_id, namespace).await?;
+        let method = head.path.clone();
         let first = InternalInvokeRequestStream {
             request: Some(to_internal_head(head)),
             payload: None,
@@ -129,7 +130,7 @@ impl InvokeBlock {
             });
         let outbound = stream::once(async move { first }).chain(chunks);
         let mut inbound = peer
-            .call_local_stream(outbound)
+            .call_local_stream(&method, outbound)
             .await
             .map_err(|e| super::invoke::peer_error(target, &e))?;
         let first = inbound

@@ -180,12 +180,19 @@ impl Peer {
     }
 
     /// `CallLocalStream`: the request head then its body in chunks; the response likewise.
+    /// The method also goes as `__dapr_calllocalstream_method` metadata, which Dapr's
+    /// sidecars read to name the call's span before the first message arrives.
     pub async fn call_local_stream(
         &mut self,
+        method: &str,
         outbound: impl Stream<Item = InternalInvokeRequestStream> + Send + 'static,
     ) -> Result<ResponseStream, CallError> {
         let mut req = tonic::Request::new(outbound);
         crate::trace_context::to_peer(req.metadata_mut());
+        if let Ok(v) = method.parse() {
+            req.metadata_mut()
+                .insert("__dapr_calllocalstream_method", v);
+        }
         self.0
             .call_local_stream(req)
             .await
