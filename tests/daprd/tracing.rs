@@ -515,6 +515,20 @@ async fn baggage_is_checked_and_passed_on() {
         ..Default::default()
     });
     req.metadata_mut()
+        .insert("baggage", "userId=bob".parse().expect("ascii"));
+    let resp = grpc.get_state(req).await.expect("get");
+    assert_eq!(
+        resp.metadata().get("baggage").and_then(|v| v.to_str().ok()),
+        Some("userId=bob"),
+        "a good baggage comes back"
+    );
+
+    let mut req = tonic::Request::new(GetStateRequest {
+        store_name: "statestore".into(),
+        key: "k".into(),
+        ..Default::default()
+    });
+    req.metadata_mut()
         .insert("baggage", "bad key=1".parse().expect("ascii"));
     let err = grpc.get_state(req).await.expect_err("refused");
     assert_eq!(err.code(), tonic::Code::InvalidArgument);

@@ -61,6 +61,21 @@ pub fn check_baggage(md: &tonic::metadata::MetadataMap) -> Result<(), tonic::Sta
         .map_err(|e| tonic::Status::invalid_argument(format!("invalid baggage header: {e}")))
 }
 
+/// The request's `baggage` (lines joined) when it is well formed.
+fn baggage_of(headers: &HeaderMap) -> Option<HeaderValue> {
+    let values: Vec<&str> = headers
+        .get_all(trace::baggage::BAGGAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let joined = values.join(",");
+    trace::baggage::validate(&joined).ok()?;
+    HeaderValue::try_from(joined).ok()
+}
+
 /// How a call is traced, from its method and (for proxied calls) its target.
 fn kind_of(method: &str, headers: &HeaderMap, app_id: &str) -> (SpanKind, bool) {
     if method.starts_with(INTERNAL_PREFIX) || method.starts_with(WORKFLOW_PREFIX) {
@@ -144,6 +159,8 @@ where
         } else {
             Vec::new()
         };
+        // A well-formed baggage goes back in the answer's headers, as Dapr sets it.
+        let baggage = baggage_of(req.headers());
         let fut = span.scope(self.inner.call(req));
         Box::pin(async move {
             let mut resp = fut.await?;
@@ -173,6 +190,9 @@ where
                 && let Ok(v) = HeaderValue::try_from(STANDARD.encode(span.context().to_binary()))
             {
                 resp.headers_mut().insert(GRPC_TRACE_BIN, v);
+            }
+            if let Some(b) = baggage {
+                resp.headers_mut().insert(trace::baggage::BAGGAGE, b);
             }
             span.end();
             Ok(resp)
