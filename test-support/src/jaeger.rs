@@ -28,6 +28,8 @@ pub struct JaegerSpan {
     pub parent: Option<String>,
     pub service: String,
     pub tags: BTreeMap<String, String>,
+    /// How long the span lasted, in microseconds.
+    pub duration_us: u64,
 }
 
 impl JaegerSpan {
@@ -99,6 +101,7 @@ impl Jaeger {
                     .find(|r| r["refType"] == "CHILD_OF")
                     .and_then(|r| r["spanID"].as_str())
                     .map(str::to_string),
+                duration_us: s["duration"].as_u64().unwrap_or_default(),
                 service: s["processID"]
                     .as_str()
                     .and_then(|p| processes[p]["serviceName"].as_str())

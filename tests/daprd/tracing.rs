@@ -233,6 +233,33 @@ async fn a_proxied_grpc_call_is_one_trace_across_both_sidecars() {
     );
     client.check(req).await.expect("proxied check");
 
+    // A stream's span lasts as long as the stream.
+    let stream_trace = new_trace_id();
+    let mut req = tonic::Request::new(tonic_health::pb::HealthCheckRequest {
+        service: "orders".into(),
+    });
+    req.metadata_mut()
+        .insert("dapr-app-id", "grpc-callee".parse().expect("ascii"));
+    req.metadata_mut().insert(
+        "traceparent",
+        traceparent(&stream_trace, "01").parse().expect("ascii"),
+    );
+    let mut watch = client.watch(req).await.expect("watch").into_inner();
+    watch
+        .message()
+        .await
+        .expect("first status")
+        .expect("a status");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    drop(watch);
+    let streamed = jaeger.wait_for(&stream_trace, 2).await;
+    let out = find(&streamed, "grpc-caller");
+    assert_eq!(out.name, "/grpc.health.v1.Health/Watch");
+    assert!(
+        out.duration_us >= 450_000,
+        "the span ended with the stream, not its first message: {out:?}"
+    );
+
     let spans = jaeger.wait_for(&trace_id, 2).await;
     let out = find(&spans, "grpc-caller");
     let into = find(&spans, "grpc-callee");

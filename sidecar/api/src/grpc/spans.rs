@@ -3,7 +3,8 @@
 //! method; of kind client on the public API and server on the internal one (for proxied
 //! calls: server when this sidecar's app is the callee). Handlers rename and tag the
 //! span through [`trace::annotate_current`]; the answer carries the span's
-//! `grpc-trace-bin`, except for `InvokeService` and proxied calls, as in Dapr.
+//! `grpc-trace-bin`, except for `InvokeService` and proxied calls, as in Dapr. A span
+//! ends with its answer's body, so a stream's span lasts as long as the stream.
 
 use std::sync::Arc;
 
@@ -123,13 +124,78 @@ impl<S> tower::Layer<S> for TracedLayer {
     }
 }
 
+/// A response body that carries its call's span: the span ends when the body does (the
+/// last message of a stream, or the trailers of a unary call), and a failure reported in
+/// the trailers marks it failed.
+pub struct SpanBody<B> {
+    inner: B,
+    span: Option<trace::Span>,
+}
+
+impl<B> http_body::Body for SpanBody<B>
+where
+    B: http_body::Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(trailers), Some(span)) = (frame.trailers_ref(), &this.span) {
+                    mark_failed(span, trailers);
+                }
+            }
+            std::task::Poll::Ready(None | Some(Err(_))) => {
+                this.span.take();
+            }
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Marks `span` failed when `headers` (a trailers-only answer, or trailers) carry a
+/// status other than OK, with the gRPC message as the description.
+fn mark_failed(span: &trace::Span, headers: &HeaderMap) {
+    if !span.is_recording() {
+        return;
+    }
+    let Some(code) = headers
+        .get("grpc-status")
+        .and_then(|s| s.to_str().ok())
+        .filter(|s| *s != "0")
+    else {
+        return;
+    };
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(percent_decode);
+    span.annotate(|a| a.set_error(message.unwrap_or_else(|| format!("code {code}"))));
+}
+
 impl<S, B, RB> tower::Service<http::Request<B>> for Traced<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<RB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    RB: http_body::Body + Unpin,
 {
-    type Response = http::Response<RB>;
+    type Response = http::Response<SpanBody<RB>>;
     type Error = S::Error;
     type Future = std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
@@ -165,25 +231,14 @@ where
         Box::pin(async move {
             let mut resp = fut.await?;
             if span.is_recording() {
-                let headers = resp.headers();
-                let status = headers
-                    .get("grpc-status")
-                    .and_then(|s| s.to_str().ok())
-                    .filter(|s| *s != "0");
-                let message = headers
-                    .get("grpc-message")
-                    .and_then(|m| m.to_str().ok())
-                    .map(percent_decode);
                 span.annotate(|a| {
                     for (k, v) in metadata {
                         a.set(k, v);
                     }
                     a.set("dapr.protocol", "grpc");
                     a.set("dapr.api", method.clone());
-                    if let Some(code) = status {
-                        a.set_error(message.unwrap_or_else(|| format!("code {code}")));
-                    }
                 });
+                mark_failed(&span, resp.headers());
             }
             if !proxied
                 && method != INVOKE_SERVICE
@@ -194,8 +249,10 @@ where
             if let Some(b) = baggage {
                 resp.headers_mut().insert(trace::baggage::BAGGAGE, b);
             }
-            span.end();
-            Ok(resp)
+            Ok(resp.map(|inner| SpanBody {
+                inner,
+                span: Some(span),
+            }))
         })
     }
 }
