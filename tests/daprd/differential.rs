@@ -274,6 +274,24 @@ const HTTP_CASES: &[Case] = &[
         r#"{"operations":[{"operation":"upsert","request":{"key":"a||b","value":1}}]}"#,
     ),
     case(
+        "save two items, a stale etag and a bad option",
+        "POST",
+        "/v1.0/state/statestore",
+        r#"[{"key":"e1","value":1,"etag":"9"},{"key":"e2","value":1,"options":{"concurrency":"bogus"}}]"#,
+    ),
+    case(
+        "save two items, a bad option and a stale etag",
+        "POST",
+        "/v1.0/state/statestore",
+        r#"[{"key":"e3","value":1,"options":{"concurrency":"bogus"}},{"key":"e4","value":1,"etag":"9"}]"#,
+    ),
+    case(
+        "transaction upsert with a stale etag",
+        "POST",
+        "/v1.0/state/statestore/transaction",
+        r#"{"operations":[{"operation":"upsert","request":{"key":"e5","value":1,"etag":"9"}}]}"#,
+    ),
+    case(
         "set a metadata attribute",
         "PUT",
         "/v1.0/metadata/color",

@@ -50,7 +50,7 @@ fn save_item(item: StateItem) -> Result<SaveItem, Status> {
     }
     Ok(SaveItem {
         is_json,
-        options: options(item.options.as_ref()),
+        options: Ok(options(item.options.as_ref())),
         key: item.key,
         value: Bytes::from(item.value),
         etag: item.etag.map(|e| e.value),

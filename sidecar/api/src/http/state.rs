@@ -46,12 +46,7 @@ struct SaveJson<'a> {
 impl SaveJson<'_> {
     /// The value is stored as the JSON the caller sent (`"text"` keeps its quotes), which
     /// is what Dapr stores for HTTP saves.
-    /// `fail` reports a bad option as the failure of the operation it belongs to.
-    fn into_item(
-        self,
-        query_meta: &HashMap<String, String>,
-        fail: &dyn Fn(StateError) -> DaprError,
-    ) -> Result<SaveItem, HttpError> {
+    fn into_item(self, query_meta: &HashMap<String, String>) -> Result<SaveItem, HttpError> {
         let opts = self.options.unwrap_or_default();
         let mut metadata = self.metadata;
         metadata.extend(query_meta.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -63,7 +58,7 @@ impl SaveJson<'_> {
                 .unwrap_or_default(),
             is_json: true,
             etag: self.etag,
-            options: Options::parse(&opts.concurrency, &opts.consistency).map_err(fail)?,
+            options: Options::parse(&opts.concurrency, &opts.consistency),
             metadata,
         })
     }
@@ -156,7 +151,7 @@ pub async fn save(
     }
     let items = items
         .into_iter()
-        .map(|i| i.into_item(&params.metadata, &|e| errors::save_failed(&store, e)))
+        .map(|i| i.into_item(&params.metadata))
         .collect::<Result<_, _>>()?;
     api.state.save(&store, items).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -308,10 +303,7 @@ pub async fn transaction(
     let mut ops = Vec::with_capacity(tx.operations.len());
     for op in tx.operations {
         ops.push(match op.operation.as_str() {
-            "upsert" => TxOp::Upsert(
-                op.request
-                    .into_item(&params.metadata, &errors::transaction_failed)?,
-            ),
+            "upsert" => TxOp::Upsert(op.request.into_item(&params.metadata)?),
             "delete" => TxOp::Delete(
                 op.request
                     .into_delete(&params.metadata, &errors::transaction_failed)?,

@@ -96,14 +96,16 @@ impl Options {
 }
 
 /// One value to save.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SaveItem {
     pub key: String,
     pub value: Bytes,
     /// See [`SetRequest::is_json`].
     pub is_json: bool,
     pub etag: Option<String>,
-    pub options: Options,
+    /// The item's options, or why they could not be read: as in Dapr, a bad option fails
+    /// this item in the store, alongside the others, rather than the whole request.
+    pub options: Result<Options, StateError>,
     pub metadata: HashMap<String, String>,
 }
 
@@ -313,27 +315,34 @@ impl StateBlock {
     pub async fn save(&self, store: &str, items: Vec<SaveItem>) -> Result<(), DaprError> {
         let entry = self.entry(store)?;
         let mut reqs = Vec::with_capacity(items.len());
+        // Items the store would refuse (a bad option or TTL) fail on their own, and the
+        // rest are still written, as Dapr's bulk save does; an ETag conflict anywhere then
+        // decides the answer.
+        let mut refused = Vec::new();
         for item in items {
             if item.key.is_empty() {
                 return Err(errors::empty_key());
             }
-            reqs.push(set_request(&entry, item).map_err(|e| match e {
-                Invalid::Api(e) => e,
-                Invalid::Store(e) => errors::save_failed(store, e),
-            })?);
+            match set_request(&entry, item) {
+                Ok(r) => reqs.push(r),
+                Err(Invalid::Api(e)) => return Err(e),
+                Err(Invalid::Store(e)) => refused.push(Err(e)),
+            }
         }
-        let outcome = if let [one] = reqs.as_slice() {
-            entry.store.set(one).await
-        } else {
-            let outcomes = stream::iter(reqs)
-                .map(|r| {
-                    let s = entry.store.clone();
-                    async move { s.set(&r).await }
-                })
-                .buffer_unordered(MAX_PARALLELISM)
-                .collect()
-                .await;
-            worst(outcomes)
+        let outcome = match (reqs.as_slice(), refused.is_empty()) {
+            ([one], true) => entry.store.set(one).await,
+            _ => {
+                let mut outcomes: Vec<_> = stream::iter(reqs)
+                    .map(|r| {
+                        let s = entry.store.clone();
+                        async move { s.set(&r).await }
+                    })
+                    .buffer_unordered(MAX_PARALLELISM)
+                    .collect()
+                    .await;
+                outcomes.extend(refused);
+                worst(outcomes)
+            }
         };
         outcome.map_err(|e| errors::save_failed(store, e))
     }
@@ -461,14 +470,16 @@ async fn read_one(
 /// Dapr checks for empty keys only where a save names them (HTTP save, gRPC `SaveState`);
 /// a delete or a transaction with an empty key goes to the store as is.
 fn set_request(entry: &StoreEntry, item: SaveItem) -> Result<SetRequest, Invalid> {
+    let key = entry.stored_key(&item.key).map_err(Invalid::Api)?;
+    let options = item.options.map_err(Invalid::Store)?;
     Ok(SetRequest {
-        key: entry.stored_key(&item.key).map_err(Invalid::Api)?,
+        key,
         ttl: parse_ttl(&item.metadata).map_err(Invalid::Store)?,
         value: item.value,
         is_json: item.is_json,
         etag: etag_of(item.etag),
-        concurrency: item.options.concurrency,
-        consistency: item.options.consistency,
+        concurrency: options.concurrency,
+        consistency: options.consistency,
         metadata: item.metadata,
     })
 }

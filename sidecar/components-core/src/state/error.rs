@@ -5,7 +5,7 @@ use thiserror::Error;
 /// Why a store refused or failed an operation. The building block maps these onto Dapr's
 /// error codes; the distinction between a mismatched and a malformed ETag matters because
 /// Dapr answers them with different statuses (409 versus 400).
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StateError {
     /// The supplied ETag does not match the stored one (or first-write found a value).
     #[error("possible etag mismatch. error from state store: {0}")]
