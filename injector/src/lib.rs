@@ -1,0 +1,10 @@
+//! The sidecar injector, as Dapr's: a mutating admission webhook that adds the `daprd`
+//! container to Pods annotated `dapr.io/enabled: "true"`.
+//!
+//! This crate grows in layers that know nothing of the ones above them:
+//! - [`annotations`]: a Pod's `dapr.io/*` annotations read into typed settings, with Dapr's
+//!   defaults and Dapr's leniency (a value that does not parse is ignored, with a warning);
+//! - next, the pure patch builder (Pod + settings → JSON Patch), then the webhook server
+//!   and its binary on the shared control-plane crate.
+
+pub mod annotations;
