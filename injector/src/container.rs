@@ -317,10 +317,38 @@ fn resources(a: &SidecarAnnotations, warnings: &mut Vec<Warning>) -> ResourceReq
     }
 }
 
+/// Splits `dapr.io/env` as Dapr does: at a comma only when a `NAME=` follows it, so a
+/// value may itself hold commas (`A=1,2,B=3` is `A` = `1,2` and `B` = `3`).
+fn env_pairs(text: &str) -> Vec<&str> {
+    let starts_pair = |rest: &str| {
+        let rest = rest.trim_start();
+        let name_len = rest
+            .char_indices()
+            .take_while(|(i, c)| {
+                c.is_ascii_alphabetic() || *c == '_' || (*i > 0 && c.is_ascii_digit())
+            })
+            .count();
+        name_len > 0 && rest[name_len..].starts_with('=')
+    };
+    let mut pairs = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == ',' && starts_pair(&text[i + 1..]) {
+            pairs.push(&text[start..i]);
+            start = i + 1;
+        }
+    }
+    pairs.push(&text[start..]);
+    pairs
+}
+
 /// `KEY=value,KEY2=value2` from `dapr.io/env`; a pair without `=` is skipped with a warning.
 fn extra_env(a: &SidecarAnnotations, warnings: &mut Vec<Warning>) -> Vec<EnvVar> {
-    a.env
-        .split(',')
+    if a.env.trim().is_empty() {
+        return Vec::new();
+    }
+    env_pairs(&a.env)
+        .into_iter()
         .map(str::trim)
         .filter(|p| !p.is_empty())
         .filter_map(|pair| match pair.split_once('=') {
@@ -667,6 +695,17 @@ mod tests {
         for bad in ["", "lots", "1.2.3", "Mi", "1mi", "1e", "--1"] {
             assert!(!is_quantity(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn env_values_may_hold_commas() {
+        assert_eq!(env_pairs("A=1,2,B=3"), ["A=1,2", "B=3"]);
+        assert_eq!(env_pairs("A=x, B_2=y"), ["A=x", " B_2=y"]);
+        assert_eq!(
+            env_pairs("A=1,2b=3"),
+            ["A=1,2b=3"],
+            "a name cannot start with a digit"
+        );
     }
 
     #[test]

@@ -5,8 +5,9 @@
 //! - [`annotations`]: a Pod's `dapr.io/*` annotations read into typed settings, with Dapr's
 //!   defaults and Dapr's leniency (a value that does not parse is ignored, with a warning);
 //! - [`container`]: the `daprd` container for those settings and the injector's own;
-//! - next, the pure patch builder (Pod + settings → JSON Patch), then the webhook server
-//!   and its binary on the shared control-plane crate.
+//! - [`patch`]: the pure patch builder, Pod + settings → JSON Patch, or a refusal;
+//! - next, the webhook server and its binary on the shared control-plane crate.
 
 pub mod annotations;
 pub mod container;
+pub mod patch;
