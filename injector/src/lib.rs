@@ -6,8 +6,11 @@
 //!   defaults and Dapr's leniency (a value that does not parse is ignored, with a warning);
 //! - [`container`]: the `daprd` container for those settings and the injector's own;
 //! - [`patch`]: the pure patch builder, Pod + settings → JSON Patch, or a refusal;
-//! - next, the webhook server and its binary on the shared control-plane crate.
+//! - [`review`]: one AdmissionReview (v1 or v1beta1) answered, with the allow-list of
+//!   requesters;
+//! - next, the HTTPS server for `/mutate` and its binary on the shared control-plane crate.
 
 pub mod annotations;
 pub mod container;
 pub mod patch;
+pub mod review;
