@@ -8,9 +8,12 @@
 //! - [`patch`]: the pure patch builder, Pod + settings → JSON Patch, or a refusal;
 //! - [`review`]: one AdmissionReview (v1 or v1beta1) answered, with the allow-list of
 //!   requesters;
-//! - next, the HTTPS server for `/mutate` and its binary on the shared control-plane crate.
+//! - [`server`]: the `/mutate` route with Dapr's answers to bad requests;
+//! - next, TLS with the serving certificate from Sentry, and the binary on the shared
+//!   control-plane crate.
 
 pub mod annotations;
 pub mod container;
 pub mod patch;
 pub mod review;
+pub mod server;
