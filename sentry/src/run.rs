@@ -113,7 +113,13 @@ pub async fn run(flags: Flags) -> Result<()> {
         signing.workload_cert_ttl
     );
     let incoming = security::tls::accept_stream(listener, tls);
-    let service = CaServer::new(CaService::new(trust, signing, kubernetes, counters));
+    let service = CaServer::new(CaService::new(
+        trust,
+        signing,
+        kubernetes,
+        counters,
+        flags.namespace.clone(),
+    ));
     let shutdown = supervisor.shutdown();
     supervisor.spawn("Sentry API", async move {
         tonic::transport::Server::builder()

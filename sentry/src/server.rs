@@ -33,6 +33,29 @@ pub struct CaService {
     signing: SigningConfig,
     kubernetes: Option<KubernetesValidator>,
     counters: Arc<Counters>,
+    /// Sentry's own namespace: the control plane's, whose services get DNS names.
+    namespace: String,
+}
+
+/// The DNS names Dapr's Sentry puts in a control-plane service's certificate, so that the
+/// API server can reach its webhooks by Service name: the injector's and the operator's
+/// webhook Services, and the scheduler's StatefulSet members.
+pub fn control_plane_dns(own_namespace: &str, namespace: &str, id: &str) -> Vec<String> {
+    if namespace != own_namespace {
+        return Vec::new();
+    }
+    match id {
+        "dapr-injector" => vec![format!("dapr-sidecar-injector.{namespace}.svc")],
+        "dapr-operator" => vec![format!("dapr-webhook.{namespace}.svc")],
+        "dapr-scheduler" => (0..3)
+            .map(|i| {
+                format!(
+                    "dapr-scheduler-server-{i}.dapr-scheduler-server.{namespace}.svc.cluster.local"
+                )
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 impl CaService {
@@ -41,12 +64,14 @@ impl CaService {
         signing: SigningConfig,
         kubernetes: Option<KubernetesValidator>,
         counters: Arc<Counters>,
+        namespace: String,
     ) -> Self {
         Self {
             trust,
             signing,
             kubernetes,
             counters,
+            namespace,
         }
     }
 
@@ -118,11 +143,12 @@ impl Ca for CaService {
         let outcome = async {
             let identity = self.validate(&r).await?;
             let authority = self.trust.current();
+            let dns = control_plane_dns(&self.namespace, &identity.namespace, &identity.id);
             let signed = authority
                 .sign(
                     &r.certificate_signing_request,
                     &identity.spiffe_id(),
-                    &[],
+                    &dns,
                     self.signing.workload_cert_ttl,
                     self.signing.allowed_clock_skew,
                 )

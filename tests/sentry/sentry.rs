@@ -100,6 +100,25 @@ fn uri_sans(cert: &X509Certificate<'_>) -> Vec<String> {
         .collect()
 }
 
+fn dns_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    cert.extensions()
+        .iter()
+        .filter_map(|e| match e.parsed_extension() {
+            ParsedExtension::SubjectAlternativeName(san) => Some(
+                san.general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        GeneralName::DNSName(d) => Some(d.to_string()),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 /// Checks leaf → issuer → one of `roots`.
 fn chains_to(resp: &SignCertificateResponse, roots_pem: &str) -> bool {
     let chain = ders(&resp.workload_certificate);
@@ -185,6 +204,44 @@ async fn signs_a_p256_workload_certificate_with_its_spiffe_id() {
     let chain = ders(&resp.workload_certificate);
     let (_, leaf) = X509Certificate::from_der(&chain[0]).expect("leaf");
     assert_eq!(uri_sans(&leaf), ["spiffe://acme/ns/shop/orders"]);
+}
+
+#[tokio::test]
+async fn control_plane_services_get_daprs_dns_names() {
+    let sentry = Sentry::start(&[], None).await;
+    let ca = sentry.ca_pem();
+    let client = sentry.client(&ca).await;
+    let key = KeyPair::generate().expect("key");
+    let names = |id: &'static str, ns: &'static str| {
+        let req = request(id, ns, csr(&key));
+        let mut client = client.clone();
+        async move {
+            let resp = client
+                .sign_certificate(req)
+                .await
+                .expect("signed")
+                .into_inner();
+            let chain = ders(&resp.workload_certificate);
+            let (_, leaf) = X509Certificate::from_der(&chain[0]).expect("leaf");
+            dns_sans(&leaf)
+        }
+    };
+    // Sentry runs in dapr-system (the test builder's NAMESPACE).
+    assert_eq!(
+        names("dapr-injector", "dapr-system").await,
+        ["dapr-sidecar-injector.dapr-system.svc"],
+        "the injector's webhook Service"
+    );
+    assert_eq!(
+        names("dapr-operator", "dapr-system").await,
+        ["dapr-webhook.dapr-system.svc"]
+    );
+    assert_eq!(names("dapr-scheduler", "dapr-system").await.len(), 3);
+    assert!(names("orders", "dapr-system").await.is_empty());
+    assert!(
+        names("dapr-injector", "shop").await.is_empty(),
+        "only in the control plane's namespace"
+    );
 }
 
 #[tokio::test]
