@@ -67,7 +67,7 @@ impl Default for InjectorSettings {
             mtls_enabled: true,
             run_as_non_root: true,
             read_only_root_filesystem: true,
-            drop_all_capabilities: true,
+            drop_all_capabilities: false,
             downward_apis: false,
         }
     }

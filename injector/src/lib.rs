@@ -9,10 +9,12 @@
 //! - [`review`]: one AdmissionReview (v1 or v1beta1) answered, with the allow-list of
 //!   requesters;
 //! - [`server`]: the `/mutate` route with Dapr's answers to bad requests;
+//! - [`config`]: the injector's settings from its environment, with Dapr's names;
 //! - next, TLS with the serving certificate from Sentry, and the binary on the shared
 //!   control-plane crate.
 
 pub mod annotations;
+pub mod config;
 pub mod container;
 pub mod patch;
 pub mod review;
