@@ -10,12 +10,13 @@
 //!   requesters;
 //! - [`server`]: the `/mutate` route with Dapr's answers to bad requests;
 //! - [`config`]: the injector's settings from its environment, with Dapr's names;
-//! - next, TLS with the serving certificate from Sentry, and the binary on the shared
-//!   control-plane crate.
+//! - [`run`]: the process: flags, the certificate from Sentry, `/mutate` over TLS and
+//!   `/healthz` on the shared control-plane crate's frame (binary: `src/bin/injector.rs`).
 
 pub mod annotations;
 pub mod config;
 pub mod container;
 pub mod patch;
 pub mod review;
+pub mod run;
 pub mod server;
