@@ -15,9 +15,20 @@ set -euo pipefail
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 NS="rdapr-test-$$"
-cleanup() { as_root ip netns delete "$NS" 2>/dev/null || true; }
+cleanup() {
+  as_root ip netns delete "$NS" 2>/dev/null || true
+  as_root rm -rf "/etc/netns/$NS"
+}
 trap cleanup EXIT
 as_root ip netns add "$NS"
+# Inside the namespace the control plane's Service names resolve to loopback, as cluster
+# DNS would resolve them to the Services: `ip netns exec` mounts /etc/netns/<ns>/hosts
+# over /etc/hosts. A webhook can then be called by the name in its certificate.
+as_root mkdir -p "/etc/netns/$NS"
+{
+  cat /etc/hosts
+  echo "127.0.0.1 dapr-sidecar-injector.dapr-system.svc dapr-webhook.dapr-system.svc dapr-sentry.dapr-system.svc dapr-api.dapr-system.svc"
+} | as_root tee "/etc/netns/$NS/hosts" >/dev/null
 as_root ip -n "$NS" link set lo up
 as_root ip -n "$NS" link set lo multicast on
 as_root ip -n "$NS" route add 224.0.0.0/4 dev lo

@@ -216,3 +216,183 @@ async fn the_webhook_serves_a_sentry_certificate_and_patches_pods() {
     assert_eq!(status, 400);
     assert!(String::from_utf8_lossy(&body).starts_with("can't decode body"));
 }
+
+/// Deletes what a test created in the shared cluster, even when it fails.
+struct Cleanup(Vec<Vec<String>>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in &self.0 {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let _ = test_support::kubectl(&args, None);
+        }
+    }
+}
+
+fn pods(namespace: &str, app: &str) -> Vec<Value> {
+    let out = test_support::kubectl_ok(
+        &[
+            "get",
+            "pods",
+            "-n",
+            namespace,
+            "-l",
+            &format!("app={app}"),
+            "-o",
+            "json",
+        ],
+        None,
+    );
+    let list: Value = serde_json::from_str(&out).expect("pod list");
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
+fn deployment(name: &str, annotations: Value) -> String {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
+            },
+        },
+    })
+    .to_string()
+}
+
+/// The real API server calls the injector for the Pods the real controller-manager
+/// creates from Deployments: an annotated Deployment's Pod is stored with the sidecar,
+/// an unannotated one's without.
+#[tokio::test]
+async fn pods_of_an_annotated_deployment_are_stored_with_the_sidecar() {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "this test needs the test control plane: run scripts/test.sh, or `source tests/k8s/control-plane.sh`"
+    );
+    let r = start().await;
+    let unique = format!("inj{}", r.port);
+    let namespace = unique.clone();
+    let mut cleanup = Cleanup(Vec::new());
+    test_support::kubectl_ok(&["create", "namespace", &namespace], None);
+    cleanup.0.push(vec![
+        "delete".into(),
+        "namespace".into(),
+        namespace.clone(),
+        "--wait=false".into(),
+    ]);
+    test_support::kubectl_ok(
+        &[
+            "label",
+            "namespace",
+            &namespace,
+            &format!("rdapr-injector-test={unique}"),
+        ],
+        None,
+    );
+    let ca = base64::engine::general_purpose::STANDARD.encode(r.root.pem());
+    let webhook = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": format!("dapr-sidecar-injector-{unique}")},
+        "webhooks": [{
+            "name": "sidecar-injector.dapr.io",
+            "clientConfig": {
+                "url": format!("https://dapr-sidecar-injector.dapr-system.svc:{}/mutate", r.port),
+                "caBundle": ca,
+            },
+            "rules": [{
+                "apiGroups": [""],
+                "apiVersions": ["v1"],
+                "resources": ["pods"],
+                "operations": ["CREATE"],
+            }],
+            // Only this test's namespace: the cluster is shared with other tests.
+            "namespaceSelector": {"matchLabels": {"rdapr-injector-test": unique}},
+            "admissionReviewVersions": ["v1", "v1beta1"],
+            "sideEffects": "None",
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 10,
+        }],
+    });
+    test_support::kubectl_ok(&["apply", "-f", "-"], Some(&webhook.to_string()));
+    cleanup.0.insert(
+        0,
+        vec![
+            "delete".into(),
+            "mutatingwebhookconfiguration".into(),
+            format!("dapr-sidecar-injector-{unique}"),
+        ],
+    );
+    test_support::kubectl_ok(
+        &["apply", "-n", &namespace, "-f", "-"],
+        Some(&deployment(
+            "orders",
+            json!({"dapr.io/enabled": "true", "dapr.io/app-id": "orders", "dapr.io/app-port": "8080"}),
+        )),
+    );
+    test_support::kubectl_ok(
+        &["apply", "-n", &namespace, "-f", "-"],
+        Some(&deployment("plain", json!({}))),
+    );
+    let mut found = (Vec::new(), Vec::new());
+    let started = std::time::Instant::now();
+    while found.0.is_empty() || found.1.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the controller-manager made no Pods"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        found = (pods(&namespace, "orders"), pods(&namespace, "plain"));
+    }
+    let names = |pod: &Value| -> Vec<String> {
+        pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str().map(str::to_string))
+            .collect()
+    };
+    let injected = &found.0[0];
+    assert_eq!(names(injected), ["app", "daprd"], "{injected:#}");
+    assert_eq!(
+        injected["metadata"]["labels"]["dapr.io/sidecar-injected"],
+        "true"
+    );
+    let daprd = &injected["spec"]["containers"][1];
+    let line: Vec<&str> = daprd["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        line.join(" ")
+            .contains("--app-id orders --app-protocol http"),
+        "{line:?}"
+    );
+    assert!(
+        injected["spec"]["volumes"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["name"] == "dapr-identity-token")),
+        "the Sentry token volume"
+    );
+    let app_env: Vec<&str> = injected["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(
+        app_env,
+        ["DAPR_HTTP_PORT", "DAPR_GRPC_PORT", "APP_PROTOCOL"]
+    );
+    assert_eq!(
+        names(&found.1[0]),
+        ["app"],
+        "an unannotated Pod is untouched"
+    );
+}
