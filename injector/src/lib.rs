@@ -10,10 +10,12 @@
 //!   requesters;
 //! - [`server`]: the `/mutate` route with Dapr's answers to bad requests;
 //! - [`config`]: the injector's settings from its environment, with Dapr's names;
+//! - [`ca_bundle`]: the webhook configuration's `caBundle` kept at the trust anchors;
 //! - [`run`]: the process: flags, the certificate from Sentry, `/mutate` over TLS and
 //!   `/healthz` on the shared control-plane crate's frame (binary: `src/bin/injector.rs`).
 
 pub mod annotations;
+pub mod ca_bundle;
 pub mod config;
 pub mod container;
 pub mod patch;

@@ -30,7 +30,8 @@ pub struct Flags {
     pub log_level: String,
     #[arg(long = "log-as-json", default_value_t = false)]
     pub log_as_json: bool,
-    /// Accepted for Dapr's command lines; the API-server features that need it come later.
+    /// The cluster, for keeping the webhook configuration's `caBundle`; empty: in-cluster
+    /// when running in a Pod, else no upkeep.
     #[arg(long, default_value = "")]
     pub kubeconfig: String,
 }
@@ -68,11 +69,27 @@ pub async fn run(flags: Flags) -> Result<()> {
         listener.local_addr()?,
         own.cell.id()
     );
+    let anchors = cfg.settings.trust_anchors.clone();
     let app = router(Arc::new(Injector {
         settings: cfg.settings,
         requesters: cfg.requesters,
     }));
     supervisor.spawn("webhook", serve_tls(listener, tls, app));
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    if !flags.kubeconfig.is_empty() || in_cluster {
+        let client = control_plane::kubernetes::client(&flags.kubeconfig).await?;
+        supervisor.spawn(
+            "caBundle upkeep",
+            crate::ca_bundle::keep(
+                client,
+                crate::ca_bundle::WEBHOOK_CONFIGURATION.to_string(),
+                anchors.into_bytes(),
+                std::time::Duration::from_secs(5),
+            ),
+        );
+    } else {
+        tracing::info!("no cluster: the webhook configuration's caBundle is left alone");
+    }
     supervisor.run().await?;
     tracing::info!("injector stopped");
     Ok(())

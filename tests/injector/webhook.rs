@@ -20,7 +20,7 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-async fn start() -> Running {
+async fn start(kubeconfig: Option<&str>) -> Running {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let root = Root::new("injector-test-root");
     let dir = tempfile::tempdir().expect("dir");
@@ -32,18 +32,22 @@ async fn start() -> Running {
     let (port, healthz) = (free_port(), free_port());
     let sentry_address = format!("127.0.0.1:{}", sentry.port);
     let anchors_path = anchors.display().to_string();
+    let mut args = vec![
+        "-port".to_string(),
+        port.to_string(),
+        "-listen-address".into(),
+        "127.0.0.1".into(),
+        "-healthz-port".into(),
+        healthz.to_string(),
+        "-healthz-listen-address".into(),
+        "127.0.0.1".into(),
+    ];
+    if let Some(k) = kubeconfig {
+        args.extend(["-kubeconfig".to_string(), k.to_string()]);
+    }
     let mut injector = Process::spawn(
         &test_support::binary("injector"),
-        &[
-            "-port",
-            &port.to_string(),
-            "-listen-address",
-            "127.0.0.1",
-            "-healthz-port",
-            &healthz.to_string(),
-            "-healthz-listen-address",
-            "127.0.0.1",
-        ],
+        &args,
         &[
             ("SIDECAR_IMAGE", "ghcr.io/example/daprd:test"),
             ("NAMESPACE", "dapr-system"),
@@ -137,7 +141,7 @@ fn review(annotations: Value) -> Vec<u8> {
 
 #[tokio::test]
 async fn the_webhook_serves_a_sentry_certificate_and_patches_pods() {
-    let r = start().await;
+    let r = start(None).await;
     let (status, body) = post(
         &r,
         "dapr-sidecar-injector.dapr-system.svc",
@@ -273,7 +277,8 @@ async fn pods_of_an_annotated_deployment_are_stored_with_the_sidecar() {
         std::env::var_os("KUBECONFIG").is_some(),
         "this test needs the test control plane: run scripts/test.sh, or `source tests/k8s/control-plane.sh`"
     );
-    let r = start().await;
+    let kubeconfig = std::env::var("KUBECONFIG").unwrap_or_default();
+    let r = start(Some(&kubeconfig)).await;
     let unique = format!("inj{}", r.port);
     let namespace = unique.clone();
     let mut cleanup = Cleanup(Vec::new());
@@ -293,16 +298,15 @@ async fn pods_of_an_annotated_deployment_are_stored_with_the_sidecar() {
         ],
         None,
     );
-    let ca = base64::engine::general_purpose::STANDARD.encode(r.root.pem());
+    // Installed without a caBundle, as the chart installs it: the injector fills it in.
     let webhook = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": format!("dapr-sidecar-injector-{unique}")},
+        "metadata": {"name": "dapr-sidecar-injector"},
         "webhooks": [{
             "name": "sidecar-injector.dapr.io",
             "clientConfig": {
                 "url": format!("https://dapr-sidecar-injector.dapr-system.svc:{}/mutate", r.port),
-                "caBundle": ca,
             },
             "rules": [{
                 "apiGroups": [""],
@@ -324,9 +328,31 @@ async fn pods_of_an_annotated_deployment_are_stored_with_the_sidecar() {
         vec![
             "delete".into(),
             "mutatingwebhookconfiguration".into(),
-            format!("dapr-sidecar-injector-{unique}"),
+            "dapr-sidecar-injector".into(),
         ],
     );
+    let expected = base64::engine::general_purpose::STANDARD.encode(r.root.pem());
+    let started = std::time::Instant::now();
+    loop {
+        let bundle = test_support::kubectl_ok(
+            &[
+                "get",
+                "mutatingwebhookconfiguration",
+                "dapr-sidecar-injector",
+                "-o",
+                "jsonpath={.webhooks[0].clientConfig.caBundle}",
+            ],
+            None,
+        );
+        if bundle.trim() == expected {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the injector did not set the caBundle: {bundle:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     test_support::kubectl_ok(
         &["apply", "-n", &namespace, "-f", "-"],
         Some(&deployment(
