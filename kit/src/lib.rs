@@ -3,4 +3,5 @@
 
 pub mod args;
 pub mod duration;
+pub mod percent;
 pub mod time;

@@ -60,6 +60,20 @@ fn valid_value(value: &str) -> bool {
 
 const OWS: [char; 2] = [' ', '\t'];
 
+/// A request's `baggage` header lines joined with `,`, once checked: `Ok(None)` when
+/// there is none.
+pub fn joined<'a>(
+    lines: impl IntoIterator<Item = &'a str>,
+) -> Result<Option<String>, BaggageError> {
+    let lines: Vec<&str> = lines.into_iter().collect();
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let joined = lines.join(",");
+    validate(&joined)?;
+    Ok(Some(joined))
+}
+
 /// Checks a `baggage` header (several header lines are joined with `,` first).
 pub fn validate(header: &str) -> Result<(), BaggageError> {
     if header.len() > MAX_BYTES {

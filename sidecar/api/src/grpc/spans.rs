@@ -50,30 +50,22 @@ pub fn set_context_metadata(headers: &mut HeaderMap, ctx: &SpanContext) {
 
 /// Refuses a malformed `baggage` as Dapr does: `InvalidArgument` with the parser's reason.
 pub fn check_baggage(md: &tonic::metadata::MetadataMap) -> Result<(), tonic::Status> {
-    let values: Vec<&str> = md
+    let lines = md
         .get_all(trace::baggage::BAGGAGE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if values.is_empty() {
-        return Ok(());
-    }
-    trace::baggage::validate(&values.join(","))
+        .filter_map(|v| v.to_str().ok());
+    trace::baggage::joined(lines)
+        .map(|_| ())
         .map_err(|e| tonic::Status::invalid_argument(format!("invalid baggage header: {e}")))
 }
 
 /// The request's `baggage` (lines joined) when it is well formed.
 fn baggage_of(headers: &HeaderMap) -> Option<HeaderValue> {
-    let values: Vec<&str> = headers
+    let lines = headers
         .get_all(trace::baggage::BAGGAGE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if values.is_empty() {
-        return None;
-    }
-    let joined = values.join(",");
-    trace::baggage::validate(&joined).ok()?;
+        .filter_map(|v| v.to_str().ok());
+    let joined = trace::baggage::joined(lines).ok()??;
     HeaderValue::try_from(joined).ok()
 }
 
@@ -184,7 +176,7 @@ fn mark_failed(span: &trace::Span, headers: &HeaderMap) {
     let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .map(percent_decode);
+        .map(|m| kit::percent::decode_lossy(m).into_owned());
     span.annotate(|a| a.set_error(message.unwrap_or_else(|| format!("code {code}"))));
 }
 
@@ -255,27 +247,6 @@ where
             }))
         })
     }
-}
-
-/// `grpc-message` is percent-encoded on the wire.
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The attributes Dapr gives a state call's span (`GetState`, `SaveState`, `DeleteState`).

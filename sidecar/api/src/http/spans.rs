@@ -4,7 +4,6 @@
 //! block's attributes, failed for a status of 400 and above, and answered with the span's
 //! `traceparent` unless the app already set one.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -81,17 +80,11 @@ impl Seen {
 /// The request's `baggage` (header lines joined), if any, once it is known to be well
 /// formed; Dapr refuses a malformed one with 400 and echoes a good one in the answer.
 fn baggage_of(headers: &HeaderMap) -> Result<Option<HeaderValue>, trace::baggage::BaggageError> {
-    let values: Vec<&str> = headers
+    let lines = headers
         .get_all(BAGGAGE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    if values.is_empty() {
-        return Ok(None);
-    }
-    let joined = values.join(",");
-    trace::baggage::validate(&joined)?;
-    Ok(HeaderValue::try_from(joined).ok())
+        .filter_map(|v| v.to_str().ok());
+    Ok(trace::baggage::joined(lines)?.and_then(|b| HeaderValue::try_from(b).ok()))
 }
 
 /// Health checks are not traced (Dapr skips any path containing `/healthz`).
@@ -209,7 +202,7 @@ fn block_of(path: &str, app_id_header: Option<&str>) -> Block {
     let segments = |prefix: &str| path.strip_prefix(prefix).map(|rest| rest.split('/'));
     let first = |prefix: &str| {
         segments(prefix)
-            .and_then(|mut s| s.next().map(|n| unescape(n).into_owned()))
+            .and_then(|mut s| s.next().map(|n| kit::percent::decode_lossy(n).into_owned()))
             .filter(|n| !n.is_empty())
     };
     for (prefix, system) in [
@@ -226,7 +219,7 @@ fn block_of(path: &str, app_id_header: Option<&str>) -> Block {
         && let Some((_, topic)) = rest.split_once('/')
     {
         return Block::Publish {
-            topic: unescape(topic).into_owned(),
+            topic: kit::percent::decode_lossy(topic).into_owned(),
         };
     }
     if let Some(rest) = path.strip_prefix("/v1.0/invoke/") {
@@ -234,41 +227,17 @@ fn block_of(path: &str, app_id_header: Option<&str>) -> Block {
             .split_once("/method/")
             .unwrap_or((rest.trim_end_matches("/method"), ""));
         return Block::Invoke {
-            app_id: unescape(id).into_owned(),
-            method: unescape(method).into_owned(),
+            app_id: kit::percent::decode_lossy(id).into_owned(),
+            method: kit::percent::decode_lossy(method).into_owned(),
         };
     }
     match app_id_header {
         Some(id) if !path.starts_with("/v1.0/") && !path.starts_with("/v1.0-") => Block::Invoke {
             app_id: id.to_string(),
-            method: unescape(path.trim_start_matches('/')).into_owned(),
+            method: kit::percent::decode_lossy(path.trim_start_matches('/')).into_owned(),
         },
         _ => Block::Other,
     }
-}
-
-/// Percent-decodes a path piece as Go's `URL.Path` holds it; a broken escape stays as is.
-fn unescape(s: &str) -> Cow<'_, str> {
-    if !s.contains('%') {
-        return Cow::Borrowed(s);
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && let Some(v) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
