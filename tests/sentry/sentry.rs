@@ -81,17 +81,18 @@ fn ders(pem: &[u8]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn uri_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+/// The subject alternative names `pick` keeps.
+fn sans(
+    cert: &X509Certificate<'_>,
+    pick: impl Fn(&GeneralName<'_>) -> Option<String>,
+) -> Vec<String> {
     cert.extensions()
         .iter()
         .filter_map(|e| match e.parsed_extension() {
             ParsedExtension::SubjectAlternativeName(san) => Some(
                 san.general_names
                     .iter()
-                    .filter_map(|n| match n {
-                        GeneralName::URI(u) => Some(u.to_string()),
-                        _ => None,
-                    })
+                    .filter_map(&pick)
                     .collect::<Vec<_>>(),
             ),
             _ => None,
@@ -100,23 +101,18 @@ fn uri_sans(cert: &X509Certificate<'_>) -> Vec<String> {
         .collect()
 }
 
+fn uri_sans(cert: &X509Certificate<'_>) -> Vec<String> {
+    sans(cert, |n| match n {
+        GeneralName::URI(u) => Some(u.to_string()),
+        _ => None,
+    })
+}
+
 fn dns_sans(cert: &X509Certificate<'_>) -> Vec<String> {
-    cert.extensions()
-        .iter()
-        .filter_map(|e| match e.parsed_extension() {
-            ParsedExtension::SubjectAlternativeName(san) => Some(
-                san.general_names
-                    .iter()
-                    .filter_map(|n| match n {
-                        GeneralName::DNSName(d) => Some(d.to_string()),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            _ => None,
-        })
-        .flatten()
-        .collect()
+    sans(cert, |n| match n {
+        GeneralName::DNSName(d) => Some(d.to_string()),
+        _ => None,
+    })
 }
 
 /// Checks leaf → issuer → one of `roots`.
