@@ -9,9 +9,6 @@ use rustls::RootCertStore;
 use security::{IdentityCell, SentryClient, SentryError, SpiffeId};
 use thiserror::Error;
 
-/// Where Dapr mounts the projected ServiceAccount token whose audience is Sentry.
-pub const SENTRY_TOKEN_PATH: &str = "/var/run/secrets/dapr.io/sentrytoken/token";
-
 /// How long a starting service waits for Sentry.
 const SENTRY_WAIT: Duration = Duration::from_secs(30);
 
@@ -23,6 +20,8 @@ pub enum IdentityError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Token(security::TokenError),
     #[error("getting {app_id}'s certificate from Sentry: {source}")]
     Sentry {
         app_id: String,
@@ -67,8 +66,13 @@ impl OwnIdentity<'_> {
             }
         })?;
         let roots = security::sentry_client::root_store(&anchors).map_err(sentry)?;
-        let token = std::fs::read_to_string(SENTRY_TOKEN_PATH).unwrap_or_default();
-        let token = token.trim();
+        // A projected token (or DAPR_SENTRY_TOKEN_FILE) when there is one; a control
+        // plane run by hand next to a standalone Sentry goes without (INSECURE).
+        let token = match security::sentry_token::find_dapr(true) {
+            Ok(token) => token,
+            Err(security::TokenError::Missing) => security::SentryToken::insecure(),
+            Err(e) => return Err(IdentityError::Token(e)),
+        };
         let cell = SentryClient {
             address: self.sentry_address.to_string(),
             roots: roots.clone(),
@@ -76,8 +80,7 @@ impl OwnIdentity<'_> {
             app_id: self.app_id.to_string(),
             namespace: self.namespace.to_string(),
             trust_domain: self.trust_domain.to_string(),
-            kubernetes: !token.is_empty(),
-            token: token.to_string(),
+            token,
         }
         .start(SENTRY_WAIT)
         .await

@@ -8,10 +8,12 @@
 
 pub mod renewal;
 pub mod sentry_client;
+pub mod sentry_token;
 pub mod spiffe;
 pub mod tls;
 
 pub use sentry_client::{SentryClient, SentryError};
+pub use sentry_token::{SentryToken, TokenError};
 pub use spiffe::SpiffeId;
 
 /// The trust domain of apps whose Configuration names none, as in Dapr.

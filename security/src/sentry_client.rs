@@ -8,12 +8,13 @@ use std::time::{Duration, SystemTime};
 
 use proto::sentry::v1::SignCertificateRequest;
 use proto::sentry::v1::ca_client::CaClient;
-use proto::sentry::v1::sign_certificate_request::TokenValidator;
 use rcgen::{CertificateParams, KeyPair};
 use rustls::RootCertStore;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 use thiserror::Error;
+
+use crate::SentryToken;
 
 use crate::SpiffeId;
 use crate::renewal::{self, Issued, Issuer};
@@ -61,9 +62,9 @@ pub struct SentryClient {
     pub app_id: String,
     pub namespace: String,
     pub trust_domain: String,
-    /// A ServiceAccount token in Kubernetes; empty (INSECURE) in standalone mode.
-    pub token: String,
-    pub kubernetes: bool,
+    /// What proves who this workload is: a ServiceAccount token in Kubernetes, nothing
+    /// (INSECURE) in standalone mode.
+    pub token: SentryToken,
 }
 
 impl Issuer for SentryClient {
@@ -85,15 +86,11 @@ impl Issuer for SentryClient {
         let channel = channel_with_tls(&self.address, config).map_err(call_error)?;
         let request = SignCertificateRequest {
             id: self.app_id.clone(),
-            token: self.token.clone(),
+            token: self.token.value.clone(),
             trust_domain: self.trust_domain.clone(),
             namespace: self.namespace.clone(),
             certificate_signing_request: csr.into_bytes(),
-            token_validator: if self.kubernetes {
-                TokenValidator::Kubernetes as i32
-            } else {
-                TokenValidator::Insecure as i32
-            },
+            token_validator: self.token.validator as i32,
             jwt_audiences: vec![],
         };
         let response = CaClient::new(channel)

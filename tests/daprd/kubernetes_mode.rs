@@ -242,3 +242,36 @@ async fn resources_from_the_operator_match_fields_in_any_case() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.text().await.expect("body"), "hi");
 }
+
+/// In Kubernetes, a sidecar under mTLS proves itself with its projected token; with none
+/// (no `DAPR_SENTRY_TOKEN_FILE`, nothing mounted) it refuses to start rather than ask
+/// Sentry for an INSECURE certificate, as Dapr's does.
+#[tokio::test]
+async fn without_a_sentry_token_an_mtls_sidecar_refuses_to_start() {
+    for path in [
+        "/var/run/secrets/dapr.io/sentrytoken/token",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+    ] {
+        assert!(
+            !std::path::Path::new(path).exists(),
+            "this test needs a host without {path}"
+        );
+    }
+    let operator = standin(vec![in_memory("listed")], vec![]);
+    let port = serve(operator).await;
+    let anchors = test_support::certs::Root::new("k8s-mode-root").pem();
+    let sentry = test_support::free_port();
+    let mut sidecar = kubernetes(port)
+        .args(["--enable-mtls", "--sentry-address"])
+        .arg(format!("127.0.0.1:{sentry}"))
+        .env("DAPR_TRUST_ANCHORS", &anchors)
+        .spawn();
+    let status = sidecar.wait_exit(Duration::from_secs(20)).await;
+    assert!(!status.success());
+    let log = sidecar.log();
+    assert!(
+        log.contains("refusing to start without a certificate under mTLS"),
+        "{log}"
+    );
+    assert!(!log.contains("INSECURE"), "{log}");
+}

@@ -655,8 +655,7 @@ async fn over_mtls_each_sidecar_reads_only_the_namespace_in_its_certificate() {
         app_id: "intruder".into(),
         namespace: a.0.clone(),
         trust_domain: String::new(),
-        token: String::new(),
-        kubernetes: false,
+        token: security::SentryToken::insecure(),
     }
     .start(Duration::from_secs(10))
     .await

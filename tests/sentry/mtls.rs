@@ -61,8 +61,7 @@ impl Sentry {
             app_id: app_id.into(),
             namespace: "default".into(),
             trust_domain: String::new(),
-            token: String::new(),
-            kubernetes: false,
+            token: security::SentryToken::insecure(),
         }
         .start(Duration::from_secs(10))
         .await

@@ -13,8 +13,6 @@ use security::{SentryClient, SpiffeId};
 
 use crate::config::{Env, Flags, Mode};
 
-/// Where Dapr mounts the projected ServiceAccount token for Sentry in Kubernetes.
-const SENTRY_TOKEN_PATH: &str = "/var/run/secrets/dapr.io/sentrytoken/token";
 /// How long startup waits for Sentry.
 const SENTRY_WAIT: Duration = Duration::from_secs(30);
 
@@ -27,14 +25,10 @@ pub async fn start(flags: &Flags, env: &Env, trust_domain: &str) -> Result<Optio
         anyhow::bail!("--enable-mtls needs --sentry-address");
     }
     let roots = root_store(&env.trust_anchors).context("DAPR_TRUST_ANCHORS")?;
-    // In Kubernetes the projected token proves who we are; without one (standalone,
-    // or a Sentry that trusts its callers) the request goes as INSECURE.
-    let token = if flags.mode == Mode::Kubernetes {
-        std::fs::read_to_string(SENTRY_TOKEN_PATH).unwrap_or_default()
-    } else {
-        String::new()
-    };
-    let token = token.trim().to_string();
+    // In Kubernetes the projected token proves who we are, and there is no going on
+    // without it: no INSECURE fallback. Standalone, no token is INSECURE.
+    let token = security::sentry_token::find_dapr(flags.mode == Mode::Kubernetes)
+        .context("refusing to start without a certificate under mTLS")?;
     let client = SentryClient {
         address: flags.sentry_address.clone(),
         roots: roots.clone(),
@@ -46,7 +40,6 @@ pub async fn start(flags: &Flags, env: &Env, trust_domain: &str) -> Result<Optio
         app_id: flags.app_id.clone(),
         namespace: env.namespace().to_string(),
         trust_domain: trust_domain.to_string(),
-        kubernetes: !token.is_empty(),
         token,
     };
     let identity = client
