@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use arc_swap::ArcSwap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -137,9 +138,23 @@ impl Source {
                     ])),
                     ..Default::default()
                 };
-                Api::<Secret>::namespaced(client.clone(), namespace)
-                    .create(&PostParams::default(), &secret)
-                    .await?;
+                let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
+                match secrets.get_opt(BUNDLE_NAME).await? {
+                    None => {
+                        secrets.create(&PostParams::default(), &secret).await?;
+                    }
+                    // The chart installs the Secret empty, as Dapr's does: fill it in,
+                    // conditional on the version read, so two replicas cannot both win.
+                    Some(existing) => {
+                        let filled = Secret {
+                            data: secret.data,
+                            ..existing
+                        };
+                        secrets
+                            .replace(BUNDLE_NAME, &PostParams::default(), &filled)
+                            .await?;
+                    }
+                }
                 self.publish_config_map(client, namespace, &c.ca_crt, meta)
                     .await
             }
@@ -198,6 +213,10 @@ fn write_private(path: &PathBuf, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }
 
+fn is_conflict(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<kube::Error>(), Some(kube::Error::Api(r)) if r.code == 409)
+}
+
 /// Loads the bundle, generating and storing one when there is none, then keeps it current.
 pub async fn start(
     source: Source,
@@ -209,8 +228,15 @@ pub async fn start(
         None => {
             tracing::info!("no trust bundle found; generating a root and an issuer");
             let c = ca::generate(trust_domain)?;
-            source.store(&c).await?;
-            c
+            match source.store(&c).await {
+                Ok(()) => c,
+                // Another replica stored its bundle between our read and our write.
+                Err(e) if is_conflict(&e) => source
+                    .read()
+                    .await?
+                    .context("the trust bundle vanished after a conflicting write")?,
+                Err(e) => return Err(e),
+            }
         }
     };
     let authority = Authority::load(credentials)?;
