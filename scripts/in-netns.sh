@@ -28,6 +28,11 @@ as_root mkdir -p "/etc/netns/$NS"
 {
   cat /etc/hosts
   echo "127.0.0.1 dapr-sidecar-injector.dapr-system.svc dapr-webhook.dapr-system.svc dapr-sentry.dapr-system.svc dapr-api.dapr-system.svc"
+  # The full names the injector writes into sidecars, each on an address of its own as a
+  # ClusterIP would be, so that Sentry and the operator can both listen on port 443.
+  echo "127.0.0.2 dapr-sentry.dapr-system.svc.cluster.local"
+  echo "127.0.0.3 dapr-api.dapr-system.svc.cluster.local"
+  echo "127.0.0.4 dapr-placement-server.dapr-system.svc.cluster.local"
 } | as_root tee "/etc/netns/$NS/hosts" >/dev/null
 as_root ip -n "$NS" link set lo up
 as_root ip -n "$NS" link set lo multicast on

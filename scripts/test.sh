@@ -50,6 +50,12 @@ echo "$DAPR_CLI_BIN"
 step "Kubernetes binaries (kube-apiserver, kube-controller-manager, kubectl, etcd), built from their Go modules (cached)"
 tests/k8s/build-kube.sh
 
+step "helm, built from its Go module (cached)"
+tests/k8s/build-helm.sh
+HELM_BIN="$RDAPR_CACHE/bin/helm-${HELM_VERSION:-v4.3.2}/helm"
+export HELM_BIN
+"$HELM_BIN" version --short
+
 step "Jaeger (the trace collector the tracing tests export to), built from its Go module (cached)"
 JAEGER_BIN="$(tests/tracing/build-jaeger.sh | tail -n1)"
 export JAEGER_BIN

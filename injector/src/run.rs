@@ -15,7 +15,7 @@ use crate::server::{Injector, router};
 
 /// Dapr's injector flags (single-dash forms accepted by the binary).
 #[derive(Parser, Debug, Clone)]
-#[command(name = "injector", about = "The Dapr sidecar injector")]
+#[command(name = "injector", about = "The Dapr sidecar injector", version = env!("CARGO_PKG_VERSION"))]
 pub struct Flags {
     /// The webhook's port.
     #[arg(long, default_value_t = 4000)]
@@ -28,7 +28,7 @@ pub struct Flags {
     pub healthz_listen_address: String,
     #[arg(long = "log-level", default_value = "info")]
     pub log_level: String,
-    #[arg(long = "log-as-json", default_value_t = false)]
+    #[arg(long = "log-as-json", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub log_as_json: bool,
     /// The cluster, for keeping the webhook configuration's `caBundle`; empty: in-cluster
     /// when running in a Pod, else no upkeep.

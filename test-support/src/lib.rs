@@ -1,6 +1,6 @@
 //! What the tests that start real processes share: free loopback ports, a process handle
 //! that keeps its log and is killed when dropped, one way to find (and, if stale, build)
-//! each of the workspace's binaries, `eventually`, `kubectl`, builders for `daprd`,
+//! each of the workspace's binaries, `eventually`, `kubectl`, `helm`, builders for `daprd`,
 //! `sentry` and the `operator`, stand-in apps and certificate fixtures.
 //!
 //! Test code only: panics are how these helpers report a broken environment.
@@ -11,6 +11,7 @@ pub mod apps;
 mod binaries;
 pub mod certs;
 pub mod daprd;
+mod helm;
 pub mod jaeger;
 mod kubectl;
 pub mod operator;
@@ -21,6 +22,7 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub use binaries::binary;
+pub use helm::{helm, helm_ok};
 pub use kubectl::{kubectl, kubectl_ok};
 pub use process::Process;
 

@@ -15,11 +15,28 @@ impl Process {
     /// Starts `bin` with `args` and `env` added to this process's environment, minus
     /// `DAPR_API_TOKEN` (a token in the test runner's environment must not leak in).
     pub fn spawn<S: AsRef<str>>(bin: &Path, args: &[S], env: &[(&str, &str)]) -> Self {
+        Self::start(bin, args, env, false)
+    }
+
+    /// Starts `bin` with `env` as its whole environment (plus `PATH`), as a container
+    /// runtime starts a container: nothing of the test runner's leaks in.
+    pub fn spawn_with_only<S: AsRef<str>>(bin: &Path, args: &[S], env: &[(&str, &str)]) -> Self {
+        Self::start(bin, args, env, true)
+    }
+
+    fn start<S: AsRef<str>>(bin: &Path, args: &[S], env: &[(&str, &str)], only: bool) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let log = dir.path().join("log");
         let out = std::fs::File::create(&log).expect("log file");
         let err = out.try_clone().expect("log file");
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        if only {
+            command.env_clear();
+            if let Some(path) = std::env::var_os("PATH") {
+                command.env("PATH", path);
+            }
+        }
+        let child = command
             .args(args.iter().map(AsRef::as_ref))
             .env_remove("DAPR_API_TOKEN")
             .envs(env.iter().copied())

@@ -109,9 +109,15 @@ pub struct Flags {
     pub sentry_address: String,
     #[arg(long, default_value = "")]
     pub control_plane_address: String,
-    #[arg(long, default_value = "localhost")]
+    /// Unless given, from `DAPR_CONTROLPLANE_TRUST_DOMAIN`, which the injector sets.
+    #[arg(
+        long,
+        env = "DAPR_CONTROLPLANE_TRUST_DOMAIN",
+        default_value = "localhost"
+    )]
     pub control_plane_trust_domain: String,
-    #[arg(long, default_value = "default")]
+    /// Unless given, from `DAPR_CONTROLPLANE_NAMESPACE`, which the injector sets.
+    #[arg(long, env = "DAPR_CONTROLPLANE_NAMESPACE", default_value = "default")]
     pub control_plane_namespace: String,
     #[arg(long, value_delimiter = ',')]
     pub sentry_request_jwt_audiences: Vec<String>,
