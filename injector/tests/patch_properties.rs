@@ -1,0 +1,176 @@
+//! Property tests of the pure patch builder: for any Pod (any containers, init
+//! containers, env, volumes, labels, annotations with any of Dapr's keys and any values),
+//! `build` either refuses cleanly, leaves the Pod alone, or returns a JSON Patch that
+//! applies to the Pod as the API server applies it, yields a Pod again, adds exactly one
+//! `daprd`, and leaves nothing to do on a second pass.
+
+use std::collections::BTreeMap;
+
+use injector::annotations::KEYS;
+use injector::container::InjectorSettings;
+use injector::patch::{Outcome, build};
+use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, Volume};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use proptest::prelude::*;
+
+/// Values an annotation may hold: Dapr's kinds (numbers, booleans, names, lists,
+/// quantities) and garbage.
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just(String::new()),
+        Just("true".to_string()),
+        Just("false".to_string()),
+        Just("yes".to_string()),
+        Just("8080".to_string()),
+        Just("-1".to_string()),
+        Just("99999999999".to_string()),
+        Just("128Mi".to_string()),
+        Just("0.5".to_string()),
+        Just("grpc".to_string()),
+        Just("a,b=c;d".to_string()),
+        Just("\"quoted\"".to_string()),
+        "[a-z0-9-]{0,70}",
+        any::<String>(),
+    ]
+}
+
+fn annotations() -> impl Strategy<Value = BTreeMap<String, String>> {
+    let key = prop_oneof![
+        4 => proptest::sample::select(KEYS.to_vec()).prop_map(str::to_string),
+        1 => "[a-z./-]{1,20}",
+    ];
+    (
+        prop::collection::btree_map(key, value(), 0..12),
+        prop::bool::weighted(0.8),
+    )
+        .prop_map(|(mut map, enabled)| {
+            if enabled {
+                map.insert("dapr.io/enabled".into(), "true".into());
+            }
+            map
+        })
+}
+
+fn env() -> impl Strategy<Value = Vec<EnvVar>> {
+    let name = prop_oneof![
+        Just("DAPR_HTTP_PORT".to_string()),
+        Just("DAPR_GRPC_PORT".to_string()),
+        Just("APP_PROTOCOL".to_string()),
+        "[A-Z_]{1,10}",
+    ];
+    prop::collection::vec(
+        (name, proptest::option::of("[a-z0-9]{0,5}")).prop_map(|(name, value)| EnvVar {
+            name,
+            value,
+            ..Default::default()
+        }),
+        0..4,
+    )
+}
+
+fn container() -> impl Strategy<Value = Container> {
+    let name = prop_oneof![
+        8 => "[a-z][a-z0-9-]{0,10}",
+        1 => Just("daprd".to_string()),
+    ];
+    (name, proptest::option::of(env())).prop_map(|(name, env)| Container {
+        name,
+        image: Some("example/app:1".into()),
+        env,
+        ..Default::default()
+    })
+}
+
+fn pod() -> impl Strategy<Value = Pod> {
+    let volume = prop_oneof![
+        "[a-z][a-z0-9-]{0,10}",
+        Just("dapr-identity-token".to_string()),
+    ]
+    .prop_map(|name| Volume {
+        name,
+        ..Default::default()
+    });
+    (
+        annotations(),
+        proptest::option::of(prop::collection::btree_map(
+            "[a-z./]{1,12}",
+            "[a-z0-9]{0,6}",
+            0..3,
+        )),
+        prop::collection::vec(container(), 0..4),
+        proptest::option::of(prop::collection::vec(container(), 0..2)),
+        proptest::option::of(prop::collection::vec(volume, 0..3)),
+        proptest::option::of("[a-z][a-z0-9-]{0,12}"),
+        proptest::option::of("[a-z][a-z0-9-]{0,12}"),
+    )
+        .prop_map(
+            |(annotations, labels, containers, init, volumes, name, service_account)| Pod {
+                metadata: ObjectMeta {
+                    name,
+                    annotations: Some(annotations),
+                    labels,
+                    ..Default::default()
+                },
+                spec: Some(PodSpec {
+                    containers,
+                    init_containers: init,
+                    volumes,
+                    service_account_name: service_account,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+}
+
+fn daprd_count(p: &Pod) -> usize {
+    p.spec
+        .iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .filter(|c| c.name == "daprd")
+        .count()
+}
+
+fn app_containers(p: &Pod) -> Vec<String> {
+    p.spec
+        .iter()
+        .flat_map(|s| s.containers.iter())
+        .filter(|c| c.name != "daprd")
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn any_pod_patches_cleanly_or_is_refused_cleanly(p in pod()) {
+        let settings = InjectorSettings::default();
+        match build(&p, "shop", &settings) {
+            Err(refusal) => prop_assert!(!refusal.to_string().is_empty()),
+            Ok(Outcome::Untouched(why)) => prop_assert!(!why.is_empty()),
+            Ok(Outcome::Patched { patch, warnings }) => {
+                for w in &warnings {
+                    prop_assert!(w.key.starts_with("dapr.io/"));
+                }
+                let mut doc = serde_json::to_value(&p).expect("pod json");
+                let applied = json_patch::patch(&mut doc, &patch.0);
+                prop_assert!(applied.is_ok(), "{applied:?} for {patch:?}");
+                let out: Result<Pod, _> = serde_json::from_value(doc);
+                prop_assert!(out.is_ok(), "not a Pod after the patch: {out:?}");
+                let out = out.expect("checked");
+                prop_assert_eq!(daprd_count(&p), 0);
+                prop_assert_eq!(daprd_count(&out), 1);
+                // The app's own containers are all still there, in order.
+                prop_assert_eq!(app_containers(&p), app_containers(&out));
+                // Injected once: a second pass has nothing to do.
+                let again = build(&out, "shop", &settings);
+                prop_assert!(matches!(again, Ok(Outcome::Untouched(_))), "{again:?}");
+            }
+        }
+    }
+}
