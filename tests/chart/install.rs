@@ -39,6 +39,18 @@ struct Cleanup {
 impl Drop for Cleanup {
     fn drop(&mut self) {
         let _ = test_support::helm(&["uninstall", "dapr", "-n", CP]);
+        // The operator's leader Lease is its own, not the chart's.
+        let _ = kubectl(
+            &[
+                "delete",
+                "lease",
+                "dapr-operator",
+                "-n",
+                CP,
+                "--ignore-not-found",
+            ],
+            None,
+        );
         let _ = kubectl(&["delete", "namespace", &self.apps, "--wait=false"], None);
     }
 }
