@@ -342,26 +342,44 @@ fn env_pairs(text: &str) -> Vec<&str> {
     pairs
 }
 
-/// `KEY=value,KEY2=value2` from `dapr.io/env`; a pair without `=` is skipped with a warning.
-fn extra_env(a: &SidecarAnnotations, warnings: &mut Vec<Warning>) -> Vec<EnvVar> {
-    if a.env.trim().is_empty() {
+/// `KEY=value,KEY2=value2` from `dapr.io/env`, or `KEY=secret:key,KEY2=secret` from
+/// `dapr.io/env-from-secret` (a Secret's key, or the key named as the Secret, as Dapr
+/// reads it); a pair without `=` is skipped with a warning.
+fn extra_env(text: &str, key: &'static str, warnings: &mut Vec<Warning>) -> Vec<EnvVar> {
+    if text.trim().is_empty() {
         return Vec::new();
     }
-    env_pairs(&a.env)
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .filter_map(|pair| match pair.split_once('=') {
-            Some((k, v)) if !k.trim().is_empty() => Some(env(k.trim(), v.trim())),
-            _ => {
-                warnings.push(Warning {
-                    key: "dapr.io/env",
-                    message: format!("{pair:?} is not KEY=value; skipped"),
-                });
-                None
+    let from_secret = key == "dapr.io/env-from-secret";
+    let mut out = Vec::new();
+    for pair in env_pairs(text).into_iter().map(str::trim) {
+        if pair.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+            warnings.push(Warning {
+                key,
+                message: format!("{pair:?} is not KEY=value; skipped"),
+            });
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if !from_secret {
+            out.push(env(name, value));
+            continue;
+        }
+        let parts: Vec<&str> = value.split(':').map(str::trim).collect();
+        match parts.as_slice() {
+            [secret] if !secret.is_empty() => out.push(env_from_secret(name, secret, secret)),
+            [secret, secret_key] if !secret.is_empty() && !secret_key.is_empty() => {
+                out.push(env_from_secret(name, secret, secret_key))
             }
-        })
-        .collect()
+            _ => warnings.push(Warning {
+                key,
+                message: format!("{value:?} is not secret or secret:key; {name} skipped"),
+            }),
+        }
+    }
+    out
 }
 
 /// The container, and what in the annotations could not be used.
@@ -388,7 +406,12 @@ pub fn sidecar_container(
     if s.downward_apis {
         env_vars.push(env_from_field("DAPR_HOST_IP", "status.podIP"));
     }
-    let extra = extra_env(a, &mut warnings);
+    let mut extra = extra_env(&a.env, "dapr.io/env", &mut warnings);
+    extra.extend(extra_env(
+        &a.env_from_secret,
+        "dapr.io/env-from-secret",
+        &mut warnings,
+    ));
     if !extra.is_empty() {
         let keys: Vec<String> = extra.iter().map(|e| e.name.clone()).collect();
         env_vars.extend(extra);
@@ -705,6 +728,39 @@ mod tests {
             env_pairs("A=1,2b=3"),
             ["A=1,2b=3"],
             "a name cannot start with a digit"
+        );
+    }
+
+    #[test]
+    fn env_from_secret_refers_to_secret_keys() {
+        let a = annotations(&[
+            ("dapr.io/env", "PLAIN=1"),
+            (
+                "dapr.io/env-from-secret",
+                "DB_PASS=db:password, TOKEN=token,BAD=a:b:c",
+            ),
+        ]);
+        let (c, warnings) = sidecar_container(&a, &InjectorSettings::default(), "ns", "x");
+        let secret = |name: &str| {
+            let e = env_value(&c, name).expect(name);
+            let r = e
+                .value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .expect("secretKeyRef");
+            (r.name.clone(), r.key.clone())
+        };
+        assert_eq!(secret("DB_PASS"), ("db".into(), "password".into()));
+        assert_eq!(secret("TOKEN"), ("token".into(), "token".into()));
+        assert!(env_value(&c, "BAD").is_none());
+        assert!(
+            warnings[0]
+                .to_string()
+                .starts_with("dapr.io/env-from-secret")
+        );
+        assert_eq!(
+            env_value(&c, "DAPR_ENV_KEYS").and_then(|e| e.value.as_deref()),
+            Some("PLAIN DB_PASS TOKEN")
         );
     }
 

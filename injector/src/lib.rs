@@ -22,3 +22,4 @@ pub mod patch;
 pub mod review;
 pub mod run;
 pub mod server;
+pub mod volumes;

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{
-    EnvVar, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeProjection,
+    EnvVar, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
 };
 use serde_json::Value;
 
 use crate::annotations::{SidecarAnnotations, Warning};
 use crate::container::{self, InjectorSettings};
+use crate::volumes;
 
 /// What the injector does with a Pod.
 #[derive(Debug)]
@@ -67,6 +69,28 @@ fn add(path: &[&str], value: Value) -> PatchOperation {
         path: PointerBuf::from_tokens(path.iter().copied()),
         value,
     })
+}
+
+/// Adds `items` to the list at `path`: the whole list when there is none yet, else one
+/// by one at its end.
+fn append<T: serde::Serialize>(
+    ops: &mut Vec<PatchOperation>,
+    path: &[&str],
+    missing: bool,
+    items: &[T],
+) {
+    if items.is_empty() {
+        return;
+    }
+    if missing {
+        ops.push(add(path, json(&items)));
+    } else {
+        let mut end = path.to_vec();
+        end.push("-");
+        for item in items {
+            ops.push(add(&end, json(item)));
+        }
+    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> Value {
@@ -121,8 +145,25 @@ pub fn build(pod: &Pod, namespace: &str, settings: &InjectorSettings) -> Result<
     };
     check_app_id(&app_id)?;
 
-    let (sidecar, more) = container::sidecar_container(&a, settings, namespace, &app_id);
+    let (mut sidecar, more) = container::sidecar_container(&a, settings, namespace, &app_id);
     warnings.extend(more);
+    let pod_volumes = spec.volumes.as_deref().unwrap_or_default();
+    let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+    let plan = volumes::plan(
+        &a,
+        pod_volumes,
+        &names,
+        sidecar.volume_mounts.as_deref().unwrap_or_default(),
+        &mut warnings,
+    );
+    sidecar
+        .volume_mounts
+        .get_or_insert_default()
+        .extend(plan.daprd_mounts.iter().cloned());
+    sidecar
+        .env
+        .get_or_insert_default()
+        .extend(plan.daprd_env.iter().cloned());
     let mut ops = Vec::new();
     if spec.containers.is_empty() {
         ops.push(add(&["spec", "containers"], Value::Array(Vec::new())));
@@ -133,11 +174,17 @@ pub fn build(pod: &Pod, namespace: &str, settings: &InjectorSettings) -> Result<
             Value::Object(Default::default()),
         ));
     }
-    let volume = json(&token_volume(settings));
-    if spec.volumes.as_ref().is_none_or(|v| v.is_empty()) {
-        ops.push(add(&["spec", "volumes"], Value::Array(vec![volume])));
+    // A volume whose name the Pod already uses is the Pod's, as in Dapr.
+    let new_volumes: Vec<Volume> = std::iter::once(token_volume(settings))
+        .chain(plan.volumes.iter().cloned())
+        .filter(|v| !pod_volumes.iter().any(|p| p.name == v.name))
+        .collect();
+    if pod_volumes.is_empty() {
+        ops.push(add(&["spec", "volumes"], json(&new_volumes)));
     } else {
-        ops.push(add(&["spec", "volumes", "-"], volume));
+        for v in &new_volumes {
+            ops.push(add(&["spec", "volumes", "-"], json(v)));
+        }
     }
     let (list, missing_list) = if a.enable_native_sidecar {
         (
@@ -163,27 +210,48 @@ pub fn build(pod: &Pod, namespace: &str, settings: &InjectorSettings) -> Result<
         ("DAPR_GRPC_PORT", a.grpc_port.to_string()),
         ("APP_PROTOCOL", a.app_protocol.clone()),
     ];
+    let app_env: Vec<EnvVar> = app_env
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(name, value)| EnvVar {
+            name: (*name).into(),
+            value: Some(value.clone()),
+            ..Default::default()
+        })
+        .collect();
     for (i, c) in spec.containers.iter().enumerate() {
         let index = i.to_string();
+        let (env, mounts) = if plan.components.contains(&c.name) {
+            (&plan.component_env, &plan.component_mounts)
+        } else {
+            (&app_env, &plan.app_mounts)
+        };
         let existing = c.env.as_deref().unwrap_or_default();
-        let adding: Vec<EnvVar> = app_env
+        let adding: Vec<&EnvVar> = env
             .iter()
-            .filter(|(name, value)| !value.is_empty() && !existing.iter().any(|e| e.name == *name))
-            .map(|(name, value)| EnvVar {
-                name: (*name).into(),
-                value: Some(value.clone()),
-                ..Default::default()
+            .filter(|e| !existing.iter().any(|x| x.name == e.name))
+            .collect();
+        append(
+            &mut ops,
+            &["spec", "containers", &index, "env"],
+            existing.is_empty(),
+            &adding,
+        );
+        let existing = c.volume_mounts.as_deref().unwrap_or_default();
+        let adding: Vec<&VolumeMount> = mounts
+            .iter()
+            .filter(|m| {
+                !existing
+                    .iter()
+                    .any(|x| x.mount_path == m.mount_path || x.name == m.name)
             })
             .collect();
-        if existing.is_empty() {
-            if !adding.is_empty() {
-                ops.push(add(&["spec", "containers", &index, "env"], json(&adding)));
-            }
-        } else {
-            for e in &adding {
-                ops.push(add(&["spec", "containers", &index, "env", "-"], json(e)));
-            }
-        }
+        append(
+            &mut ops,
+            &["spec", "containers", &index, "volumeMounts"],
+            existing.is_empty(),
+            &adding,
+        );
     }
     Ok(Outcome::Patched {
         patch: Patch(ops),

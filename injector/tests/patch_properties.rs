@@ -29,6 +29,10 @@ fn value() -> impl Strategy<Value = String> {
         Just("grpc".to_string()),
         Just("a,b=c;d".to_string()),
         Just("\"quoted\"".to_string()),
+        Just("data:/mnt/data,logs:/var/log".to_string()),
+        Just("data:/var/run/secrets/dapr.io/sentrytoken".to_string()),
+        Just("/tmp/dapr-sockets".to_string()),
+        Just("pc,app".to_string()),
         "[a-z0-9-]{0,70}",
         any::<String>(),
     ]
@@ -71,6 +75,7 @@ fn env() -> impl Strategy<Value = Vec<EnvVar>> {
 fn container() -> impl Strategy<Value = Container> {
     let name = prop_oneof![
         8 => "[a-z][a-z0-9-]{0,10}",
+        1 => Just("pc".to_string()),
         1 => Just("daprd".to_string()),
     ];
     (name, proptest::option::of(env())).prop_map(|(name, env)| Container {
@@ -84,7 +89,10 @@ fn container() -> impl Strategy<Value = Container> {
 fn pod() -> impl Strategy<Value = Pod> {
     let volume = prop_oneof![
         "[a-z][a-z0-9-]{0,10}",
+        Just("data".to_string()),
+        Just("logs".to_string()),
         Just("dapr-identity-token".to_string()),
+        Just("dapr-unix-domain-socket".to_string()),
     ]
     .prop_map(|name| Volume {
         name,
@@ -135,6 +143,52 @@ fn daprd_count(p: &Pod) -> usize {
         .count()
 }
 
+/// What the API server checks of what the patch made: volume names unique, and in each
+/// container mounts of existing volumes at distinct paths and env names once from us.
+fn valid(before: &Pod, after: &Pod) -> Result<(), String> {
+    let spec = after.spec.as_ref().ok_or("no spec")?;
+    let volumes: Vec<&str> = spec
+        .volumes
+        .iter()
+        .flatten()
+        .map(|v| v.name.as_str())
+        .collect();
+    let before_volumes: Vec<&str> = before
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .map(|v| v.name.as_str())
+        .collect();
+    let mut unique = volumes.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let mut before_unique = before_volumes.clone();
+    before_unique.sort_unstable();
+    before_unique.dedup();
+    // Duplicates the Pod came with are its own; the patch adds none.
+    if volumes.len() - unique.len() != before_volumes.len() - before_unique.len() {
+        return Err(format!("duplicate volumes {volumes:?}"));
+    }
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        let mounts = c.volume_mounts.as_deref().unwrap_or_default();
+        let mut paths: Vec<&str> = mounts.iter().map(|m| m.mount_path.as_str()).collect();
+        let n = paths.len();
+        paths.sort_unstable();
+        paths.dedup();
+        if paths.len() != n {
+            return Err(format!("{}: duplicate mount paths {mounts:?}", c.name));
+        }
+        if let Some(m) = mounts.iter().find(|m| !volumes.contains(&m.name.as_str())) {
+            return Err(format!("{}: mount of a missing volume {}", c.name, m.name));
+        }
+    }
+    Ok(())
+}
+
 fn app_containers(p: &Pod) -> Vec<String> {
     p.spec
         .iter()
@@ -163,6 +217,8 @@ proptest! {
                 let out: Result<Pod, _> = serde_json::from_value(doc);
                 prop_assert!(out.is_ok(), "not a Pod after the patch: {out:?}");
                 let out = out.expect("checked");
+                let checked = valid(&p, &out);
+                prop_assert!(checked.is_ok(), "{checked:?}");
                 prop_assert_eq!(daprd_count(&p), 0);
                 prop_assert_eq!(daprd_count(&out), 1);
                 // The app's own containers are all still there, in order.
