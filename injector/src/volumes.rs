@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(p.components, BTreeSet::from(["redis-pc".to_string()]));
         assert_eq!(p.volumes, [empty_dir(COMPONENTS_VOLUME, None)]);
         let shared = mount(COMPONENTS_VOLUME, "/tmp/dapr-components-sockets", false);
-        assert_eq!(p.daprd_mounts, [shared.clone()]);
+        assert_eq!(p.daprd_mounts, std::slice::from_ref(&shared));
         assert_eq!(p.component_mounts, [shared]);
         assert_eq!(p.daprd_env[0].name, COMPONENTS_FOLDER_ENV);
         assert_eq!(
