@@ -99,6 +99,27 @@ fn annotation<'a>(
         .or_else(|| w.meta().annotations.as_ref()?.get(key))
 }
 
+/// `dapr.io/sidecar-svc-annotations` on the Pod template: `key=value` pairs, comma
+/// separated, added to the Service; the operator's own keys are not overridden.
+const SVC_ANNOTATIONS: &str = "dapr.io/sidecar-svc-annotations";
+
+fn add_service_annotations(annotations: &mut BTreeMap<String, String>, text: &str) {
+    for pair in text.split(',').map(str::trim) {
+        let Some((key, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let key = key.trim();
+        if key.is_empty() {
+            continue;
+        }
+        if annotations.contains_key(key) {
+            tracing::warn!("ignoring {SVC_ANNOTATIONS} key {key:?}: the operator manages it");
+            continue;
+        }
+        annotations.insert(key.to_string(), value.trim().to_string());
+    }
+}
+
 /// The Service a workload should have, if any.
 fn desired<W: Workload>(w: &W) -> Option<Service> {
     let pod = w.pod_annotations();
@@ -120,18 +141,22 @@ fn desired<W: Workload>(w: &W) -> Option<Service> {
         ..Default::default()
     };
     let owner = w.controller_owner_ref(&())?;
+    let mut annotations = BTreeMap::from([
+        (APP_ID.to_string(), app_id.clone()),
+        ("prometheus.io/probe".into(), "true".into()),
+        ("prometheus.io/scrape".into(), "true".into()),
+        ("prometheus.io/port".into(), metrics_port.to_string()),
+        ("prometheus.io/path".into(), "/".into()),
+    ]);
+    if let Some(extra) = pod.get(SVC_ANNOTATIONS) {
+        add_service_annotations(&mut annotations, extra);
+    }
     Some(Service {
         metadata: ObjectMeta {
             name: Some(format!("{app_id}-dapr")),
             namespace: w.namespace(),
             labels: Some(BTreeMap::from([(MANAGED_LABEL.into(), "true".into())])),
-            annotations: Some(BTreeMap::from([
-                (APP_ID.into(), app_id.clone()),
-                ("prometheus.io/probe".into(), "true".into()),
-                ("prometheus.io/scrape".into(), "true".into()),
-                ("prometheus.io/port".into(), metrics_port.to_string()),
-                ("prometheus.io/path".into(), "/".into()),
-            ])),
+            annotations: Some(annotations),
             owner_references: Some(vec![owner]),
             ..Default::default()
         },
@@ -301,6 +326,27 @@ mod tests {
             (owner.kind.as_str(), owner.uid.as_str()),
             ("Deployment", "u-1")
         );
+    }
+
+    #[test]
+    fn sidecar_svc_annotations_reach_the_service_but_not_over_the_operators_own() {
+        let svc = desired(&deployment(&[
+            (ENABLED, "true"),
+            (APP_ID, "orders"),
+            (
+                SVC_ANNOTATIONS,
+                "team=payments, cloud.example/lb = internal,dapr.io/app-id=evil,junk",
+            ),
+        ]))
+        .expect("service");
+        let a = svc.metadata.annotations.expect("annotations");
+        assert_eq!(a.get("team").map(String::as_str), Some("payments"));
+        assert_eq!(
+            a.get("cloud.example/lb").map(String::as_str),
+            Some("internal")
+        );
+        assert_eq!(a.get(APP_ID).map(String::as_str), Some("orders"));
+        assert!(!a.contains_key("junk"));
     }
 
     #[test]
