@@ -22,4 +22,5 @@ pub mod patch;
 pub mod review;
 pub mod run;
 pub mod server;
+pub mod system_config;
 pub mod volumes;

@@ -70,14 +70,25 @@ pub async fn run(flags: Flags) -> Result<()> {
         own.cell.id()
     );
     let anchors = cfg.settings.trust_anchors.clone();
+    let namespace = cfg.settings.control_plane_namespace.clone();
+    let settings = Arc::new(arc_swap::ArcSwap::from_pointee(cfg.settings));
     let app = router(Arc::new(Injector {
-        settings: cfg.settings,
+        settings: settings.clone(),
         requesters: cfg.requesters,
     }));
     supervisor.spawn("webhook", serve_tls(listener, tls, app));
     let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
     if !flags.kubeconfig.is_empty() || in_cluster {
         let client = control_plane::kubernetes::client(&flags.kubeconfig).await?;
+        supervisor.spawn(
+            "control-plane Configuration",
+            crate::system_config::follow(
+                client.clone(),
+                namespace,
+                settings,
+                std::time::Duration::from_secs(5),
+            ),
+        );
         supervisor.spawn(
             "caBundle upkeep",
             crate::ca_bundle::keep(

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -17,7 +18,8 @@ use crate::review::{Requesters, review};
 
 /// What every review is answered with.
 pub struct Injector {
-    pub settings: InjectorSettings,
+    /// Swapped when the control plane's Configuration changes (see `system_config`).
+    pub settings: Arc<ArcSwap<InjectorSettings>>,
     pub requesters: Requesters,
 }
 
@@ -55,7 +57,7 @@ async fn mutate(
             "invalid Content-Type, expected `application/json`".into(),
         );
     }
-    match review(&body, &injector.settings, &injector.requesters) {
+    match review(&body, &injector.settings.load(), &injector.requesters) {
         Ok(answer) => {
             let mut resp = axum::Json(answer).into_response();
             resp.headers_mut().insert(
@@ -79,7 +81,7 @@ mod tests {
 
     fn app() -> Router {
         router(Arc::new(Injector {
-            settings: InjectorSettings::default(),
+            settings: Arc::new(ArcSwap::from_pointee(InjectorSettings::default())),
             requesters: Requesters::new("", "").expect("patterns"),
         }))
     }

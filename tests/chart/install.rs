@@ -747,7 +747,8 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
     assert_eq!(sidecar.process.pid(), pid);
     drop(sidecar);
 
-    // helm upgrade to HA: three of every control-plane service.
+    // helm upgrade to HA, mTLS off: three of every control-plane service, and the
+    // injector follows the daprsystem Configuration for the sidecars it adds next.
     helm_ok(&[
         "upgrade",
         "dapr",
@@ -757,7 +758,48 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
         "--reuse-values",
         "--set",
         "global.ha.enabled=true",
+        "--set",
+        "global.mtls.enabled=false",
     ]);
+    let apps_ref = &apps;
+    test_support::eventually(
+        Duration::from_secs(30),
+        "a sidecar without mTLS",
+        || async move {
+            let _ = kubectl(
+                &[
+                    "delete",
+                    "pod",
+                    "plain-mtls",
+                    "-n",
+                    apps_ref,
+                    "--wait=false",
+                ],
+                None,
+            );
+            let _ = kubectl(
+                &[
+                    "wait",
+                    "--for=delete",
+                    "pod/plain-mtls",
+                    "-n",
+                    apps_ref,
+                    "--timeout=10s",
+                ],
+                None,
+            );
+            kubectl_ok(
+                &["apply", "-n", apps_ref, "-f", "-"],
+                Some(&bare_pod(
+                    "plain-mtls",
+                    json!({"dapr.io/enabled": "true", "dapr.io/app-id": "plain-mtls"}),
+                )),
+            );
+            let pod = get_json(&["get", "pod", "plain-mtls", "-n", apps_ref]);
+            !strings(&container(&pod, "daprd")["args"]).contains(&"--enable-mtls".to_string())
+        },
+    )
+    .await;
     for (kind, name) in [
         ("deployment", "dapr-operator"),
         ("deployment", "dapr-sentry"),
