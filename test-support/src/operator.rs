@@ -19,6 +19,11 @@ impl Operator {
     /// sidecars' API are up. Its own flags have one dash, as Dapr's Helm chart writes
     /// them; `extra` may use either form.
     pub async fn start(extra: &[&str]) -> Self {
+        Self::start_with_env(extra, &[]).await
+    }
+
+    /// [`Operator::start`] with `env` added to its environment (a Sentry token file, ...).
+    pub async fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         let (port, healthz, metrics, webhook) =
             (free_port(), free_port(), free_port(), free_port());
         let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG");
@@ -51,7 +56,7 @@ impl Operator {
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
         let bin = crate::binary("operator");
-        let mut process = Process::spawn(&bin, &args, &[]);
+        let mut process = Process::spawn(&bin, &args, env);
         let url = format!("http://127.0.0.1:{healthz}/healthz");
         process
             .wait_answers(&url, 200, Duration::from_secs(30))

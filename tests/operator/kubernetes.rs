@@ -585,11 +585,84 @@ async fn dapr_style_example_manifests_apply_and_keep_every_field() {
 }
 
 /// A standalone `sentry` from the same build, with a fresh bundle in `dir`.
-async fn start_sentry(dir: &std::path::Path) -> (Process, u16, String) {
-    let creds = dir.join("creds");
-    let sentry = test_support::sentry::start(&creds, None, &[]).await;
-    let ca = std::fs::read_to_string(creds.join("ca.crt")).expect("ca.crt");
+/// A Sentry in Kubernetes mode for the control plane in `dapr-system` (the namespace of
+/// the operator's identity): its bundle in the `dapr-trust-bundle` Secret, callers
+/// checked by TokenReview. Returns it, its port and the trust anchors it published.
+async fn start_kubernetes_sentry(dir: &std::path::Path) -> (Process, u16, String) {
+    let kubeconfig = std::env::var("KUBECONFIG").expect("KUBECONFIG");
+    let sentry = test_support::sentry::start(
+        &dir.join("creds"),
+        None,
+        &["--mode", "kubernetes", "--kubeconfig", &kubeconfig],
+    )
+    .await;
+    let ca = kubectl_ok(
+        &[
+            "get",
+            "configmap",
+            "dapr-trust-bundle",
+            "-n",
+            "dapr-system",
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ],
+        None,
+    );
     (sentry.process, sentry.port, ca)
+}
+
+/// A Pod (never run) for `service_account` in `namespace`, and a token bound to it with
+/// Sentry's audience, written to a file: what the kubelet would project.
+fn bound_token_file(
+    dir: &std::path::Path,
+    namespace: &str,
+    service_account: &str,
+    pod: &str,
+    app_id: &str,
+) -> String {
+    let _ = kubectl(
+        &["create", "serviceaccount", service_account, "-n", namespace],
+        None,
+    );
+    apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: {namespace}\n  annotations:\n    dapr.io/app-id: {app_id}\nspec:\n  serviceAccountName: {service_account}\n  containers:\n  - name: app\n    image: example.invalid/app:1\n"
+    ));
+    let token = kubectl_ok(
+        &[
+            "create",
+            "token",
+            service_account,
+            "-n",
+            namespace,
+            "--audience",
+            "spiffe://cp.example/ns/dapr-system/dapr-sentry",
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            pod,
+        ],
+        None,
+    );
+    let path = dir.join(format!("{namespace}-{pod}.token"));
+    std::fs::write(&path, token.trim()).expect("token file");
+    path.display().to_string()
+}
+
+/// Removes what the Kubernetes-mode Sentry and the operator's Pod left in `dapr-system`.
+struct ControlPlaneLeftovers;
+
+impl Drop for ControlPlaneLeftovers {
+    fn drop(&mut self) {
+        for args in [
+            ["delete", "secret", "dapr-trust-bundle"],
+            ["delete", "configmap", "dapr-trust-bundle"],
+            ["delete", "pod", "dapr-operator-mtls-test"],
+        ] {
+            let mut all = args.to_vec();
+            all.extend(["-n", "dapr-system", "--ignore-not-found"]);
+            let _ = kubectl(&all, None);
+        }
+    }
 }
 
 #[tokio::test]
@@ -602,20 +675,33 @@ async fn over_mtls_each_sidecar_reads_only_the_namespace_in_its_certificate() {
     apply(&in_memory("a-store", &a.0));
     apply(&in_memory("b-store", &b.0));
     let dir = tempfile::tempdir().expect("dir");
-    let (_sentry, sentry_port, ca) = start_sentry(dir.path()).await;
-    let anchors = dir.path().join("creds/ca.crt").display().to_string();
+    let _leftovers = ControlPlaneLeftovers;
+    let (_sentry, sentry_port, ca) = start_kubernetes_sentry(dir.path()).await;
+    let anchors = dir.path().join("anchors.crt");
+    std::fs::write(&anchors, &ca).expect("anchors");
+    let anchors = anchors.display().to_string();
     let sentry_address = format!("127.0.0.1:{sentry_port}");
-    let operator = Operator::start(&[
-        "--disable-leader-election",
-        "--sentry-address",
-        &sentry_address,
-        "--trust-anchors-file",
-        &anchors,
-        "--control-plane-trust-domain",
-        "cp.example",
-        "--leader-election-namespace",
+    let operator_token = bound_token_file(
+        dir.path(),
         "dapr-system",
-    ])
+        "dapr-operator",
+        "dapr-operator-mtls-test",
+        "dapr-operator",
+    );
+    let operator = Operator::start_with_env(
+        &[
+            "--disable-leader-election",
+            "--sentry-address",
+            &sentry_address,
+            "--trust-anchors-file",
+            &anchors,
+            "--control-plane-trust-domain",
+            "cp.example",
+            "--leader-election-namespace",
+            "dapr-system",
+        ],
+        &[("DAPR_SENTRY_TOKEN_FILE", &operator_token)],
+    )
     .await;
     assert!(
         operator
@@ -640,7 +726,13 @@ async fn over_mtls_each_sidecar_reads_only_the_namespace_in_its_certificate() {
             "--control-plane-namespace",
             "dapr-system",
         ],
-        &[("DAPR_TRUST_ANCHORS", &ca)],
+        &[
+            ("DAPR_TRUST_ANCHORS", &ca),
+            (
+                "DAPR_SENTRY_TOKEN_FILE",
+                &bound_token_file(dir.path(), &a.0, "reader", "secure-reader", "secure-reader"),
+            ),
+        ],
     )
     .await;
     assert_eq!(sidecar.component_names().await, ["a-store"]);
@@ -655,7 +747,17 @@ async fn over_mtls_each_sidecar_reads_only_the_namespace_in_its_certificate() {
         app_id: "intruder".into(),
         namespace: a.0.clone(),
         trust_domain: String::new(),
-        token: security::SentryToken::insecure(),
+        token: security::SentryToken {
+            value: std::fs::read_to_string(bound_token_file(
+                dir.path(),
+                &a.0,
+                "reader",
+                "intruder",
+                "intruder",
+            ))
+            .expect("token"),
+            validator: proto::sentry::v1::sign_certificate_request::TokenValidator::Kubernetes,
+        },
     }
     .start(Duration::from_secs(10))
     .await
