@@ -19,6 +19,7 @@ pub mod ca_bundle;
 pub mod config;
 pub mod container;
 pub mod patch;
+pub mod pluggable;
 pub mod review;
 pub mod run;
 pub mod server;

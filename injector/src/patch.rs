@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use json_patch::{AddOperation, Patch, PatchOperation};
 use jsonptr::PointerBuf;
 use k8s_openapi::api::core::v1::{
-    EnvVar, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount,
-    VolumeProjection,
+    Container, EnvVar, Pod, ProjectedVolumeSource, ServiceAccountTokenProjection, Volume,
+    VolumeMount, VolumeProjection,
 };
 use serde_json::Value;
 
 use crate::annotations::{SidecarAnnotations, Warning};
 use crate::container::{self, InjectorSettings};
-use crate::volumes;
+use crate::{pluggable, volumes};
 
 /// What the injector does with a Pod.
 #[derive(Debug)]
@@ -123,6 +123,17 @@ fn token_volume(settings: &InjectorSettings) -> Volume {
 
 /// The patch for `pod`, created in `namespace`.
 pub fn build(pod: &Pod, namespace: &str, settings: &InjectorSettings) -> Result<Outcome, Refusal> {
+    build_with(pod, namespace, settings, &[])
+}
+
+/// [`build`], with the Components of the Pod's namespace (as JSON) for
+/// `dapr.io/inject-pluggable-components`.
+pub fn build_with(
+    pod: &Pod,
+    namespace: &str,
+    settings: &InjectorSettings,
+    components: &[Value],
+) -> Result<Outcome, Refusal> {
     let empty = BTreeMap::new();
     let annotations_map = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let (a, mut warnings) = SidecarAnnotations::read(annotations_map);
@@ -149,10 +160,38 @@ pub fn build(pod: &Pod, namespace: &str, settings: &InjectorSettings) -> Result<
     warnings.extend(more);
     let pod_volumes = spec.volumes.as_deref().unwrap_or_default();
     let names: Vec<String> = spec.containers.iter().map(|c| c.name.clone()).collect();
+    let injected: Vec<Container> = if a.inject_pluggable_components {
+        let (found, notes) = pluggable::injectable(&app_id, components);
+        for message in notes {
+            warnings.push(Warning {
+                key: "dapr.io/inject-pluggable-components",
+                message,
+            });
+        }
+        found
+            .into_iter()
+            .filter(|c| {
+                let clash = c.name == container::CONTAINER_NAME || names.contains(&c.name);
+                if clash {
+                    warnings.push(Warning {
+                        key: "dapr.io/inject-pluggable-components",
+                        message: format!(
+                            "the Pod already has a container {}; not injected",
+                            c.name
+                        ),
+                    });
+                }
+                !clash
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let plan = volumes::plan(
         &a,
         pod_volumes,
         &names,
+        &injected,
         sidecar.volume_mounts.as_deref().unwrap_or_default(),
         &mut warnings,
     );
@@ -196,6 +235,15 @@ pub fn build(pod: &Pod, namespace: &str, settings: &InjectorSettings) -> Result<
     };
     if missing_list {
         ops.push(add(&["spec", list], Value::Array(Vec::new())));
+    }
+    for mut c in injected {
+        let env = c.env.get_or_insert_default();
+        env.retain(|e| !plan.component_env.iter().any(|x| x.name == e.name));
+        env.extend(plan.component_env.iter().cloned());
+        c.volume_mounts
+            .get_or_insert_default()
+            .extend(plan.component_mounts.iter().cloned());
+        ops.push(add(&["spec", "containers", "-"], json(&c)));
     }
     ops.push(add(&["spec", list, "-"], json(&sidecar)));
     for (label, value) in [
@@ -406,6 +454,70 @@ mod tests {
         assert_eq!(init[0].name, "daprd");
         assert_eq!(init[0].restart_policy.as_deref(), Some("Always"));
         assert_eq!(spec.containers.len(), 1);
+    }
+
+    #[test]
+    fn pluggable_components_are_injected_sharing_the_socket_folder() {
+        let components = [serde_json::json!({
+            "metadata": {"name": "my-store", "annotations": {
+                "dapr.io/component-container":
+                    r#"{"image": "pc:1", "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]}"#,
+            }},
+            "scopes": ["web"],
+        })];
+        let p = pod(
+            &[
+                ("dapr.io/enabled", "true"),
+                ("dapr.io/app-id", "web"),
+                ("dapr.io/inject-pluggable-components", "true"),
+            ],
+            vec![app("web", &[])],
+        );
+        let Outcome::Patched { patch, warnings } =
+            build_with(&p, "shop", &InjectorSettings::default(), &components).expect("admitted")
+        else {
+            panic!("not patched");
+        };
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let out = apply(&p, &patch);
+        let spec = out.spec.expect("spec");
+        let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["web", "my-store", "daprd"]);
+        let pc = &spec.containers[1];
+        let folder = |c: &Container| {
+            c.env
+                .iter()
+                .flatten()
+                .find(|e| e.name == "DAPR_COMPONENT_SOCKETS_FOLDER")
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(folder(pc).as_deref(), Some("/tmp/dapr-components-sockets"));
+        assert_eq!(folder(&spec.containers[2]), folder(pc));
+        let volumes: Vec<&str> = spec
+            .volumes
+            .iter()
+            .flatten()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert_eq!(
+            volumes,
+            [
+                "dapr-identity-token",
+                "dapr-components-unix-domain-socket",
+                "scratch"
+            ]
+        );
+        // Without the annotation, the Components are not looked at.
+        let plain = pod(&[("dapr.io/enabled", "true")], vec![app("web", &[])]);
+        let Ok(Outcome::Patched { patch, .. }) =
+            build_with(&plain, "shop", &InjectorSettings::default(), &components)
+        else {
+            panic!("not patched");
+        };
+        assert_eq!(
+            apply(&plain, &patch).spec.expect("spec").containers.len(),
+            2
+        );
     }
 
     /// Every shape of Pod in a small space (0 to 3 containers, each with or without its own

@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use crate::container::InjectorSettings;
-use crate::patch::{Outcome, build};
+use crate::patch::{Outcome, build_with};
 
 /// The controllers whose Pods get sidecars, as Dapr lists them (`namespace:name`).
 pub const DEFAULT_ALLOWED: &[&str] = &[
@@ -127,6 +127,40 @@ pub fn review(
     settings: &InjectorSettings,
     requesters: &Requesters,
 ) -> Result<Value, ReviewError> {
+    review_with(body, settings, requesters, &[])
+}
+
+/// The namespace of a Pod asking for injected pluggable components, when `body` is one:
+/// the server then lists that namespace's Components for [`review_with`].
+pub fn wants_components(body: &[u8]) -> Option<String> {
+    // Cheap test first: almost no Pod asks.
+    let needle = b"dapr.io/inject-pluggable-components";
+    if !body.windows(needle.len()).any(|w| w == needle) {
+        return None;
+    }
+    let review: Value = serde_json::from_slice(body).ok()?;
+    let request = review.get("request")?;
+    let asks = request
+        .pointer("/object/metadata/annotations/dapr.io~1inject-pluggable-components")
+        .and_then(Value::as_str)
+        .is_some_and(crate::annotations::is_truthy);
+    asks.then(|| {
+        request
+            .get("namespace")
+            .or_else(|| request.pointer("/object/metadata/namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string()
+    })
+}
+
+/// [`review`], with the Components of the Pod's namespace (JSON).
+pub fn review_with(
+    body: &[u8],
+    settings: &InjectorSettings,
+    requesters: &Requesters,
+    components: &[Value],
+) -> Result<Value, ReviewError> {
     let review: Value = serde_json::from_slice(body)?;
     let request = review.get("request").ok_or(ReviewError::NoRequest)?;
     let uid = request
@@ -193,7 +227,7 @@ pub fn review(
         .and_then(Value::as_str)
         .or(pod.metadata.namespace.as_deref())
         .unwrap_or("default");
-    Ok(match build(&pod, namespace, settings) {
+    Ok(match build_with(&pod, namespace, settings, components) {
         Ok(Outcome::Untouched(_)) => allowed(),
         Ok(Outcome::Patched { patch, warnings }) => {
             let bytes = serde_json::to_vec(&patch)?;

@@ -72,14 +72,19 @@ pub async fn run(flags: Flags) -> Result<()> {
     let anchors = cfg.settings.trust_anchors.clone();
     let namespace = cfg.settings.control_plane_namespace.clone();
     let settings = Arc::new(arc_swap::ArcSwap::from_pointee(cfg.settings));
+    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+    let client = if !flags.kubeconfig.is_empty() || in_cluster {
+        Some(control_plane::kubernetes::client(&flags.kubeconfig).await?)
+    } else {
+        None
+    };
     let app = router(Arc::new(Injector {
         settings: settings.clone(),
         requesters: cfg.requesters,
+        client: client.clone(),
     }));
     supervisor.spawn("webhook", serve_tls(listener, tls, app));
-    let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
-    if !flags.kubeconfig.is_empty() || in_cluster {
-        let client = control_plane::kubernetes::client(&flags.kubeconfig).await?;
+    if let Some(client) = client {
         supervisor.spawn(
             "control-plane Configuration",
             crate::system_config::follow(

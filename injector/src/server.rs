@@ -14,13 +14,39 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 
 use crate::container::InjectorSettings;
-use crate::review::{Requesters, review};
+use crate::review::{Requesters, review_with, wants_components};
 
 /// What every review is answered with.
 pub struct Injector {
     /// Swapped when the control plane's Configuration changes (see `system_config`).
     pub settings: Arc<ArcSwap<InjectorSettings>>,
     pub requesters: Requesters,
+    /// The cluster, for the Components a Pod's injected pluggable components come from.
+    pub client: Option<kube::Client>,
+}
+
+/// The Components of `namespace`, as JSON; none when they cannot be read.
+async fn components(client: &kube::Client, namespace: &str) -> Vec<serde_json::Value> {
+    let resource = kube::api::ApiResource {
+        group: "dapr.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "dapr.io/v1alpha1".into(),
+        kind: "Component".into(),
+        plural: "components".into(),
+    };
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), namespace, &resource);
+    match api.list(&Default::default()).await {
+        Ok(list) => list
+            .items
+            .iter()
+            .filter_map(|c| serde_json::to_value(c).ok())
+            .collect(),
+        Err(e) => {
+            tracing::warn!("listing the Components of {namespace} for pluggable components: {e}");
+            Vec::new()
+        }
+    }
 }
 
 /// The webhook's routes.
@@ -57,7 +83,16 @@ async fn mutate(
             "invalid Content-Type, expected `application/json`".into(),
         );
     }
-    match review(&body, &injector.settings.load(), &injector.requesters) {
+    let found = match (&injector.client, wants_components(&body)) {
+        (Some(client), Some(namespace)) => components(client, &namespace).await,
+        _ => Vec::new(),
+    };
+    match review_with(
+        &body,
+        &injector.settings.load(),
+        &injector.requesters,
+        &found,
+    ) {
         Ok(answer) => {
             let mut resp = axum::Json(answer).into_response();
             resp.headers_mut().insert(
@@ -83,6 +118,7 @@ mod tests {
         router(Arc::new(Injector {
             settings: Arc::new(ArcSwap::from_pointee(InjectorSettings::default())),
             requesters: Requesters::new("", "").expect("patterns"),
+            client: None,
         }))
     }
 

@@ -3,11 +3,12 @@
 //! (`dapr.io/volume-mounts`, read-only, and `dapr.io/volume-mounts-rw`), the UNIX socket
 //! folder shared with the app (`dapr.io/unix-domain-socket-path`), and the socket folder
 //! shared with pluggable-component containers (`dapr.io/pluggable-components`,
-//! `dapr.io/pluggable-components-sockets-folder`). Pure: the patch builder applies it.
+//! `dapr.io/pluggable-components-sockets-folder`, and the containers injected for
+//! `dapr.io/inject-pluggable-components`). Pure: the patch builder applies it.
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
+use k8s_openapi::api::core::v1::{Container, EmptyDirVolumeSource, EnvVar, Volume, VolumeMount};
 
 use crate::annotations::{SidecarAnnotations, Warning};
 
@@ -98,6 +99,7 @@ pub fn plan(
     a: &SidecarAnnotations,
     pod_volumes: &[Volume],
     containers: &[String],
+    injected: &[Container],
     daprd_taken: &[VolumeMount],
     warnings: &mut Vec<Warning>,
 ) -> Plan {
@@ -155,7 +157,7 @@ pub fn plan(
         .filter(|n| !n.is_empty() && containers.iter().any(|c| c == n))
         .map(str::to_string)
         .collect();
-    if !p.components.is_empty() {
+    if !p.components.is_empty() || !injected.is_empty() {
         let folder = if a.pluggable_components_sockets_folder.is_empty() {
             COMPONENTS_DEFAULT_FOLDER
         } else {
@@ -174,6 +176,16 @@ pub fn plan(
         }
         p.component_mounts.push(shared);
         p.component_env.push(env);
+    }
+    // An injected container's own mounts get empty directories, as in Dapr.
+    let mut named: BTreeSet<String> = existing.iter().map(|n| n.to_string()).collect();
+    named.extend(p.volumes.iter().map(|v| v.name.clone()));
+    for c in injected {
+        for m in c.volume_mounts.iter().flatten() {
+            if named.insert(m.name.clone()) {
+                p.volumes.push(empty_dir(&m.name, None));
+            }
+        }
     }
     p
 }
@@ -209,6 +221,7 @@ mod tests {
             &[volume("certs"), volume("data"), volume("data2")],
             &[],
             &[],
+            &[],
             &mut warnings,
         );
         assert_eq!(
@@ -229,7 +242,7 @@ mod tests {
     #[test]
     fn a_unix_socket_path_shares_a_memory_volume_between_app_and_sidecar() {
         let a = annotations(&[("dapr.io/unix-domain-socket-path", "/tmp/dapr")]);
-        let p = plan(&a, &[], &["app".into()], &[], &mut Vec::new());
+        let p = plan(&a, &[], &["app".into()], &[], &[], &mut Vec::new());
         assert_eq!(p.volumes, [empty_dir(UDS_VOLUME, Some("Memory"))]);
         assert_eq!(
             p.daprd_mounts,
@@ -242,7 +255,7 @@ mod tests {
     fn pluggable_component_containers_share_the_socket_folder_with_the_sidecar() {
         let a = annotations(&[("dapr.io/pluggable-components", "redis-pc, absent")]);
         let containers = ["app".to_string(), "redis-pc".to_string()];
-        let p = plan(&a, &[], &containers, &[], &mut Vec::new());
+        let p = plan(&a, &[], &containers, &[], &[], &mut Vec::new());
         assert_eq!(p.components, BTreeSet::from(["redis-pc".to_string()]));
         assert_eq!(p.volumes, [empty_dir(COMPONENTS_VOLUME, None)]);
         let shared = mount(COMPONENTS_VOLUME, "/tmp/dapr-components-sockets", false);
@@ -258,7 +271,7 @@ mod tests {
             ("dapr.io/pluggable-components", "redis-pc"),
             ("dapr.io/pluggable-components-sockets-folder", "/sockets"),
         ]);
-        let p = plan(&a, &[], &containers, &[], &mut Vec::new());
+        let p = plan(&a, &[], &containers, &[], &[], &mut Vec::new());
         assert_eq!(p.daprd_mounts[0].mount_path, "/sockets");
     }
 
@@ -274,7 +287,7 @@ mod tests {
             true,
         );
         let mut warnings = Vec::new();
-        let p = plan(&a, &[volume("data")], &[], &[token], &mut warnings);
+        let p = plan(&a, &[volume("data")], &[], &[], &[token], &mut warnings);
         assert!(p.daprd_mounts.is_empty());
         assert!(warnings[0].to_string().contains("clashes"));
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use injector::annotations::KEYS;
 use injector::container::InjectorSettings;
-use injector::patch::{Outcome, build};
+use injector::patch::{Outcome, build_with};
 use k8s_openapi::api::core::v1::{Container, EnvVar, Pod, PodSpec, Volume};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use proptest::prelude::*;
@@ -41,6 +41,7 @@ fn value() -> impl Strategy<Value = String> {
 fn annotations() -> impl Strategy<Value = BTreeMap<String, String>> {
     let key = prop_oneof![
         4 => proptest::sample::select(KEYS.to_vec()).prop_map(str::to_string),
+        1 => Just("dapr.io/inject-pluggable-components".to_string()),
         1 => "[a-z./-]{1,20}",
     ];
     (
@@ -204,7 +205,16 @@ proptest! {
     #[test]
     fn any_pod_patches_cleanly_or_is_refused_cleanly(p in pod()) {
         let settings = InjectorSettings::default();
-        match build(&p, "shop", &settings) {
+        // Components of the namespace, for dapr.io/inject-pluggable-components.
+        let components = [
+            serde_json::json!({"metadata": {"name": "pc", "annotations": {
+                "dapr.io/component-container": r#"{"image": "pc:1", "volumeMounts": [{"name": "data", "mountPath": "/data"}]}"#,
+            }}}),
+            serde_json::json!({"metadata": {"name": "broken", "annotations": {
+                "dapr.io/component-container": "{",
+            }}}),
+        ];
+        match build_with(&p, "shop", &settings, &components) {
             Err(refusal) => prop_assert!(!refusal.to_string().is_empty()),
             Ok(Outcome::Untouched(why)) => prop_assert!(!why.is_empty()),
             Ok(Outcome::Patched { patch, warnings }) => {
@@ -221,10 +231,12 @@ proptest! {
                 prop_assert!(checked.is_ok(), "{checked:?}");
                 prop_assert_eq!(daprd_count(&p), 0);
                 prop_assert_eq!(daprd_count(&out), 1);
-                // The app's own containers are all still there, in order.
-                prop_assert_eq!(app_containers(&p), app_containers(&out));
+                // The app's own containers are all still there, first and in order.
+                let before = app_containers(&p);
+                let after = app_containers(&out);
+                prop_assert_eq!(&after[..before.len().min(after.len())], &before[..]);
                 // Injected once: a second pass has nothing to do.
-                let again = build(&out, "shop", &settings);
+                let again = build_with(&out, "shop", &settings, &components);
                 prop_assert!(matches!(again, Ok(Outcome::Untouched(_))), "{again:?}");
             }
         }

@@ -662,6 +662,37 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(said.contains("invalid app id"), "{said}");
 
+    // A Pod asking for injected pluggable components gets the containers of the
+    // Components scoped to it (the injector lists them with its own RBAC).
+    kubectl_ok(
+        &["apply", "-n", &apps, "-f", "-"],
+        Some(
+            &json!({
+                "apiVersion": "dapr.io/v1alpha1",
+                "kind": "Component",
+                "metadata": {"name": "pc-store", "annotations": {
+                    "dapr.io/component-container": r#"{"image": "example/pc:1"}"#,
+                }},
+                "spec": {"type": "state.my-pc", "version": "v1", "metadata": []},
+                "scopes": ["with-pc"],
+            })
+            .to_string(),
+        ),
+    );
+    kubectl_ok(
+        &["apply", "-n", &apps, "-f", "-"],
+        Some(&bare_pod(
+            "with-pc",
+            json!({
+                "dapr.io/enabled": "true",
+                "dapr.io/app-id": "with-pc",
+                "dapr.io/inject-pluggable-components": "true",
+            }),
+        )),
+    );
+    let with_pc = get_json(&["get", "pod", "with-pc", "-n", &apps]);
+    assert_eq!(names(&with_pc), ["app", "pc-store", "daprd"]);
+
     // The injected sidecar really runs, next to a local app.
     let _app = Process::spawn(
         &python(),
