@@ -199,16 +199,22 @@ annotations! {
     enable_native_sidecar: bool = "dapr.io/enable-native-sidecar", false;
 }
 
+/// The crate's tests write annotations as `(key, value)` pairs.
+#[cfg(test)]
+pub(crate) fn read_pairs(pairs: &[(&str, &str)]) -> (SidecarAnnotations, Vec<Warning>) {
+    let map: BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    SidecarAnnotations::read(&map)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn read(pairs: &[(&str, &str)]) -> (SidecarAnnotations, Vec<Warning>) {
-        let map: BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        SidecarAnnotations::read(&map)
+        read_pairs(pairs)
     }
 
     #[test]

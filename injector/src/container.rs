@@ -522,11 +522,7 @@ mod tests {
     use super::*;
 
     fn annotations(pairs: &[(&str, &str)]) -> SidecarAnnotations {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let (a, warnings) = SidecarAnnotations::read(&map);
+        let (a, warnings) = crate::annotations::read_pairs(pairs);
         assert!(warnings.is_empty(), "{warnings:?}");
         a
     }

@@ -195,11 +195,7 @@ mod tests {
     use super::*;
 
     fn annotations(pairs: &[(&str, &str)]) -> SidecarAnnotations {
-        let map = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        SidecarAnnotations::read(&map).0
+        crate::annotations::read_pairs(pairs).0
     }
 
     fn volume(name: &str) -> Volume {

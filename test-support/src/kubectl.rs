@@ -39,3 +39,45 @@ pub fn kubectl_ok(args: &[&str], stdin: Option<&str>) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A ServiceAccount token as the kubelet projects it into a Pod: for `service_account` of
+/// `namespace`, with `audience`, bound to the Pod `pod` (so Sentry's KUBERNETES validator
+/// can check the Pod behind it).
+pub fn bound_token(namespace: &str, service_account: &str, audience: &str, pod: &str) -> String {
+    kubectl_ok(
+        &[
+            "create",
+            "token",
+            service_account,
+            "-n",
+            namespace,
+            "--audience",
+            audience,
+            "--bound-object-kind",
+            "Pod",
+            "--bound-object-name",
+            pod,
+        ],
+        None,
+    )
+    .trim()
+    .to_string()
+}
+
+/// A one-replica Deployment `name` whose Pods (label `app: name`) carry `annotations`.
+pub fn deployment(name: &str, annotations: &serde_json::Value) -> String {
+    serde_json::json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}, "annotations": annotations},
+                "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
+            },
+        },
+    })
+    .to_string()
+}

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 pub use binaries::binary;
 pub use helm::{helm, helm_ok};
-pub use kubectl::{kubectl, kubectl_ok};
+pub use kubectl::{bound_token, deployment, kubectl, kubectl_ok};
 pub use process::Process;
 
 /// A port nothing listens on right now. Another test may take it before it is used, so

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
-use test_support::{Process, free_port, helm_ok, kubectl, kubectl_ok};
+use test_support::{Process, deployment, free_port, helm_ok, kubectl, kubectl_ok};
 
 const CP: &str = "dapr-system";
 
@@ -106,30 +106,6 @@ fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
     } else {
         args.extend([flag.to_string(), value.to_string()]);
     }
-}
-
-/// A token for `service_account`, as the kubelet projects it: bound to `pod`.
-fn bound_token(namespace: &str, service_account: &str, audience: &str, pod: &str) -> String {
-    kubectl_ok(
-        &[
-            "create",
-            "token",
-            service_account,
-            "-n",
-            namespace,
-            "--audience",
-            audience,
-            "--bound-object-kind",
-            "Pod",
-            "--bound-object-name",
-            pod,
-            "--duration",
-            "1h",
-        ],
-        None,
-    )
-    .trim()
-    .to_string()
 }
 
 /// A kubeconfig that talks to the API server as `service_account` of the control plane,
@@ -220,7 +196,7 @@ fn volume_files(pod: &Value, c: &Value) -> Vec<(String, String)> {
                 let path = token["path"].as_str().expect("token path");
                 files.push((
                     format!("{at}/{path}"),
-                    bound_token(namespace, service_account, audience, pod_name),
+                    test_support::bound_token(namespace, service_account, audience, pod_name),
                 ));
             }
         }
@@ -320,23 +296,6 @@ fn statestore(redis_port: &str, key_prefix: Option<&str>) -> String {
         "kind": "Component",
         "metadata": {"name": "statestore"},
         "spec": {"type": "state.redis", "version": "v1", "metadata": metadata},
-    })
-    .to_string()
-}
-
-fn deployment(name: &str, annotations: Value) -> String {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
-            },
-        },
     })
     .to_string()
 }
@@ -557,7 +516,7 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
         &["apply", "-n", &apps, "-f", "-"],
         Some(&deployment(
             "orders",
-            json!({
+            &json!({
                 "dapr.io/enabled": "true",
                 "dapr.io/app-id": "orders",
                 "dapr.io/app-port": app_port.to_string(),
@@ -569,7 +528,7 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
     );
     kubectl_ok(
         &["apply", "-n", &apps, "-f", "-"],
-        Some(&deployment("plain", json!({}))),
+        Some(&deployment("plain", &json!({}))),
     );
     let orders = pods(&apps, "app=orders", 1).await.remove(0);
     let plain = pods(&apps, "app=plain", 1).await.remove(0);

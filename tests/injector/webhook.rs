@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 use test_support::certs::Root;
-use test_support::{Process, free_port};
+use test_support::{Process, deployment, free_port};
 
 struct Running {
     _sentry: test_support::sentry::Sentry,
@@ -251,23 +251,6 @@ fn pods(namespace: &str, app: &str) -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
-fn deployment(name: &str, annotations: Value) -> String {
-    json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}, "annotations": annotations},
-                "spec": {"containers": [{"name": "app", "image": "example/app:1"}]},
-            },
-        },
-    })
-    .to_string()
-}
-
 /// The real API server calls the injector for the Pods the real controller-manager
 /// creates from Deployments: an annotated Deployment's Pod is stored with the sidecar,
 /// an unannotated one's without.
@@ -357,12 +340,12 @@ async fn pods_of_an_annotated_deployment_are_stored_with_the_sidecar() {
         &["apply", "-n", &namespace, "-f", "-"],
         Some(&deployment(
             "orders",
-            json!({"dapr.io/enabled": "true", "dapr.io/app-id": "orders", "dapr.io/app-port": "8080"}),
+            &json!({"dapr.io/enabled": "true", "dapr.io/app-id": "orders", "dapr.io/app-port": "8080"}),
         )),
     );
     test_support::kubectl_ok(
         &["apply", "-n", &namespace, "-f", "-"],
-        Some(&deployment("plain", json!({}))),
+        Some(&deployment("plain", &json!({}))),
     );
     let mut found = (Vec::new(), Vec::new());
     let started = std::time::Instant::now();

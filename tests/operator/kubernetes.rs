@@ -627,21 +627,11 @@ fn bound_token_file(
     apply(&format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: {namespace}\n  annotations:\n    dapr.io/app-id: {app_id}\nspec:\n  serviceAccountName: {service_account}\n  containers:\n  - name: app\n    image: example.invalid/app:1\n"
     ));
-    let token = kubectl_ok(
-        &[
-            "create",
-            "token",
-            service_account,
-            "-n",
-            namespace,
-            "--audience",
-            "spiffe://cp.example/ns/dapr-system/dapr-sentry",
-            "--bound-object-kind",
-            "Pod",
-            "--bound-object-name",
-            pod,
-        ],
-        None,
+    let token = test_support::bound_token(
+        namespace,
+        service_account,
+        "spiffe://cp.example/ns/dapr-system/dapr-sentry",
+        pod,
     );
     let path = dir.join(format!("{namespace}-{pod}.token"));
     std::fs::write(&path, token.trim()).expect("token file");

@@ -403,24 +403,7 @@ fn pod(name: &str, ns: &str, sa: &str, annotations: &str) -> String {
 }
 
 fn token(ns: &str, sa: &str, pod: &str, audience: &str) -> String {
-    kubectl(
-        &[
-            "create",
-            "token",
-            sa,
-            "-n",
-            ns,
-            "--audience",
-            audience,
-            "--bound-object-kind",
-            "Pod",
-            "--bound-object-name",
-            pod,
-        ],
-        None,
-    )
-    .trim()
-    .to_string()
+    test_support::bound_token(ns, sa, audience, pod)
 }
 
 #[tokio::test]
