@@ -27,8 +27,9 @@ pub struct Flags {
     pub issuer_certificate_filename: String,
     #[arg(long = "issuer-key-filename", default_value = "issuer.key")]
     pub issuer_key_filename: String,
-    /// Path to the control plane's Configuration (`daprsystem`): workload certificate
-    /// lifetime and allowed clock skew.
+    /// The control plane's Configuration (workload certificate lifetime and allowed
+    /// clock skew): a file standalone; in Kubernetes the name of a Configuration in
+    /// Sentry's namespace, `daprsystem` when empty.
     #[arg(long, default_value = "")]
     pub config: String,
     #[arg(long = "healthz-port", default_value_t = 8080)]

@@ -30,8 +30,42 @@ fn signing_config(flags: &Flags) -> Result<SigningConfig> {
     }
 }
 
+/// In Kubernetes `--config` names a Configuration in Sentry's namespace (`daprsystem`
+/// unless given), as Dapr's Sentry reads it; missing, the defaults hold.
+async fn kubernetes_signing_config(client: &kube::Client, flags: &Flags) -> Result<SigningConfig> {
+    let name = if flags.config.is_empty() {
+        "daprsystem"
+    } else {
+        &flags.config
+    };
+    let resource = kube::api::ApiResource {
+        group: "dapr.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "dapr.io/v1alpha1".into(),
+        kind: "Configuration".into(),
+        plural: "configurations".into(),
+    };
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), &flags.namespace, &resource);
+    match api.get_opt(name).await {
+        Ok(Some(found)) => {
+            // JSON is YAML: one reader for the file and the object.
+            let text = serde_json::to_string(&found.data).context("the Configuration")?;
+            SigningConfig::from_yaml(&text)
+                .with_context(|| format!("reading Configuration {name} in {}", flags.namespace))
+        }
+        Ok(None) => {
+            tracing::warn!(
+                "Configuration {name} not found in {}; using defaults",
+                flags.namespace
+            );
+            Ok(SigningConfig::default())
+        }
+        Err(e) => Err(e).with_context(|| format!("reading Configuration {name}")),
+    }
+}
+
 pub async fn run(flags: Flags) -> Result<()> {
-    let signing = signing_config(&flags)?;
     let poll = parse_duration(&flags.trust_bundle_poll_interval)
         .unwrap_or(Duration::from_secs(1))
         .max(Duration::from_millis(100));
@@ -40,6 +74,15 @@ pub async fn run(flags: Flags) -> Result<()> {
     } else {
         None
     };
+    let signing = match &client {
+        Some(c) => kubernetes_signing_config(c, &flags).await?,
+        None => signing_config(&flags)?,
+    };
+    tracing::info!(
+        "workload certificates live {:?}, {:?} of clock skew allowed",
+        signing.workload_cert_ttl,
+        signing.allowed_clock_skew
+    );
     let source = match &client {
         Some(c) => Source::Secret {
             client: c.clone(),

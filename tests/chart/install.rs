@@ -371,6 +371,8 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
         ),
         "--set",
         "dapr_sidecar_injector.webhookFailurePolicy=Fail",
+        "--set",
+        "global.mtls.workloadCertTTL=1h",
         "--set-json",
         &format!(
             r#"dapr_sidecar_injector.namespaceSelector={{"matchLabels":{{"rdapr-helm-test":"{tag}"}}}}"#
@@ -401,6 +403,14 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
         ],
     );
     wait_healthy(&mut sentry, healthz, 200).await;
+    assert!(
+        sentry
+            .process
+            .log()
+            .contains("workload certificates live 3600s"),
+        "Sentry signs for the daprsystem Configuration's workloadCertTTL: {}",
+        sentry.process.log()
+    );
     let bundle = get_json(&["get", "secret", "dapr-trust-bundle", "-n", CP]);
     for key in ["ca.crt", "issuer.crt", "issuer.key"] {
         assert!(
