@@ -200,7 +200,9 @@ fn defaults_install_the_whole_control_plane() {
     }
     for (kind, name) in WORKLOADS {
         assert_eq!(replicas(&r, kind, name), 1, "{kind}/{name}");
+        assert!(r.get(kind, name)["spec"]["template"]["spec"]["affinity"].is_null());
     }
+    assert!(r.of_kind("PodDisruptionBudget").is_empty());
     let sa = |kind, name| {
         r.get(kind, name)["spec"]["template"]["spec"]["serviceAccountName"]
             .as_str()
@@ -317,6 +319,16 @@ fn ha_runs_three_of_everything_and_placement_peers_with_all_three() {
     let r = template(&["--set", "global.ha.enabled=true"]);
     for (kind, name) in WORKLOADS {
         assert_eq!(replicas(&r, kind, name), 3, "{kind}/{name}");
+    }
+    // Spread over zones, each with a disruption budget, as Dapr's chart does.
+    for (kind, name) in WORKLOADS {
+        let term = &r.get(kind, name)["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+            [0]["podAffinityTerm"];
+        assert_eq!(term["topologyKey"], "topology.kubernetes.io/zone", "{name}");
+        assert_eq!(term["labelSelector"]["matchLabels"]["app"], name);
+        let budget = r.get("PodDisruptionBudget", &format!("{name}-disruption-budget"));
+        assert_eq!(budget["spec"]["maxUnavailable"], "25%");
+        assert_eq!(budget["spec"]["selector"]["matchLabels"]["app"], name);
     }
     let placement = container(&r, "StatefulSet", "dapr-placement-server");
     let peers = flag(placement, "--initial-cluster").expect("--initial-cluster");

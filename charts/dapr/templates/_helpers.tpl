@@ -59,17 +59,40 @@ imagePullSecrets:
 {{- end }}
 {{- end -}}
 
-{{/* Scheduling settings shared by every control-plane Pod. */}}
+{{/* Scheduling settings shared by every control-plane Pod; `app` is its app label. */}}
 {{- define "dapr.podScheduling" -}}
-{{- with .Values.global.nodeSelector }}
+{{- $root := index . 0 -}}
+{{- $app := index . 1 -}}
+{{- with $root.Values.global.ha }}
+{{- if .enabled }}
+affinity:
+  podAntiAffinity:
+    {{- if eq .podAntiAffinityPolicy "requiredDuringSchedulingIgnoredDuringExecution" }}
+    requiredDuringSchedulingIgnoredDuringExecution:
+    - topologyKey: {{ .topologyKey }}
+      labelSelector:
+        matchLabels:
+          app: {{ $app }}
+    {{- else }}
+    preferredDuringSchedulingIgnoredDuringExecution:
+    - weight: 100
+      podAffinityTerm:
+        topologyKey: {{ .topologyKey }}
+        labelSelector:
+          matchLabels:
+            app: {{ $app }}
+    {{- end }}
+{{- end }}
+{{- end }}
+{{- with $root.Values.global.nodeSelector }}
 nodeSelector:
 {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.global.tolerations }}
+{{- with $root.Values.global.tolerations }}
 tolerations:
 {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.global.priorityClassName }}
+{{- with $root.Values.global.priorityClassName }}
 priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
