@@ -831,6 +831,11 @@ async fn helm_install_then_an_annotated_deployment_runs_its_injected_sidecar() {
             false,
         ),
         ("clusterrole", "dapr-operator-admin", false),
+        (
+            "poddisruptionbudget",
+            "dapr-operator-disruption-budget",
+            true,
+        ),
     ] {
         let mut args = vec!["get", kind, name];
         if namespaced {
