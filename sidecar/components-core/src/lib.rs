@@ -11,6 +11,7 @@ mod error;
 pub mod family;
 pub mod nameresolution;
 pub mod properties;
+pub mod pubsub;
 mod registry;
 pub mod secretstores;
 pub mod state;
