@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use tokio::sync::mpsc;
 
 use components_core::pubsub::{
-    Delivery, Handler, Message, Publish, PubSub, PubSubError, Subscribe, Subscription,
+    Delivery, Handler, Message, PubSub, PubSubError, Publish, Subscribe, Subscription,
 };
 use components_core::{Component, ComponentError};
 
@@ -198,7 +198,11 @@ mod tests {
         .await
         .expect("publish");
         settle().await;
-        assert_eq!(a.load(Ordering::SeqCst), 3, "a stopped subscription gets nothing");
+        assert_eq!(
+            a.load(Ordering::SeqCst),
+            3,
+            "a stopped subscription gets nothing"
+        );
         assert_eq!(b.load(Ordering::SeqCst), 4);
         bus.close().await.expect("close");
         assert!(matches!(
