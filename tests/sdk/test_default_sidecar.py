@@ -65,3 +65,31 @@ def test_main_sidecar_stores_are_not_present(default_client):
     with pytest.raises(Exception) as excinfo:
         default_client.get_state("mem-store", "k")
     expect_grpc_error(excinfo, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def test_metadata_reports_embedded_pubsub(default_client):
+    comps = {c.name: c for c in default_client.get_metadata().registered_components}
+    assert comps["pubsub"].type == "pubsub.in-memory", sorted(comps)
+
+
+def test_http_publish_to_the_embedded_pubsub(default_http):
+    r = default_http.post("/v1.0/publish/pubsub/orders/eu", json={"orderId": 1})
+    assert r.status_code == 204, r.text
+    r = default_http.post("/v1.0/publish/pubsub/orders?metadata.rawPayload=true", data=b"raw")
+    assert r.status_code == 204, r.text
+
+
+def test_http_publish_errors_are_daprs(default_http):
+    r = default_http.post("/v1.0/publish/nope/orders", json={})
+    assert r.status_code == 400, r.text
+    assert r.json()["errorCode"] == "ERR_PUBSUB_NOT_FOUND"
+    assert r.json()["message"] == "pubsub nope is not found"
+    r = default_http.post("/v1.0/publish/pubsub", json={})
+    assert r.status_code == 404, r.text
+    assert r.json()["errorCode"] == "ERR_TOPIC_NAME_EMPTY"
+    r = default_http.post(
+        "/v1.0/publish/pubsub/orders",
+        data=b"{broken",
+        headers={"Content-Type": "application/cloudevents+json"},
+    )
+    assert r.json()["errorCode"] == "ERR_PUBSUB_CLOUD_EVENTS_SER", r.text

@@ -16,6 +16,7 @@ use blocks::state::StateBlock;
 /// What both front doors share: the building blocks and the sidecar's lifecycle.
 pub struct Api {
     pub state: Arc<StateBlock>,
+    pub pubsub: Arc<blocks::pubsub::PubSubBlock>,
     pub invoke: blocks::invoke::InvokeBlock,
     pub metadata: Arc<MetadataBlock>,
     pub health: Arc<Health>,

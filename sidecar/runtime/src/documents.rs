@@ -51,14 +51,27 @@ pub fn embedded_default() -> Result<Documents> {
         "spec": {"type": "state.in-memory", "version": "v1"},
     });
     let component: Component = decode(doc).context("the embedded default component")?;
+    let broker = serde_json::json!({
+        "apiVersion": "dapr.io/v1alpha1",
+        "kind": "Component",
+        "metadata": {"name": "pubsub"},
+        "spec": {"type": "pubsub.in-memory", "version": "v1"},
+    });
+    let broker: Component = decode(broker).context("the embedded default pub/sub")?;
     tracing::info!(
-        "no resources path given: using the embedded in-memory state store 'statestore'"
+        "no resources path given: using the embedded in-memory state store 'statestore' and pub/sub 'pubsub'"
     );
     Ok(Documents {
-        components: vec![Sourced {
-            component,
-            source: "the embedded default".into(),
-        }],
+        components: vec![
+            Sourced {
+                component,
+                source: "the embedded default".into(),
+            },
+            Sourced {
+                component: broker,
+                source: "the embedded default".into(),
+            },
+        ],
         resiliencies: Vec::new(),
         http_endpoints: Vec::new(),
     })

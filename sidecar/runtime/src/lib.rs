@@ -216,6 +216,7 @@ pub async fn start(
     let health = Arc::new(Health::with_app(invocation.app_health.clone()));
     let api = Arc::new(Api {
         state,
+        pubsub: lifecycle.pubsub(),
         invoke: invocation.block,
         metadata,
         health: health.clone(),

@@ -13,6 +13,7 @@ mod invoke;
 mod metadata;
 mod middleware;
 mod params;
+mod pubsub;
 pub mod spans;
 mod state;
 
@@ -52,6 +53,14 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v1.0-alpha1/state/{store}/query",
             post(state::query).put(state::query),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}/{*topic}",
+            post(pubsub::publish).put(pubsub::publish),
+        )
+        .route(
+            "/v1.0/publish/{pubsub}",
+            post(pubsub::publish_without_topic).put(pubsub::publish_without_topic),
         )
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))

@@ -3,8 +3,10 @@
 
 use std::sync::Arc;
 
+use blocks::pubsub::PubSubBlock;
 use blocks::secrets::SecretsBlock;
 use blocks::state::{KeyPrefixError, StateBlock, StoreEntry};
+use components_core::pubsub::PubSubs;
 use components_core::secretstores::SecretStores;
 use components_core::state::State;
 use components_core::{Family, Live, Properties};
@@ -96,10 +98,34 @@ impl Host for SecretsHost {
     }
 }
 
+pub struct PubSubHost {
+    pub block: Arc<PubSubBlock>,
+}
+
+impl Host for PubSubHost {
+    fn family(&self) -> &'static str {
+        PubSubs::NAME
+    }
+
+    fn insert(&self, name: &str, live: &Live, _: &Properties) -> Result<(), HostError> {
+        self.block.upsert(name, api_of::<PubSubs>(live)?);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> bool {
+        self.block.remove(name)
+    }
+}
+
 /// Every building block that hosts components.
-pub fn hosts(state: Arc<StateBlock>, secrets: Arc<SecretsBlock>) -> Vec<Box<dyn Host>> {
+pub fn hosts(
+    state: Arc<StateBlock>,
+    secrets: Arc<SecretsBlock>,
+    pubsub: Arc<PubSubBlock>,
+) -> Vec<Box<dyn Host>> {
     vec![
         Box::new(StateHost { block: state }),
         Box::new(SecretsHost { block: secrets }),
+        Box::new(PubSubHost { block: pubsub }),
     ]
 }

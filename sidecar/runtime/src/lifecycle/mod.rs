@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use blocks::metadata::{ComponentInfo, MetadataBlock};
+use blocks::pubsub::PubSubBlock;
 use blocks::secrets::SecretsBlock;
 use blocks::state::StateBlock;
 use components_core::secretstores::SecretStores;
@@ -86,6 +87,8 @@ pub struct Lifecycle {
     kubernetes: bool,
     hosts: Vec<Box<dyn Host>>,
     secrets: Arc<SecretsBlock>,
+    /// The brokers, for the publish API.
+    pubsub: Arc<PubSubBlock>,
     metadata: Arc<MetadataBlock>,
     /// Changes are rare and must not interleave: one at a time.
     loaded: Mutex<Loaded>,
@@ -125,16 +128,23 @@ impl Lifecycle {
         metadata: Arc<MetadataBlock>,
     ) -> Self {
         let secrets = Arc::new(SecretsBlock::default());
+        let pubsub = Arc::new(PubSubBlock::new(app_id));
         Self {
             registry,
             app_id: app_id.to_string(),
             namespace: namespace.to_string(),
             kubernetes,
-            hosts: hosts::hosts(state, secrets.clone()),
+            hosts: hosts::hosts(state, secrets.clone(), pubsub.clone()),
             secrets,
+            pubsub,
             metadata,
             loaded: Mutex::default(),
         }
+    }
+
+    /// The pub/sub building block this lifecycle fills.
+    pub fn pubsub(&self) -> Arc<PubSubBlock> {
+        self.pubsub.clone()
     }
 
     fn host(&self, family: &str) -> Option<&dyn Host> {
