@@ -286,9 +286,13 @@ async fn metrics_count_requests_with_daprs_names() {
     assert!(text.contains(&format!(
         r#"dapr_grpc_io_server_completed_rpcs{{app_id="{app}",grpc_server_method="/dapr.proto.runtime.v1.Dapr/GetState",grpc_server_status="InvalidArgument"}} 1"#
     )), "{text}");
-    assert!(text.contains(&format!(
-        r#"dapr_runtime_component_loaded{{app_id="{app}"}} 1"#
-    )));
+    // The embedded defaults: the in-memory state store and pub/sub.
+    assert!(
+        text.contains(&format!(
+            r#"dapr_runtime_component_loaded{{app_id="{app}"}} 2"#
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]

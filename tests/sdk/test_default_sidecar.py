@@ -81,7 +81,7 @@ def test_http_publish_to_the_embedded_pubsub(default_http):
 
 def test_http_publish_errors_are_daprs(default_http):
     r = default_http.post("/v1.0/publish/nope/orders", json={})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 404, r.text
     assert r.json()["errorCode"] == "ERR_PUBSUB_NOT_FOUND"
     assert r.json()["message"] == "pubsub nope is not found"
     r = default_http.post("/v1.0/publish/pubsub", json={})

@@ -99,7 +99,7 @@ impl PubSubBlock {
     /// Publishes one message; the errors are Dapr's.
     pub async fn publish(&self, req: PublishRequest) -> Result<(), DaprError> {
         if self.brokers.load().is_empty() {
-            return Err(errors::not_configured());
+            return Err(errors::not_configured(&req.pubsub));
         }
         if req.pubsub.is_empty() {
             return Err(errors::name_empty());
@@ -229,14 +229,22 @@ impl PubSubBlock {
 pub mod errors {
     use super::*;
 
-    fn pubsub(code: &'static str, message: String, http: StatusCode, grpc: Code) -> DaprError {
-        DaprError::new(code, message, http, grpc)
+    /// Dapr 1.18's pub/sub errors are rich: `ErrorInfo` with a `DAPR_PUBSUB_*` reason.
+    fn pubsub(
+        code: &'static str,
+        reason: &'static str,
+        message: String,
+        http: StatusCode,
+        grpc: Code,
+    ) -> DaprError {
+        DaprError::new(code, message, http, grpc).rich(reason)
     }
 
-    pub fn not_configured() -> DaprError {
+    pub fn not_configured(name: &str) -> DaprError {
         pubsub(
             "ERR_PUBSUB_NOT_CONFIGURED",
-            "no pubsub is configured".into(),
+            "DAPR_PUBSUB_NOT_CONFIGURED",
+            format!("pubsub {name} is not configured"),
             StatusCode::BAD_REQUEST,
             Code::FailedPrecondition,
         )
@@ -245,6 +253,7 @@ pub mod errors {
     pub fn name_empty() -> DaprError {
         pubsub(
             "ERR_PUBSUB_EMPTY",
+            "DAPR_PUBSUB_NAME_EMPTY",
             "pubsub name is empty".into(),
             StatusCode::NOT_FOUND,
             Code::InvalidArgument,
@@ -254,8 +263,9 @@ pub mod errors {
     pub fn not_found(name: &str) -> DaprError {
         pubsub(
             "ERR_PUBSUB_NOT_FOUND",
+            "DAPR_PUBSUB_NOT_FOUND",
             format!("pubsub {name} is not found"),
-            StatusCode::BAD_REQUEST,
+            StatusCode::NOT_FOUND,
             Code::InvalidArgument,
         )
     }
@@ -263,6 +273,7 @@ pub mod errors {
     pub fn topic_empty(name: &str) -> DaprError {
         pubsub(
             "ERR_TOPIC_NAME_EMPTY",
+            "DAPR_PUBSUB_TOPIC_NAME_EMPTY",
             format!("topic is empty in pubsub {name}"),
             StatusCode::NOT_FOUND,
             Code::InvalidArgument,
@@ -272,8 +283,9 @@ pub mod errors {
     pub fn cloud_event_ser(req: &PublishRequest, why: &str) -> DaprError {
         pubsub(
             "ERR_PUBSUB_CLOUD_EVENTS_SER",
+            "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
             format!(
-                "error when marshalling cloud event envelope for topic {} pubsub {}: {why}",
+                "cannot create cloudevent for topic {} pubsub {}: {why}",
                 req.topic, req.pubsub
             ),
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -284,8 +296,9 @@ pub mod errors {
     pub fn bad_ttl(req: &PublishRequest, ttl: &str) -> DaprError {
         pubsub(
             "ERR_PUBSUB_CLOUD_EVENTS_SER",
+            "DAPR_PUBSUB_CLOUD_EVENT_CREATION",
             format!(
-                "error when marshalling cloud event envelope for topic {} pubsub {}: ttlInSeconds {ttl:?} is not a whole number of seconds",
+                "cannot create cloudevent for topic {} pubsub {}: ttlInSeconds {ttl:?} is not a whole number of seconds",
                 req.topic, req.pubsub
             ),
             StatusCode::BAD_REQUEST,
@@ -296,8 +309,9 @@ pub mod errors {
     pub fn publish_failed(req: &PublishRequest, why: &str) -> DaprError {
         pubsub(
             "ERR_PUBSUB_PUBLISH_MESSAGE",
+            "DAPR_PUBSUB_PUBLISH_MESSAGE",
             format!(
-                "error when publish to topic {} in pubsub {}: {why}",
+                "error when publishing to topic {} in pubsub {}: {why}",
                 req.topic, req.pubsub
             ),
             StatusCode::INTERNAL_SERVER_ERROR,
