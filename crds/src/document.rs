@@ -150,6 +150,20 @@ fn root_schema(crd_yaml: &str) -> Value {
         .unwrap_or_default()
 }
 
+/// The schema of one version of a CRD serving several (`Subscription`).
+fn version_schema(crd_yaml: &str, version: &str) -> Value {
+    let crd: Value = serde_saphyr::from_str(crd_yaml).unwrap_or_default();
+    crd.pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .and_then(|vs| {
+            vs.iter()
+                .find(|v| v.get("name").and_then(Value::as_str) == Some(version))
+        })
+        .and_then(|v| v.pointer("/schema/openAPIV3Schema"))
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn name_of(name: &Option<String>) -> &str {
     name.as_deref().unwrap_or("")
 }
@@ -179,6 +193,65 @@ macro_rules! schema_of {
             )))
         })
     }};
+}
+
+macro_rules! version_schema_of {
+    ($file:literal, $version:literal) => {{
+        static SCHEMA: OnceLock<Value> = OnceLock::new();
+        SCHEMA.get_or_init(|| {
+            version_schema(
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/../charts/dapr/crds/",
+                    $file
+                )),
+                $version,
+            )
+        })
+    }};
+}
+
+impl DaprResource for crate::subscription::v1alpha1::Subscription {
+    const KIND: &'static str = "Subscription";
+
+    fn name(&self) -> &str {
+        name_of(&self.metadata.name)
+    }
+
+    fn schema() -> &'static Value {
+        version_schema_of!("subscriptions.yaml", "v1alpha1")
+    }
+
+    fn check(&self) -> Result<(), DocumentError> {
+        check_subscription(&self.spec.spec.pubsubname, &self.spec.spec.topic)
+    }
+}
+
+impl DaprResource for crate::subscription::v2alpha1::Subscription {
+    const KIND: &'static str = "Subscription";
+
+    fn name(&self) -> &str {
+        name_of(&self.metadata.name)
+    }
+
+    fn schema() -> &'static Value {
+        version_schema_of!("subscriptions.yaml", "v2alpha1")
+    }
+
+    fn check(&self) -> Result<(), DocumentError> {
+        check_subscription(&self.spec.spec.pubsubname, &self.spec.spec.topic)
+    }
+}
+
+/// A subscription names its pub/sub and topic, or it cannot open anything.
+fn check_subscription(pubsub: &str, topic: &str) -> Result<(), DocumentError> {
+    if pubsub.is_empty() {
+        return Err(DocumentError::required("spec.pubsubname"));
+    }
+    if topic.is_empty() {
+        return Err(DocumentError::required("spec.topic"));
+    }
+    Ok(())
 }
 
 impl DaprResource for Component {

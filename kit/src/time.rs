@@ -27,11 +27,27 @@ pub fn rfc3339_nanos(t: SystemTime) -> String {
     format(OffsetDateTime::from(t))
 }
 
+/// Reads an RFC 3339 timestamp (any offset, any fraction), as Go's `time.Parse` with
+/// `time.RFC3339` does; `None` when it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .ok()
+        .map(SystemTime::from)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    #[test]
+    fn parses_what_it_prints_and_other_offsets() {
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(parse_rfc3339("2000-02-29T01:00:00+01:00"), Some(t));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
 
     #[test]
     fn whole_seconds_as_go_prints_rfc3339() {

@@ -17,6 +17,7 @@ use blocks::state::StateBlock;
 pub struct Api {
     pub state: Arc<StateBlock>,
     pub pubsub: Arc<blocks::pubsub::PubSubBlock>,
+    pub subscriber: Arc<blocks::pubsub::subscriptions::Subscriber>,
     pub invoke: blocks::invoke::InvokeBlock,
     pub metadata: Arc<MetadataBlock>,
     pub health: Arc<Health>,

@@ -11,6 +11,7 @@ pub mod health;
 pub mod invoke;
 pub mod invoke_stream;
 pub mod metadata;
+pub mod protostruct;
 pub mod pubsub;
 pub mod secrets;
 pub mod state;

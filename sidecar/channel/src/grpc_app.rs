@@ -4,6 +4,9 @@ use bytes::Bytes;
 use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest};
 use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
+use dapr::dapr::proto::runtime::v1::{
+    ListTopicSubscriptionsResponse, TopicEventRequest, TopicEventResponse,
+};
 use http::{HeaderMap, StatusCode};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Endpoint;
@@ -11,7 +14,30 @@ use tonic::transport::Endpoint;
 use super::{AppError, AppRequest, AppResponse};
 
 mod pool;
-use pool::Pool;
+use pool::{Lease, Pool};
+
+/// A gRPC call's failure, without the library's type: its code on the wire and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcStatus {
+    pub code: i32,
+    pub message: String,
+}
+
+impl GrpcStatus {
+    /// `UNIMPLEMENTED`, which a subscriber answers for an event it will never take.
+    pub fn is_unimplemented(&self) -> bool {
+        self.code == tonic::Code::Unimplemented as i32
+    }
+}
+
+impl From<&tonic::Status> for GrpcStatus {
+    fn from(s: &tonic::Status) -> Self {
+        Self {
+            code: s.code() as i32,
+            message: s.message().to_string(),
+        }
+    }
+}
 
 pub struct GrpcChannel {
     pool: Pool,
@@ -159,6 +185,45 @@ impl GrpcChannel {
             }),
             Err(status) => Err(AppError::Call(status.message().into())),
         }
+    }
+
+    fn client(&self, lease: &Lease) -> AppCallbackClient<tonic::transport::Channel> {
+        AppCallbackClient::new(lease.channel().clone())
+            .max_decoding_message_size(self.max_message)
+            .max_encoding_message_size(self.max_message)
+    }
+
+    /// The app's programmatic subscriptions; an app that does not implement the call has
+    /// none.
+    pub async fn list_topic_subscriptions(
+        &self,
+    ) -> Result<ListTopicSubscriptionsResponse, GrpcStatus> {
+        let mut request = tonic::Request::new(());
+        *request.metadata_mut() = self.metadata(&HeaderMap::new());
+        let lease = self.pool.lease();
+        match self.client(&lease).list_topic_subscriptions(request).await {
+            Ok(resp) => Ok(resp.into_inner()),
+            Err(s) if s.code() == tonic::Code::Unimplemented => {
+                Ok(ListTopicSubscriptionsResponse::default())
+            }
+            Err(s) => Err(GrpcStatus::from(&s)),
+        }
+    }
+
+    /// Delivers one pub/sub event; `headers` become the call's metadata.
+    pub async fn on_topic_event(
+        &self,
+        event: TopicEventRequest,
+        headers: &HeaderMap,
+    ) -> Result<TopicEventResponse, GrpcStatus> {
+        let mut request = tonic::Request::new(event);
+        *request.metadata_mut() = self.metadata(headers);
+        let lease = self.pool.lease();
+        self.client(&lease)
+            .on_topic_event(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| GrpcStatus::from(&s))
     }
 
     /// `AppCallbackHealthCheck/HealthCheck` answers OK.

@@ -25,7 +25,7 @@ use thiserror::Error;
 use tokio::sync::Semaphore;
 
 pub use body::{Body, BodyError, DataStream};
-pub use grpc_app::{GrpcChannel, http_status_of_code};
+pub use grpc_app::{GrpcChannel, GrpcStatus, http_status_of_code};
 pub use health::{AppHealth, HealthProbe};
 pub use http_app::HttpChannel;
 pub use peers::{CallError, Peer, PeerError, Peers, ProxyClient, ResponseStream};
@@ -185,6 +185,18 @@ impl AppChannel {
         }
     }
 
+    /// The gRPC app, for the callbacks only a gRPC app has (pub/sub, bindings); `None`
+    /// for an HTTP app. Calls made through it wait for a slot like every other call.
+    pub async fn grpc(&self) -> Result<Option<Admitted<'_, GrpcChannel>>, AppError> {
+        match &self.protocol {
+            Protocol::Grpc(g) => Ok(Some(Admitted {
+                inner: g,
+                _permit: self.admit().await?,
+            })),
+            Protocol::Http(_) => Ok(None),
+        }
+    }
+
     /// `host:port` of a gRPC app, which proxied gRPC calls are sent to.
     pub fn grpc_address(&self) -> Option<String> {
         match &self.protocol {
@@ -233,6 +245,19 @@ impl AppChannel {
             Protocol::Http(h) => h.invoke(req).await,
             Protocol::Grpc(g) => g.invoke(req).await,
         }
+    }
+}
+
+/// A channel holding one of the app's concurrency slots until it drops.
+pub struct Admitted<'a, T> {
+    inner: &'a T,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl<T> std::ops::Deref for Admitted<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner
     }
 }
 

@@ -76,6 +76,12 @@ impl Properties {
         }
     }
 
+    /// Sets `name` (replacing any value of any case), for defaults the runtime fills in.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.by_lower
+            .insert(name.to_ascii_lowercase(), value.into());
+    }
+
     /// The value of `name`, if set and not empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.by_lower

@@ -7,12 +7,14 @@ use anyhow::{Context, Result};
 
 use crate::lifecycle::{self, Sourced};
 use crate::resources::{Component, HTTPEndpoint, Resiliency, decode, load_resources};
+use crate::subscriptions::Declared;
 
 /// Everything the standalone folders hold that the runtime uses.
 pub struct Documents {
     pub components: Vec<Sourced>,
     pub resiliencies: Vec<Resiliency>,
     pub http_endpoints: Vec<HTTPEndpoint>,
+    pub subscriptions: Vec<Declared>,
 }
 
 /// Reads the folders; bad documents are logged with their file and skipped, as Dapr does,
@@ -33,12 +35,14 @@ pub fn read(dirs: &[PathBuf]) -> Result<Documents> {
         components,
         resiliencies: resources.resiliencies,
         http_endpoints: resources.http_endpoints,
+        subscriptions: resources.subscriptions,
     })
 }
 
-/// The components of the folders, for hot reload.
-pub fn from_folders(dirs: &[PathBuf]) -> Result<Vec<Sourced>> {
-    Ok(read(dirs)?.components)
+/// The components and subscriptions of the folders, for hot reload.
+pub fn from_folders(dirs: &[PathBuf]) -> Result<(Vec<Sourced>, Vec<Declared>)> {
+    let docs = read(dirs)?;
+    Ok((docs.components, docs.subscriptions))
 }
 
 /// A sidecar started without resource folders gets an in-memory state store called
@@ -74,5 +78,6 @@ pub fn embedded_default() -> Result<Documents> {
         ],
         resiliencies: Vec::new(),
         http_endpoints: Vec::new(),
+        subscriptions: Vec::new(),
     })
 }

@@ -18,6 +18,8 @@ use resiliency::Policies;
 
 pub struct Invocation {
     pub block: InvokeBlock,
+    /// The channel to the app, when there is one (`--app-port`).
+    pub app: Option<Arc<AppChannel>>,
     /// The app's health when health checks are on (it then gates readiness).
     pub app_health: Option<Arc<AppHealth>>,
     /// The resolver that announced this sidecar, to withdraw it on shutdown.
@@ -155,6 +157,7 @@ pub async fn setup(inputs: Inputs<'_>) -> Result<Invocation> {
     };
     Ok(Invocation {
         app_health,
+        app: app.clone(),
         block: InvokeBlock::new(
             flags.app_id.clone(),
             namespace,

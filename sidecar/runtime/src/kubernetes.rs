@@ -16,6 +16,7 @@ use crate::lifecycle::{Lifecycle, Sourced};
 use crate::resources::{
     Component, Configuration, DaprResource, HTTPEndpoint, Resiliency, decode_json,
 };
+use crate::subscriptions::Declared;
 
 /// How long startup waits for the operator to answer before giving up.
 const CONNECT_FOR: Duration = Duration::from_secs(30);
@@ -26,6 +27,7 @@ pub struct FromOperator {
     pub components: Vec<Sourced>,
     pub resiliencies: Vec<Resiliency>,
     pub http_endpoints: Vec<HTTPEndpoint>,
+    pub subscriptions: Vec<Declared>,
     pub follower: ComponentFollower,
 }
 
@@ -199,20 +201,23 @@ pub async fn load(
             .into_inner()
             .http_endpoints,
     );
-    let subscriptions = client
+    let subscriptions: Vec<Declared> = client
         .list_subscriptions_v2(pb::ListSubscriptionsRequest {
             namespace: namespace.clone(),
         })
         .await
         .context("listing subscriptions")?
         .into_inner()
-        .subscriptions;
-    if !subscriptions.is_empty() {
-        tracing::warn!(
-            "{} subscription(s) received; pub/sub is not supported by this sidecar yet",
-            subscriptions.len()
-        );
-    }
+        .subscriptions
+        .iter()
+        .filter_map(|bytes| match crate::subscriptions::decode_operator(bytes) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("skipping a subscription from the operator: {e}");
+                None
+            }
+        })
+        .collect();
     tracing::info!(
         namespace = %namespace,
         "loaded {} component(s), {} resiliency polic(ies), {} HTTP endpoint(s) from the operator",
@@ -225,6 +230,7 @@ pub async fn load(
         components: sourced(components),
         resiliencies,
         http_endpoints: endpoints,
+        subscriptions,
         follower: ComponentFollower {
             client,
             namespace,

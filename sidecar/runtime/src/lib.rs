@@ -18,6 +18,7 @@ mod invocation;
 mod kubernetes;
 mod lifecycle;
 mod servers;
+mod subscriptions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -102,6 +103,7 @@ pub async fn start(
             components: from.components,
             resiliencies: from.resiliencies,
             http_endpoints: from.http_endpoints,
+            subscriptions: from.subscriptions,
         };
         (from.config, docs, Some(from.follower), mtls)
     } else {
@@ -190,6 +192,7 @@ pub async fn start(
         state.clone(),
         metadata.clone(),
     ));
+    let docs_subscriptions = docs.subscriptions;
     lifecycle.load(docs.components).await?;
     if let Some(m) = &metrics {
         lifecycle
@@ -212,11 +215,23 @@ pub async fn start(
         mtls,
     })
     .await?;
+    let subscriber = Arc::new(blocks::pubsub::subscriptions::Subscriber::new(
+        lifecycle.pubsub(),
+        invocation.app.clone(),
+        &flags.app_id,
+        !flags
+            .disable_init_endpoints
+            .iter()
+            .any(|e| e.trim() == "subscribe"),
+    ));
+    lifecycle.set_subscriber(subscriber.clone());
+    lifecycle.set_subscriptions(&docs_subscriptions).await;
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::with_app(invocation.app_health.clone()));
     let api = Arc::new(Api {
         state,
         pubsub: lifecycle.pubsub(),
+        subscriber: subscriber.clone(),
         invoke: invocation.block,
         metadata,
         health: health.clone(),
@@ -265,6 +280,8 @@ pub async fn start(
         channel::wait_for_port(&flags.app_channel_address, port).await;
         tracing::info!("application discovered on port {port}");
     }
+    // Subscriptions deliver to the app from the moment it is there, as in Dapr.
+    subscriber.start_app().await;
     health.set_ready(true);
     tracing::info!(
         "dapr initialized. Status: Running. Init Elapsed {}ms",
@@ -306,6 +323,13 @@ impl Running {
             .is_err()
         {
             bail!("API servers did not stop within {}s", self.grace.as_secs());
+        }
+        // Subscriptions stop before their brokers close; messages in flight finish.
+        if tokio::time::timeout_at(deadline, self.api.subscriber.stop_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("subscriptions did not stop within the grace period");
         }
         // Components close once nothing can call them any more, within what is left of
         // the grace period.

@@ -2,10 +2,40 @@
 
 use dapr::dapr::proto::runtime::v1 as pb;
 
+use blocks::pubsub::subscriptions::Kind;
+
 use super::DaprGrpc;
 
 impl DaprGrpc {
-    pub(super) fn get_metadata_impl(&self) -> pb::GetMetadataResponse {
+    pub(super) async fn get_metadata_impl(&self) -> pb::GetMetadataResponse {
+        let subscriptions = self
+            .api
+            .subscriber
+            .list()
+            .await
+            .into_iter()
+            .map(|s| pb::PubsubSubscription {
+                pubsub_name: s.pubsub,
+                topic: s.topic,
+                metadata: s.metadata,
+                rules: Some(pb::PubsubSubscriptionRules {
+                    rules: s
+                        .rules
+                        .iter()
+                        .map(|r| pb::PubsubSubscriptionRule {
+                            r#match: r.match_expr().to_string(),
+                            path: r.path.clone(),
+                        })
+                        .collect(),
+                }),
+                dead_letter_topic: s.dead_letter_topic,
+                r#type: match s.kind {
+                    Kind::Declarative => pb::PubsubSubscriptionType::Declarative,
+                    Kind::Programmatic => pb::PubsubSubscriptionType::Programmatic,
+                    Kind::Streaming => pb::PubsubSubscriptionType::Streaming,
+                } as i32,
+            })
+            .collect();
         let view = self.api.metadata.view();
         let m = view.block;
         let conn = &m.app_connection;
@@ -24,6 +54,7 @@ impl DaprGrpc {
                 })
                 .collect(),
             extended_metadata: view.extended.into_iter().collect(),
+            subscriptions,
             http_endpoints: m
                 .http_endpoints
                 .iter()

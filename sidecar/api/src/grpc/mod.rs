@@ -4,6 +4,7 @@
 mod invoke;
 mod metadata;
 pub mod proxy;
+mod pubsub;
 mod service;
 pub mod spans;
 mod state;

@@ -92,13 +92,17 @@ dapr_service! {
             &self,
             _r: Request<pb::GetMetadataRequest>,
         ) -> Result<Response<pb::GetMetadataResponse>, Status> {
-            Ok(Response::new(self.get_metadata_impl()))
+            Ok(Response::new(self.get_metadata_impl().await))
         }
 
         async fn set_metadata(&self, r: Request<pb::SetMetadataRequest>) -> Result<Response<()>, Status> {
             let r = r.into_inner();
             self.api.metadata.set(&r.key, r.value);
             Ok(Response::new(()))
+        }
+
+        async fn publish_event(&self, r: Request<pb::PublishEventRequest>) -> Result<Response<()>, Status> {
+            self.publish_event_impl(r.into_inner()).await.map(Response::new)
         }
 
         async fn shutdown(&self, r: Request<pb::ShutdownRequest>) -> Result<Response<()>, Status> {
@@ -157,7 +161,6 @@ dapr_service! {
         }
     }
     not_yet {
-        publish_event(pb::PublishEventRequest) -> ();
         bulk_publish_event_alpha1(pb::BulkPublishRequest) -> pb::BulkPublishResponse;
         bulk_publish_event(pb::BulkPublishRequest) -> pb::BulkPublishResponse;
         invoke_binding(pb::InvokeBindingRequest) -> pb::InvokeBindingResponse;

@@ -1,6 +1,6 @@
 //! `/v1.0/metadata`: what this sidecar runs, and app-defined attributes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -24,10 +24,32 @@ struct MetadataJson<'a> {
     actors: [(); 0],
     components: Vec<ComponentJson<'a>>,
     extended: &'a BTreeMap<String, String>,
-    subscriptions: [(); 0],
+    subscriptions: Vec<SubscriptionJson>,
     http_endpoints: Vec<NameJson<'a>>,
     app_connection_properties: AppConnectionJson<'a>,
     actor_runtime: ActorRuntimeJson,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionJson {
+    pubsubname: String,
+    topic: String,
+    #[serde(skip_serializing_if = "HashMap::is_empty")]
+    metadata: HashMap<String, String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    rules: Vec<RuleJson>,
+    dead_letter_topic: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct RuleJson {
+    #[serde(rename = "match", skip_serializing_if = "String::is_empty")]
+    match_expr: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    path: String,
 }
 
 #[derive(Serialize)]
@@ -87,6 +109,27 @@ fn is_zero_u32(v: &u32) -> bool {
 
 /// `GET /v1.0/metadata`.
 pub async fn get(State(api): State<Arc<Api>>) -> Response {
+    let subscriptions = api
+        .subscriber
+        .list()
+        .await
+        .into_iter()
+        .map(|s| SubscriptionJson {
+            rules: s
+                .rules
+                .iter()
+                .map(|r| RuleJson {
+                    match_expr: r.match_expr().to_string(),
+                    path: r.path.clone(),
+                })
+                .collect(),
+            pubsubname: s.pubsub,
+            topic: s.topic,
+            metadata: s.metadata,
+            dead_letter_topic: s.dead_letter_topic,
+            kind: s.kind.as_str(),
+        })
+        .collect();
     let view = api.metadata.view();
     let m = view.block;
     let conn = &m.app_connection;
@@ -106,7 +149,7 @@ pub async fn get(State(api): State<Arc<Api>>) -> Response {
             })
             .collect(),
         extended: &view.extended,
-        subscriptions: [],
+        subscriptions,
         http_endpoints: m
             .http_endpoints
             .iter()

@@ -1,25 +1,21 @@
 //! `pubsub.in-memory`: the embedded default broker, named `pubsub`. Every subscription of
-//! a topic gets every message (there is one process, so no consumer groups); each
-//! subscription has its own queue and delivers concurrently; a message the subscriber
-//! asks to retry is delivered again after a pause, a bounded number of times.
+//! a topic gets every message (there is one process, so no consumer groups). As Dapr's,
+//! each subscription takes its messages one at a time, in order, and the broker never
+//! redelivers: an answer other than success is logged, and retries are left to the
+//! subscription's resiliency policy and dead-letter topic.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use components_core::pubsub::{
     Delivery, Handler, Message, PubSub, PubSubError, Publish, Subscribe, Subscription,
 };
 use components_core::{Component, ComponentError};
-
-/// How many times a message the subscriber retries is delivered again.
-const RETRIES: u32 = 10;
-/// The pause before each redelivery.
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 type Queues = Mutex<HashMap<String, Vec<(u64, mpsc::UnboundedSender<Message>)>>>;
 
@@ -47,34 +43,27 @@ impl Component for MemoryPubSub {
     }
 }
 
-async fn deliver(handler: Handler, message: Message) {
-    for attempt in 0..=RETRIES {
-        match handler(message.clone()).await {
-            Delivery::Success | Delivery::Drop => return,
-            Delivery::Retry if attempt < RETRIES => tokio::time::sleep(RETRY_PAUSE).await,
-            Delivery::Retry => {
-                tracing::warn!(
-                    topic = %message.topic,
-                    "in-memory pub/sub: giving up on a message after {RETRIES} redeliveries"
-                );
-            }
-        }
-    }
-}
-
 struct MemorySubscription {
     queues: Arc<Queues>,
     topic: String,
     id: u64,
+    stopped: Arc<AtomicBool>,
+    task: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[async_trait]
 impl Subscription for MemorySubscription {
     async fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
         if let Ok(mut q) = self.queues.lock()
             && let Some(list) = q.get_mut(&self.topic)
         {
             list.retain(|(id, _)| *id != self.id);
+        }
+        let task = self.task.lock().ok().and_then(|mut t| t.take());
+        if let Some(task) = task {
+            // The message being delivered finishes; queued ones are dropped with the queue.
+            let _ = task.await;
         }
     }
 }
@@ -85,20 +74,25 @@ impl PubSub for MemoryPubSub {
         if self.closed.load(Ordering::Acquire) {
             return Err(PubSubError::Closed);
         }
+        let q = self
+            .queues
+            .lock()
+            .map_err(|_| PubSubError::Backend("poisoned".into()))?;
+        let Some(subs) = q.get(&p.topic).filter(|s| !s.is_empty()) else {
+            return Ok(());
+        };
         let message = Message {
             topic: p.topic,
             data: p.data,
             content_type: p.content_type,
             metadata: p.metadata,
         };
-        let q = self
-            .queues
-            .lock()
-            .map_err(|_| PubSubError::Backend("poisoned".into()))?;
-        for (_, tx) in q.get(&message.topic).into_iter().flatten() {
+        let (last, rest) = subs.split_last().expect("not empty");
+        for (_, tx) in rest {
             // A closed queue belongs to a subscription being stopped.
             let _ = tx.send(message.clone());
         }
+        let _ = last.1.send(message);
         Ok(())
     }
 
@@ -118,15 +112,28 @@ impl PubSub for MemoryPubSub {
             .entry(request.topic.clone())
             .or_default()
             .push((id, tx));
-        tokio::spawn(async move {
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop_seen = stopped.clone();
+        let task = tokio::spawn(async move {
             while let Some(message) = rx.recv().await {
-                tokio::spawn(deliver(handler.clone(), message));
+                if stop_seen.load(Ordering::Acquire) {
+                    break;
+                }
+                let topic = message.topic.clone();
+                if handler(message).await != Delivery::Success {
+                    tracing::warn!(
+                        %topic,
+                        "in-memory pub/sub: the subscriber did not take a message; it is not redelivered"
+                    );
+                }
             }
         });
         Ok(Box::new(MemorySubscription {
             queues: self.queues.clone(),
             topic: request.topic,
             id,
+            stopped,
+            task: Mutex::new(Some(task)),
         }))
     }
 }
@@ -134,6 +141,7 @@ impl PubSub for MemoryPubSub {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
 
     use bytes::Bytes;
 
@@ -211,22 +219,23 @@ mod tests {
         ));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn retry_redelivers_until_success_or_the_bound() {
+    #[tokio::test]
+    async fn messages_are_taken_one_at_a_time_in_order_and_never_redelivered() {
         let bus = MemoryPubSub::new();
-        let tries = Arc::new(AtomicUsize::new(0));
-        let counter = tries.clone();
-        let handler: Handler = Arc::new(move |_m| {
-            let n = counter.fetch_add(1, Ordering::SeqCst);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let busy = Arc::new(AtomicBool::new(false));
+        let (seen2, busy2) = (seen.clone(), busy.clone());
+        let handler: Handler = Arc::new(move |m: Message| {
+            let (seen, busy) = (seen2.clone(), busy2.clone());
             Box::pin(async move {
-                if n < 2 {
-                    Delivery::Retry
-                } else {
-                    Delivery::Success
-                }
+                assert!(!busy.swap(true, Ordering::SeqCst), "two deliveries at once");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                seen.lock().unwrap().push(m.data.clone());
+                busy.store(false, Ordering::SeqCst);
+                Delivery::Retry
             })
         });
-        let _s = bus
+        let s = bus
             .subscribe(
                 Subscribe {
                     topic: "t".into(),
@@ -236,33 +245,27 @@ mod tests {
             )
             .await
             .expect("subscribe");
-        bus.publish(Publish {
-            topic: "t".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("publish");
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        assert_eq!(tries.load(Ordering::SeqCst), 3, "two retries, then success");
-
-        let always = Arc::new(AtomicUsize::new(0));
-        let _r = bus
-            .subscribe(
-                Subscribe {
-                    topic: "r".into(),
-                    ..Default::default()
-                },
-                counting(always.clone(), Delivery::Retry),
-            )
+        for i in 0..20u8 {
+            bus.publish(Publish {
+                topic: "t".into(),
+                data: Bytes::from(vec![i]),
+                ..Default::default()
+            })
             .await
-            .expect("subscribe");
-        bus.publish(Publish {
-            topic: "r".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("publish");
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert_eq!(always.load(Ordering::SeqCst), 1 + RETRIES as usize);
+            .expect("publish");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let got: Vec<u8> = seen.lock().unwrap().iter().map(|b| b[0]).collect();
+        assert_eq!(got, (0..20).collect::<Vec<u8>>(), "each once, in order");
+        s.stop().await;
+    }
+
+    #[tokio::test]
+    async fn conformance() {
+        components_core::testing::pubsub::run(
+            || async { Arc::new(MemoryPubSub::new()) as Arc<dyn PubSub> },
+            components_core::testing::pubsub::Options { redelivery: None },
+        )
+        .await;
     }
 }

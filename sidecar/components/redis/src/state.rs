@@ -17,6 +17,8 @@ use components_core::state::{
 };
 use components_core::{Component, ComponentError, Properties};
 
+use crate::connection::Server;
+
 const MISMATCH: &str = "ETAG_MISMATCH";
 
 // Keys that exist but are not hashes (values written by something other than a state
@@ -101,41 +103,10 @@ struct Scripts {
 }
 
 impl RedisStore {
-    /// Connects using Dapr's metadata keys: `redisHost` (required), `redisPassword`,
-    /// `redisUsername`, `redisDB`, `ttlInSeconds` (default TTL for writes without one).
+    /// Connects with Dapr's Redis connection metadata (`redisHost`, ...; see
+    /// `connection::Server`); `ttlInSeconds` is the default TTL for writes without one.
     pub async fn connect(props: &Properties) -> Result<Self, ComponentError> {
-        let host = props
-            .get("redisHost")
-            .ok_or_else(|| ComponentError::Metadata("redisHost is required".into()))?;
-        if props.flag("enableTLS") {
-            return Err(ComponentError::Metadata(
-                "enableTLS is not supported yet".into(),
-            ));
-        }
-        let db: i64 = props.parse("redisDB")?.unwrap_or(0);
-        let mut info =
-            redis::IntoConnectionInfo::into_connection_info(format!("redis://{host}/{db}"))
-                .map_err(|e| ComponentError::Metadata(format!("redisHost {host:?}: {e}")))?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(user) = props.get("redisUsername") {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = props.get("redisPassword") {
-            settings = settings.set_password(password);
-        }
-        info = info.set_redis_settings(settings);
-        let client =
-            redis::Client::open(info).map_err(|e| ComponentError::Connect(e.to_string()))?;
-        // Dapr's defaults: 3 s to read a reply, 5 s to connect. A reply that does not come
-        // in time fails the request instead of hanging it.
-        let read = props.duration("readTimeout")?;
-        let dial = props.duration("dialTimeout")?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_response_timeout(Some(read.unwrap_or(Duration::from_secs(3))))
-            .set_connection_timeout(Some(dial.unwrap_or(Duration::from_secs(5))));
-        let conn = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| ComponentError::Connect(format!("redis at {host}: {e}")))?;
+        let conn = Server::from_properties(props)?.manager().await?;
         let default_ttl = match props.parse::<i64>("ttlInSeconds")? {
             Some(s) if s > 0 => Some(Duration::from_secs(s as u64)),
             _ => None,

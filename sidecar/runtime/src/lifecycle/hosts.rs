@@ -3,7 +3,11 @@
 
 use std::sync::Arc;
 
+use std::sync::OnceLock;
+
 use blocks::pubsub::PubSubBlock;
+use blocks::pubsub::scopes::TopicScopes;
+use blocks::pubsub::subscriptions::Subscriber;
 use blocks::secrets::SecretsBlock;
 use blocks::state::{KeyPrefixError, StateBlock, StoreEntry};
 use components_core::pubsub::PubSubs;
@@ -30,6 +34,11 @@ pub enum HostError {
 pub trait Host: Send + Sync {
     /// The family it serves (`state`, ...).
     fn family(&self) -> &'static str;
+
+    /// Fills in what the runtime adds to a component's metadata before it is built.
+    fn complete(&self, props: Properties) -> Properties {
+        props
+    }
 
     /// Refuses metadata the building block cannot use, before the component is built.
     fn check(&self, name: &str, props: &Properties) -> Result<(), HostError> {
@@ -98,8 +107,24 @@ impl Host for SecretsHost {
     }
 }
 
+/// Set once the app channel exists; until then no subscription is open to move.
+pub type SubscriberSlot = Arc<OnceLock<Arc<Subscriber>>>;
+
+/// Brokers, with the topic scopes each one's metadata sets for this app; the
+/// subscriptions on a broker are reopened when it is replaced or removed.
 pub struct PubSubHost {
     pub block: Arc<PubSubBlock>,
+    pub namespace: String,
+    pub subscriber: SubscriberSlot,
+}
+
+impl PubSubHost {
+    fn reload(&self, name: &str) {
+        if let Some(s) = self.subscriber.get() {
+            let (s, name) = (s.clone(), name.to_string());
+            tokio::spawn(async move { s.reload(&name).await });
+        }
+    }
 }
 
 impl Host for PubSubHost {
@@ -107,13 +132,31 @@ impl Host for PubSubHost {
         PubSubs::NAME
     }
 
-    fn insert(&self, name: &str, live: &Live, _: &Properties) -> Result<(), HostError> {
-        self.block.upsert(name, api_of::<PubSubs>(live)?);
+    /// `consumerID` defaults to the app id, so that replicas of one app share a topic's
+    /// messages and different apps each get all of them; `{appID}`, `{namespace}` and
+    /// `{uuid}` in it are replaced, as Dapr does.
+    fn complete(&self, mut props: Properties) -> Properties {
+        let app_id = self.block.app_id();
+        let id = props.get("consumerID").unwrap_or(app_id).to_string();
+        let id = id
+            .replace("{appID}", app_id)
+            .replace("{namespace}", &self.namespace)
+            .replace("{uuid}", &uuid::Uuid::new_v4().to_string());
+        props.set("consumerID", id);
+        props
+    }
+
+    fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), HostError> {
+        let scopes = TopicScopes::from_properties(props, self.block.app_id());
+        self.block.upsert(name, api_of::<PubSubs>(live)?, scopes);
+        self.reload(name);
         Ok(())
     }
 
     fn remove(&self, name: &str) -> bool {
-        self.block.remove(name)
+        let removed = self.block.remove(name);
+        self.reload(name);
+        removed
     }
 }
 
@@ -121,11 +164,11 @@ impl Host for PubSubHost {
 pub fn hosts(
     state: Arc<StateBlock>,
     secrets: Arc<SecretsBlock>,
-    pubsub: Arc<PubSubBlock>,
+    pubsub: PubSubHost,
 ) -> Vec<Box<dyn Host>> {
     vec![
         Box::new(StateHost { block: state }),
         Box::new(SecretsHost { block: secrets }),
-        Box::new(PubSubHost { block: pubsub }),
+        Box::new(pubsub),
     ]
 }

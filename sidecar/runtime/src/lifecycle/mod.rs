@@ -89,6 +89,8 @@ pub struct Lifecycle {
     secrets: Arc<SecretsBlock>,
     /// The brokers, for the publish API.
     pubsub: Arc<PubSubBlock>,
+    /// The subscriptions on them, once the app channel exists.
+    subscriber: hosts::SubscriberSlot,
     metadata: Arc<MetadataBlock>,
     /// Changes are rare and must not interleave: one at a time.
     loaded: Mutex<Loaded>,
@@ -129,12 +131,22 @@ impl Lifecycle {
     ) -> Self {
         let secrets = Arc::new(SecretsBlock::default());
         let pubsub = Arc::new(PubSubBlock::new(app_id));
+        let subscriber = hosts::SubscriberSlot::default();
         Self {
             registry,
             app_id: app_id.to_string(),
             namespace: namespace.to_string(),
             kubernetes,
-            hosts: hosts::hosts(state, secrets.clone(), pubsub.clone()),
+            hosts: hosts::hosts(
+                state,
+                secrets.clone(),
+                hosts::PubSubHost {
+                    block: pubsub.clone(),
+                    namespace: namespace.to_string(),
+                    subscriber: subscriber.clone(),
+                },
+            ),
+            subscriber,
             secrets,
             pubsub,
             metadata,
@@ -145,6 +157,21 @@ impl Lifecycle {
     /// The pub/sub building block this lifecycle fills.
     pub fn pubsub(&self) -> Arc<PubSubBlock> {
         self.pubsub.clone()
+    }
+
+    /// Hands over the subscriptions' manager: from now on a broker that changes has its
+    /// subscriptions reopened.
+    pub fn set_subscriber(&self, subscriber: Arc<blocks::pubsub::subscriptions::Subscriber>) {
+        let _ = self.subscriber.set(subscriber);
+    }
+
+    /// The declarative subscriptions changed: those in scope for this app replace the
+    /// previous ones.
+    pub async fn set_subscriptions(&self, declared: &[crate::subscriptions::Declared]) {
+        if let Some(s) = self.subscriber.get() {
+            s.set_declarative(crate::subscriptions::for_app(declared, &self.app_id))
+                .await;
+        }
     }
 
     fn host(&self, family: &str) -> Option<&dyn Host> {
@@ -275,7 +302,12 @@ impl Lifecycle {
             Resolved::Parked(store) => return Err(Parked(store)),
         };
         let family = components_core::family::category_of(&c.spec.spec.type_);
-        if let Some(host) = family.and_then(|f| self.host(f)) {
+        let host = family.and_then(|f| self.host(f));
+        let props = match host {
+            Some(h) => h.complete(props),
+            None => props,
+        };
+        if let Some(host) = host {
             host.check(c.name(), &props)
                 .map_err(|e| Failed(InitError::from(e)))?;
         }

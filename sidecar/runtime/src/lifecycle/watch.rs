@@ -65,9 +65,10 @@ pub async fn run(lifecycle: Arc<Lifecycle>, dirs: Vec<PathBuf>) {
         }
         seen = settled;
         match crate::documents::from_folders(&dirs) {
-            Ok(docs) => {
+            Ok((docs, subscriptions)) => {
                 tracing::info!("resources changed; reloading components");
                 lifecycle.reconcile(docs).await;
+                lifecycle.set_subscriptions(&subscriptions).await;
             }
             Err(e) => {
                 // Dapr stops the sidecar here; a half-edited folder should not take a

@@ -42,6 +42,8 @@ pub struct Loaded {
     /// `Resiliency` documents; the resiliency module turns their specs into policies.
     pub resiliencies: Vec<Resiliency>,
     pub http_endpoints: Vec<HTTPEndpoint>,
+    /// `Subscription` documents of either version, in document order.
+    pub subscriptions: Vec<crate::subscriptions::Declared>,
     pub problems: Vec<LoadError>,
 }
 
@@ -74,7 +76,7 @@ fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 }
 
 /// Reads every YAML document in each folder (multi-document files included) and keeps
-/// the Components, Resiliencies and HTTPEndpoints ([`decode`] says what each must satisfy).
+/// the Components, Subscriptions, Resiliencies and HTTPEndpoints ([`decode`] says what each must satisfy).
 /// Other kinds are left to the features that own them.
 pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut loaded = Loaded::default();
@@ -102,6 +104,10 @@ pub fn load_resources(dirs: &[PathBuf]) -> Result<Loaded, LoadError> {
                 match kind.as_str() {
                     "HTTPEndpoint" => match decode::<HTTPEndpoint>(doc) {
                         Ok(e) => loaded.http_endpoints.push(e),
+                        Err(reason) => loaded.problems.push(problem(reason)),
+                    },
+                    "Subscription" => match crate::subscriptions::decode_doc(doc) {
+                        Ok(s) => loaded.subscriptions.push(s),
                         Err(reason) => loaded.problems.push(problem(reason)),
                     },
                     "Resiliency" => match decode::<Resiliency>(doc) {
@@ -159,7 +165,7 @@ mod tests {
         write(
             dir.path(),
             "a.yaml",
-            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: one\nspec:\n  type: state.in-memory\n  version: v1\n  metadata:\n  - name: port\n    value: 6379\n  - name: flag\n    value: true\nscopes: [app1]\n---\nkind: Subscription\nmetadata:\n  name: sub\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: two\nspec:\n  type: state.redis\n",
+            "apiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: one\nspec:\n  type: state.in-memory\n  version: v1\n  metadata:\n  - name: port\n    value: 6379\n  - name: flag\n    value: true\nscopes: [app1]\n---\nkind: Subscription\nmetadata:\n  name: sub\nspec:\n  pubsubname: pubsub\n  topic: t\n  routes:\n    default: /t\n---\napiVersion: dapr.io/v1alpha1\nkind: Component\nmetadata:\n  name: two\nspec:\n  type: state.redis\n",
         );
         write(
             dir.path(),
@@ -180,6 +186,8 @@ mod tests {
         let loaded = load_resources(&[dir.path().to_path_buf()]).expect("folder readable");
         let names: Vec<_> = loaded.components.iter().map(|c| c.name()).collect();
         assert_eq!(names, ["one", "two"]);
+        assert_eq!(loaded.subscriptions.len(), 1);
+        assert_eq!(loaded.subscriptions[0].name(), "sub");
         let one = &loaded.components[0];
         let values: Vec<_> = one
             .name_value_pairs()

@@ -1,0 +1,263 @@
+"""Publish and subscribe through our sidecar with the official SDK: the client publishes
+(gRPC `PublishEvent`), a Flask app written with `dapr.ext.flask` subscribes
+programmatically, declarative `Subscription` files (v1alpha1 and v2alpha1, scoped, with
+CEL rules) route to app paths, and a gRPC app written with `dapr-ext-grpc` subscribes
+through `ListTopicSubscriptions` / `OnTopicEvent`. Dapr's status semantics are checked end
+to end: SUCCESS, DROP and 404 to the dead-letter topic, RETRY and 500 dead-lettered."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+import requests
+from dapr.proto import api_service_v1, api_v1
+
+import conftest
+from conftest import _component_yaml, _free_ports, _sdk_client, _start_sidecar, _stop_sidecar
+
+HERE = Path(__file__).parent
+WAIT = 15
+
+
+def _start_app(script: Path, port: int) -> subprocess.Popen:
+    app = subprocess.Popen(
+        [sys.executable, str(script), str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return app
+        except OSError:
+            assert app.poll() is None, f"{script.name} exited with {app.returncode}"
+            assert time.monotonic() < deadline, f"{script.name} did not start"
+            time.sleep(0.1)
+
+
+def _eventually(fetch, check, what: str):
+    deadline = time.monotonic() + WAIT
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if check(last):
+            return last
+        time.sleep(0.1)
+    pytest.fail(f"{what}: last seen {last!r}", pytrace=False)
+
+
+DECLARATIVE = """\
+apiVersion: dapr.io/v2alpha1
+kind: Subscription
+metadata:
+  name: widgets
+spec:
+  pubsubname: pubsub
+  topic: widgets
+  routes:
+    rules:
+      - match: event.data.size > 10
+        path: /widgets/big
+    default: /widgets/small
+scopes: [{app_id}]
+---
+apiVersion: dapr.io/v1alpha1
+kind: Subscription
+metadata:
+  name: not-mine
+spec:
+  pubsubname: pubsub
+  topic: elsewhere
+  route: /widgets/small
+scopes: [someone-else]
+---
+apiVersion: dapr.io/v1alpha1
+kind: Subscription
+metadata:
+  name: missing
+spec:
+  pubsubname: pubsub
+  topic: missing
+  route: /no/such/route
+  deadLetterTopic: missing-dead
+"""
+
+
+@pytest.fixture(scope="module")
+def http_subscriber(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("daprd-pubsub-http")
+    (app_port,) = _free_ports(1)
+    app = _start_app(HERE / "pubsub_app.py", app_port)
+    sidecar = None
+    try:
+        resources = workdir / "resources"
+        resources.mkdir()
+        (resources / "pubsub.yaml").write_text(_component_yaml("pubsub", "pubsub.in-memory", {}))
+        # The scoped Subscription names the app id the sidecar will get.
+        app_id = f"sdk-pubsub-http-{conftest._RUN_ID}"
+        (resources / "subscriptions.yaml").write_text(DECLARATIVE.format(app_id=app_id))
+        sidecar_dir = workdir / "sidecar"
+        sidecar_dir.mkdir()
+        sidecar = _start_sidecar("pubsub-http", sidecar_dir, resources, dict(os.environ),
+                                 extra=["--app-port", str(app_port)])
+        assert sidecar.app_id == app_id
+        client = _sdk_client(sidecar)
+        try:
+            yield client, sidecar, f"http://127.0.0.1:{app_port}"
+        finally:
+            client.close()
+    finally:
+        if sidecar is not None:
+            _stop_sidecar(sidecar)
+        app.terminate()
+        app.wait(timeout=10)
+
+
+def _received(app_url: str, topic: str):
+    return requests.get(f"{app_url}/received/{topic}", timeout=5).json()
+
+
+def test_programmatic_http_subscriber_gets_the_cloudevent(http_subscriber):
+    client, sidecar, app_url = http_subscriber
+    client.publish_event("pubsub", "orders", json.dumps({"orderId": 7}), data_content_type="application/json")
+    got = _eventually(lambda: _received(app_url, "orders"), lambda r: len(r) >= 1, "order delivered")
+    ev = got[0]["event"]
+    assert ev["data"] == {"orderId": 7}
+    assert ev["source"] == sidecar.app_id
+    assert ev["type"] == "com.dapr.event.sent"
+    assert ev["specversion"] == "1.0"
+    assert ev["topic"] == "orders" and ev["pubsubname"] == "pubsub"
+    assert ev["datacontenttype"] == "application/json"
+    assert got[0]["content_type"] == "application/cloudevents+json"
+    assert got[0]["pubsubname_header"] == "pubsub"
+
+
+def test_every_message_arrives_once_in_order(http_subscriber):
+    client, _, app_url = http_subscriber
+    before = len(_received(app_url, "orders"))
+    for i in range(50):
+        client.publish_event("pubsub", "orders", json.dumps({"n": i}), data_content_type="application/json")
+    got = _eventually(lambda: _received(app_url, "orders"), lambda r: len(r) >= before + 50, "50 orders")
+    ns = [e["event"]["data"]["n"] for e in got[before:]]
+    assert ns == list(range(50))
+
+
+def test_raw_payload_subscription_gets_a_synthesized_event(http_subscriber):
+    client, _, app_url = http_subscriber
+    client.publish_event("pubsub", "raw", b"\x00\x01raw", publish_metadata={"rawPayload": "true"})
+    got = _eventually(lambda: _received(app_url, "raw"), lambda r: len(r) >= 1, "raw delivered")
+    ev = got[0]["event"]
+    assert ev["data_base64"] == "AAFyYXc="
+    assert ev["datacontenttype"] == "application/octet-stream"
+
+
+@pytest.mark.parametrize("topic", ["rejects", "flaky", "broken"])
+def test_drop_retry_and_errors_go_to_the_dead_letter_topic(http_subscriber, topic):
+    client, _, app_url = http_subscriber
+    client.publish_event("pubsub", topic, json.dumps({"t": topic}), data_content_type="application/json")
+    dead = _eventually(lambda: _received(app_url, f"{topic}-dead"), lambda r: len(r) >= 1, f"{topic} dead-lettered")
+    assert dead[0]["event"]["data"] == {"t": topic}
+    assert dead[0]["event"]["topic"] == topic, "the dead letter is the message as it came"
+    assert len(_received(app_url, topic)) == 1, "delivered once, not retried by the broker"
+
+
+def test_a_route_the_app_does_not_have_is_dropped_to_the_dead_letter(http_subscriber):
+    client, _, app_url = http_subscriber
+    client.publish_event("pubsub", "missing", "x")
+    dead = _eventually(lambda: _received(app_url, "missing-dead"), lambda r: len(r) >= 1, "404 dead-lettered")
+    assert dead[0]["event"]["data"] == "x"
+
+
+def test_declarative_rules_route_by_cel_match(http_subscriber):
+    client, _, app_url = http_subscriber
+    client.publish_event("pubsub", "widgets", json.dumps({"size": 20}), data_content_type="application/json")
+    client.publish_event("pubsub", "widgets", json.dumps({"size": 2}), data_content_type="application/json")
+    big = _eventually(lambda: _received(app_url, "widgets-big"), lambda r: len(r) >= 1, "big widget")
+    small = _eventually(lambda: _received(app_url, "widgets-small"), lambda r: len(r) >= 1, "small widget")
+    assert [e["event"]["data"]["size"] for e in big] == [20]
+    assert [e["event"]["data"]["size"] for e in small] == [2]
+    # The subscription scoped to another app delivers nothing here.
+    client.publish_event("pubsub", "elsewhere", json.dumps({"size": 1}), data_content_type="application/json")
+    time.sleep(0.5)
+    assert len(_received(app_url, "widgets-small")) == 1
+
+
+def test_metadata_lists_every_subscription(http_subscriber):
+    _, sidecar, _ = http_subscriber
+    # The SDK's metadata object has no subscriptions: ask the gRPC API directly.
+    with grpc.insecure_channel(sidecar.grpc_address) as channel:
+        resp = api_service_v1.DaprStub(channel).GetMetadata(api_v1.GetMetadataRequest(), timeout=10)
+    by_topic = {s.topic: s for s in resp.subscriptions}
+    assert {"orders", "raw", "rejects", "widgets", "missing"} <= set(by_topic)
+    assert "elsewhere" not in by_topic, "out of scope"
+    assert by_topic["widgets"].type == api_v1.PubsubSubscriptionType.DECLARATIVE
+    assert by_topic["orders"].type == api_v1.PubsubSubscriptionType.PROGRAMMATIC
+    rules = by_topic["widgets"].rules.rules
+    assert [(r.match, r.path) for r in rules] == [("event.data.size > 10", "/widgets/big"), ("", "/widgets/small")]
+    assert by_topic["rejects"].dead_letter_topic == "rejects-dead"
+    http = requests.get(f"{_sidecar_url(http_subscriber)}/v1.0/metadata", timeout=5).json()
+    h = {s["topic"]: s for s in http["subscriptions"]}
+    assert h["orders"]["type"] == "PROGRAMMATIC"
+    assert h["orders"]["pubsubname"] == "pubsub"
+    assert h["orders"]["rules"] == [{"path": "/orders"}]
+    assert h["widgets"]["type"] == "DECLARATIVE"
+    assert h["rejects"]["deadLetterTopic"] == "rejects-dead"
+    assert h["raw"]["metadata"] == {"rawPayload": "true"}
+
+
+def _sidecar_url(fixture):
+    return fixture[1].http_url
+
+
+@pytest.fixture(scope="module")
+def grpc_subscriber(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("daprd-pubsub-grpc")
+    (app_port,) = _free_ports(1)
+    app = _start_app(HERE / "pubsub_grpc_app.py", app_port)
+    sidecar = None
+    try:
+        sidecar = _start_sidecar("pubsub-grpc", workdir, None, dict(os.environ),
+                                 extra=["--app-port", str(app_port), "--app-protocol", "grpc"])
+        client = _sdk_client(sidecar)
+        try:
+            yield client, sidecar
+        finally:
+            client.close()
+    finally:
+        if sidecar is not None:
+            _stop_sidecar(sidecar)
+        app.terminate()
+        app.wait(timeout=10)
+
+
+def _grpc_received(client, sidecar):
+    return json.loads(client.invoke_method(sidecar.app_id, "received", data=b"").data)
+
+
+def test_grpc_subscriber_gets_events_through_on_topic_event(grpc_subscriber):
+    client, sidecar = grpc_subscriber
+    client.publish_event("pubsub", "grpc-orders", json.dumps({"a": 1}), data_content_type="application/json")
+    client.publish_event("pubsub", "grpc-orders", "plain text")
+    got = _eventually(lambda: _grpc_received(client, sidecar), lambda r: len(r) >= 2, "gRPC deliveries")
+    first, second = got[0], got[1]
+    assert first["source"] == sidecar.app_id
+    assert first["type"] == "com.dapr.event.sent"
+    assert json.loads(first["data"]) == {"a": 1}
+    assert first["topic"] == "grpc-orders"
+    assert second["data"] == "plain text"
+    assert second["content_type"] == "text/plain"
+
+
+def test_grpc_drop_goes_to_the_dead_letter_topic(grpc_subscriber):
+    client, sidecar = grpc_subscriber
+    client.publish_event("pubsub", "grpc-drop", "bye")
+    _eventually(
+        lambda: _grpc_received(client, sidecar),
+        lambda r: any(e.get("dead") for e in r),
+        "gRPC DROP dead-lettered",
+    )
