@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Starts the real backends the tests need (Redis, PostgreSQL) on free loopback ports,
-# under a private state directory. Source it: it exports REDIS_PORT, PG_PORT, PG_URL and
-# defines `stop_services`. Nothing here touches system-wide service configuration.
+# Starts the real backends the tests need (Redis, PostgreSQL, and each broker in
+# scripts/services.d/) on free loopback ports, under a private state directory. Source it:
+# it exports REDIS_PORT, PG_PORT, PG_URL (and each broker's variables) and defines
+# `stop_services`. Nothing here touches system-wide service configuration.
+#
+# A file scripts/services.d/<name>.sh defines `start_<name>` (exporting what tests read)
+# and `stop_<name>`; each is started after Redis and PostgreSQL and stopped before them.
 set -euo pipefail
 
 SERVICES_DIR="${SERVICES_DIR:-$(mktemp -d /tmp/rdapr-services.XXXXXX)}"
@@ -56,7 +60,19 @@ start_postgres() {
   PG_CTL="$bin/pg_ctl"
 }
 
+EXTRA_SERVICES=()
+for f in "$(dirname "${BASH_SOURCE[0]}")"/services.d/*.sh; do
+  [ -e "$f" ] || continue
+  # shellcheck source=/dev/null
+  source "$f"
+  EXTRA_SERVICES+=("$(basename "$f" .sh)")
+done
+
 stop_services() {
+  local s
+  for s in "${EXTRA_SERVICES[@]}"; do
+    "stop_$s" >/dev/null 2>&1 || true
+  done
   if [ -f "$SERVICES_DIR/redis/redis.pid" ]; then
     kill "$(cat "$SERVICES_DIR/redis/redis.pid")" 2>/dev/null || true
   fi
@@ -73,3 +89,6 @@ stop_services() {
 start_redis
 start_postgres
 echo "services: redis 127.0.0.1:$REDIS_PORT, postgresql 127.0.0.1:$PG_PORT (state in $SERVICES_DIR)"
+for s in "${EXTRA_SERVICES[@]}"; do
+  "start_$s"
+done

@@ -26,11 +26,16 @@ python3 -c 'import venv' 2>/dev/null || missing+=(python3-venv)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || [ -x /usr/sbin/rabbitmq-server ] || missing+=(rabbitmq-server)
+command -v nats-server >/dev/null || missing+=(nats-server)
+[ -f /usr/include/librdkafka/rdkafka.h ] || missing+=(librdkafka-dev)
+command -v java >/dev/null || missing+=(default-jre-headless)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-echo "ok: redis-server, postgresql, sqlite3, python3-venv, iproute2, openssl, curl"
+echo "ok: redis-server, postgresql, sqlite3, python3-venv, iproute2, openssl, curl, mosquitto, rabbitmq-server, nats-server, librdkafka-dev, java"
 
 step "rust toolchain components"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

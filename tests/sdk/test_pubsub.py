@@ -261,3 +261,93 @@ def test_grpc_drop_goes_to_the_dead_letter_topic(grpc_subscriber):
         lambda r: any(e.get("dead") for e in r),
         "gRPC DROP dead-lettered",
     )
+
+
+@pytest.fixture(scope="module")
+def appless_sidecar(tmp_path_factory):
+    """A sidecar with no app at all, on the embedded default pub/sub: streaming
+    subscribers need no app port."""
+    workdir = tmp_path_factory.mktemp("daprd-pubsub-stream")
+    sidecar = _start_sidecar("pubsub-stream", workdir, None, dict(os.environ))
+    client = _sdk_client(sidecar)
+    try:
+        yield client, sidecar
+    finally:
+        client.close()
+        _stop_sidecar(sidecar)
+
+
+def test_streaming_subscription_sync(appless_sidecar):
+    client, sidecar = appless_sidecar
+    sub = client.subscribe(pubsub_name="pubsub", topic="stream-sync")
+    try:
+        for i in range(3):
+            client.publish_event("pubsub", "stream-sync", json.dumps({"i": i}), data_content_type="application/json")
+        got = []
+        for _ in range(3):
+            msg = sub.next_message()
+            assert msg is not None
+            got.append(json.loads(msg.raw_data())["i"])
+            assert msg.topic() == "stream-sync"
+            assert msg.pubsub_name() == "pubsub"
+            assert msg.source() == sidecar.app_id
+            sub.respond_success(msg)
+        assert got == [0, 1, 2]
+        listed = requests.get(f"{sidecar.http_url}/v1.0/metadata", timeout=5).json()["subscriptions"]
+        assert any(s["topic"] == "stream-sync" and s["type"] == "STREAMING" for s in listed)
+    finally:
+        sub.close()
+    # Once closed, the subscription is gone from the metadata.
+    _eventually(
+        lambda: requests.get(f"{sidecar.http_url}/v1.0/metadata", timeout=5).json().get("subscriptions", []),
+        lambda subs: not any(s["topic"] == "stream-sync" for s in subs),
+        "streaming subscription removed",
+    )
+
+
+def test_streaming_subscription_drop_goes_to_dead_letter(appless_sidecar):
+    client, _ = appless_sidecar
+    dead = client.subscribe(pubsub_name="pubsub", topic="stream-dead")
+    sub = client.subscribe(pubsub_name="pubsub", topic="stream-drop", dead_letter_topic="stream-dead")
+    try:
+        client.publish_event("pubsub", "stream-drop", "unwanted")
+        msg = sub.next_message()
+        assert msg.raw_data() == b"unwanted"
+        sub.respond_drop(msg)
+        d = dead.next_message()
+        assert d.raw_data() == b"unwanted"
+        assert d.topic() == "stream-dead"
+        dead.respond_success(d)
+    finally:
+        sub.close()
+        dead.close()
+
+
+def test_streaming_subscription_asyncio(appless_sidecar):
+    import asyncio
+
+    from dapr.aio.clients import DaprClient as AsyncDaprClient
+
+    _, sidecar = appless_sidecar
+
+    async def run():
+        async with AsyncDaprClient(address=sidecar.grpc_address) as c:
+            sub = await c.subscribe(pubsub_name="pubsub", topic="stream-async")
+            try:
+                await c.publish_event("pubsub", "stream-async", "hello async")
+                msg = await asyncio.wait_for(sub.next_message(), timeout=WAIT)
+                await sub.respond_success(msg)
+                return msg.raw_data(), msg.data_content_type()
+            finally:
+                await sub.close()
+
+    data, ct = asyncio.run(run())
+    assert data == b"hello async"
+    assert ct == "text/plain"
+
+
+def test_streaming_subscription_needs_a_known_pubsub(appless_sidecar):
+    client, _ = appless_sidecar
+    with pytest.raises(Exception) as err:
+        client.subscribe(pubsub_name="nope", topic="t")
+    assert "nope" in str(err.value)

@@ -20,6 +20,10 @@ fn registry() -> Registry {
     components_local::register(&mut registry);
     components_mdns::register(&mut registry);
     components_kubernetes::register(&mut registry);
+    components_mqtt::register(&mut registry);
+    components_rabbitmq::register(&mut registry);
+    components_nats::register(&mut registry);
+    components_kafka::register(&mut registry);
     registry
 }
 

@@ -9,6 +9,7 @@ mod service;
 pub mod spans;
 mod state;
 mod status;
+mod subscribe;
 
 use std::sync::Arc;
 

@@ -115,13 +115,13 @@ dapr_service! {
             Ok(Response::new(()))
         }
 
-        type SubscribeTopicEventsAlpha1Stream = BoxStream<pb::SubscribeTopicEventsResponseAlpha1>;
+        type SubscribeTopicEventsAlpha1Stream = super::subscribe::EventStream;
 
         async fn subscribe_topic_events_alpha1(
             &self,
-            _r: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
+            r: Request<Streaming<pb::SubscribeTopicEventsRequestAlpha1>>,
         ) -> Result<Response<Self::SubscribeTopicEventsAlpha1Stream>, Status> {
-            Err(unimplemented("subscribe_topic_events_alpha1"))
+            self.subscribe_topic_events_impl(r.into_inner()).await.map(Response::new)
         }
 
         type SubscribeConfigurationAlpha1Stream = BoxStream<pb::SubscribeConfigurationResponse>;

@@ -10,6 +10,7 @@ pub mod app;
 mod handler;
 pub mod postman;
 pub mod rules;
+pub mod stream;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,12 +111,8 @@ pub struct Subscriber {
 pub enum StreamError {
     #[error("pubsub '{0}' not found")]
     NoPubSub(String),
-    #[error("streamer already subscribed to pubsub {pubsub} and topic {topic}")]
-    Duplicate { pubsub: String, topic: String },
     #[error("failed to subscribe to topic {topic}: {reason}")]
     Subscribe { topic: String, reason: String },
-    #[error("{0}")]
-    NotAllowed(String),
 }
 
 impl Subscriber {
@@ -182,23 +179,15 @@ impl Subscriber {
         futures::future::join_all(open.iter().map(|o| o.subscription.stop())).await;
     }
 
-    /// Opens a streaming subscription delivering to `postman`; the id closes it.
+    /// Opens a streaming subscription delivering to `postman`; the id closes it. Each
+    /// stream has a broker subscription of its own, so several streams on one topic
+    /// share its messages as replicas do (or each get all, on a broker without groups).
     pub async fn add_stream(
         &self,
         sub: TopicSubscription,
         postman: Arc<dyn Postman>,
     ) -> Result<u64, StreamError> {
         let mut st = self.state.lock().await;
-        if st
-            .streams
-            .iter()
-            .any(|(_, s, _)| s.pubsub == sub.pubsub && s.topic == sub.topic)
-        {
-            return Err(StreamError::Duplicate {
-                pubsub: sub.pubsub,
-                topic: sub.topic,
-            });
-        }
         let broker = self
             .brokers
             .broker(&sub.pubsub)

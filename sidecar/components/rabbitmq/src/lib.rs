@@ -1,0 +1,8 @@
+//! RabbitMQ components (pubsub.rabbitmq).
+
+use components_core::Registry;
+
+/// Registers this crate's backends.
+pub fn register(registry: &mut Registry) {
+    let _ = registry;
+}
