@@ -101,6 +101,13 @@ def http_subscriber(tmp_path_factory):
         # The scoped Subscription names the app id the sidecar will get.
         app_id = f"sdk-pubsub-http-{conftest._RUN_ID}"
         (resources / "subscriptions.yaml").write_text(DECLARATIVE.format(app_id=app_id))
+        (resources / "scoped.yaml").write_text(
+            _component_yaml(
+                "scoped",
+                "pubsub.in-memory",
+                {"publishingScopes": f"{app_id}=mine,secret;other-app=", "protectedTopics": "secret,vault"},
+            )
+        )
         sidecar_dir = workdir / "sidecar"
         sidecar_dir.mkdir()
         sidecar = _start_sidecar("pubsub-http", sidecar_dir, resources, dict(os.environ),
@@ -351,3 +358,62 @@ def test_streaming_subscription_needs_a_known_pubsub(appless_sidecar):
     with pytest.raises(Exception) as err:
         client.subscribe(pubsub_name="nope", topic="t")
     assert "nope" in str(err.value)
+
+
+def test_sdk_bulk_publish_delivers_every_entry(http_subscriber):
+    client, _, app_url = http_subscriber
+    before = len(_received(app_url, "orders"))
+    resp = client.publish_events(
+        "pubsub", "orders", [json.dumps({"bulk": i}) for i in range(5)], data_content_type="application/json"
+    )
+    assert list(resp.failed_entries) == []
+    got = _eventually(lambda: _received(app_url, "orders"), lambda r: len(r) >= before + 5, "bulk delivered")
+    assert sorted(e["event"]["data"]["bulk"] for e in got[before:]) == list(range(5))
+
+
+def test_http_bulk_publish_and_its_errors(http_subscriber):
+    _, sidecar, app_url = http_subscriber
+    before = len(_received(app_url, "orders"))
+    entries = [
+        {"entryId": "1", "event": {"http": 1}, "contentType": "application/json"},
+        {"entryId": "2", "event": "text entry", "contentType": "text/plain", "metadata": {"cloudevent.id": "fixed"}},
+    ]
+    for version in ("v1.0-alpha1", "v1.0"):
+        r = requests.post(f"{sidecar.http_url}/{version}/publish/bulk/pubsub/orders", json=entries, timeout=5)
+        assert r.status_code == 204, r.text
+    got = _eventually(lambda: _received(app_url, "orders"), lambda r: len(r) >= before + 4, "HTTP bulk delivered")
+    fixed = [e["event"] for e in got[before:] if e["event"]["id"] == "fixed"]
+    assert len(fixed) == 2 and fixed[0]["data"] == "text entry"
+    bad = requests.post(f"{sidecar.http_url}/v1.0/publish/bulk/pubsub/orders", data=b"{nope", timeout=5)
+    assert bad.status_code == 400 and bad.json()["errorCode"] == "ERR_PUBSUB_EVENTS_SER"
+    dup = [{"entryId": "1", "event": "a", "contentType": "text/plain"}] * 2
+    r = requests.post(f"{sidecar.http_url}/v1.0/publish/bulk/pubsub/orders", json=dup, timeout=5)
+    assert r.status_code == 400 and "entryId is duplicated" in r.json()["message"]
+    mismatch = [{"entryId": "1", "event": 3, "contentType": "text/plain"}]
+    r = requests.post(f"{sidecar.http_url}/v1.0/publish/bulk/pubsub/orders", json=mismatch, timeout=5)
+    assert r.status_code == 400 and r.json()["errorCode"] == "ERR_PUBSUB_EVENTS_SER"
+    r = requests.post(f"{sidecar.http_url}/v1.0/publish/bulk/nope/orders", json=entries, timeout=5)
+    assert r.status_code == 404 and r.json()["errorCode"] == "ERR_PUBSUB_NOT_FOUND"
+    time.sleep(0.3)
+    assert len(_received(app_url, "orders")) == before + 4, "refused requests published nothing"
+
+
+def test_topic_scopes_refuse_with_daprs_error(http_subscriber):
+    _, sidecar, _ = http_subscriber
+    url = f"{sidecar.http_url}/v1.0/publish/scoped"
+    assert requests.post(f"{url}/mine", data="x", timeout=5).status_code == 204
+    assert requests.post(f"{url}/secret", data="x", timeout=5).status_code == 204, "protected but scoped"
+    for topic in ("other", "vault"):
+        r = requests.post(f"{url}/{topic}", data="x", timeout=5)
+        assert r.status_code == 403, (topic, r.text)
+        body = r.json()
+        assert body["errorCode"] == "ERR_PUBSUB_FORBIDDEN"
+        assert body["message"] == f"topic {topic} is not allowed for app id {sidecar.app_id}"
+
+
+def test_bad_raw_payload_flag_is_refused(http_subscriber):
+    _, sidecar, _ = http_subscriber
+    r = requests.post(f"{sidecar.http_url}/v1.0/publish/pubsub/orders?metadata.rawPayload=maybe", data="x", timeout=5)
+    assert r.status_code == 400
+    assert r.json()["errorCode"] == "ERR_PUBSUB_REQUEST_METADATA"
+    assert "rawPayload value must be a valid boolean: actual is 'maybe'" in r.json()["message"]

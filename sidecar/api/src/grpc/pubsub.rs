@@ -5,9 +5,10 @@ use dapr::dapr::proto::runtime::v1 as pb;
 use tonic::Status;
 
 use blocks::pubsub::PublishRequest;
+use blocks::pubsub::bulk::{BulkEntry, BulkError, BulkPublishRequest};
 
 use super::DaprGrpc;
-use super::status::OrStatus;
+use super::status::{OrStatus, to_status};
 
 impl DaprGrpc {
     pub(super) async fn publish_event_impl(
@@ -28,5 +29,43 @@ impl DaprGrpc {
             })
             .await
             .or_status()
+    }
+}
+
+impl DaprGrpc {
+    /// `BulkPublishEvent` (and its alpha name): a partial failure is Dapr's publish error,
+    /// as Dapr answers it over gRPC.
+    pub(super) async fn bulk_publish_impl(
+        &self,
+        req: pb::BulkPublishRequest,
+    ) -> Result<pb::BulkPublishResponse, Status> {
+        let context = trace::current_context();
+        let result = self
+            .api
+            .pubsub
+            .bulk_publish(BulkPublishRequest {
+                pubsub: req.pubsub_name,
+                topic: req.topic,
+                entries: req
+                    .entries
+                    .into_iter()
+                    .map(|e| BulkEntry {
+                        entry_id: e.entry_id,
+                        event: e.event.into(),
+                        content_type: e.content_type,
+                        metadata: (!e.metadata.is_empty()).then_some(e.metadata),
+                    })
+                    .collect(),
+                metadata: req.metadata,
+                traceparent: context.as_ref().map(|c| c.traceparent()),
+                tracestate: context.and_then(|c| c.trace_state.map(|s| s.to_string())),
+            })
+            .await;
+        match result {
+            Ok(()) => Ok(pb::BulkPublishResponse::default()),
+            Err(BulkError::Refused(e)) | Err(BulkError::Partial { error: e, .. }) => {
+                Err(to_status(&e))
+            }
+        }
     }
 }

@@ -105,6 +105,20 @@ dapr_service! {
             self.publish_event_impl(r.into_inner()).await.map(Response::new)
         }
 
+        async fn bulk_publish_event(
+            &self,
+            r: Request<pb::BulkPublishRequest>,
+        ) -> Result<Response<pb::BulkPublishResponse>, Status> {
+            self.bulk_publish_impl(r.into_inner()).await.map(Response::new)
+        }
+
+        async fn bulk_publish_event_alpha1(
+            &self,
+            r: Request<pb::BulkPublishRequest>,
+        ) -> Result<Response<pb::BulkPublishResponse>, Status> {
+            self.bulk_publish_impl(r.into_inner()).await.map(Response::new)
+        }
+
         async fn shutdown(&self, r: Request<pb::ShutdownRequest>) -> Result<Response<()>, Status> {
             let value = r.metadata().get(crate::FORCE_SHUTDOWN).map(|v| v.as_bytes());
             if crate::forces_shutdown(value) {
@@ -161,8 +175,6 @@ dapr_service! {
         }
     }
     not_yet {
-        bulk_publish_event_alpha1(pb::BulkPublishRequest) -> pb::BulkPublishResponse;
-        bulk_publish_event(pb::BulkPublishRequest) -> pb::BulkPublishResponse;
         invoke_binding(pb::InvokeBindingRequest) -> pb::InvokeBindingResponse;
         get_secret(pb::GetSecretRequest) -> pb::GetSecretResponse;
         get_bulk_secret(pb::GetBulkSecretRequest) -> pb::GetBulkSecretResponse;

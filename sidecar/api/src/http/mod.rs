@@ -62,6 +62,14 @@ pub fn router(api: Arc<Api>) -> Router {
             "/v1.0/publish/{pubsub}",
             post(pubsub::publish_without_topic).put(pubsub::publish_without_topic),
         )
+        .route(
+            "/v1.0/publish/bulk/{pubsub}/{*topic}",
+            post(pubsub::bulk_publish),
+        )
+        .route(
+            "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
+            post(pubsub::bulk_publish),
+        )
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))
         .route("/v1.0/healthz", get(health::healthz))

@@ -135,3 +135,48 @@ pub fn publish_failed(req: &PublishRequest, why: &str) -> DaprError {
     .with_meta("topic", &req.topic)
     .with_meta("error", why)
 }
+
+fn events_ser(pubsub: &str, reason: &'static str, message: String) -> DaprError {
+    let spec = Spec {
+        code: "ERR_PUBSUB_EVENTS_SER",
+        reason,
+        http: StatusCode::BAD_REQUEST,
+        grpc: Code::InvalidArgument,
+    };
+    build(spec, pubsub, message, true)
+}
+
+/// A bulk request body that is not a list of entries.
+pub fn unmarshal_events(pubsub: &str, topic: &str, app_id: &str, why: &str) -> DaprError {
+    events_ser(
+        pubsub,
+        "DAPR_PUBSUB_UNMARSHAL_EVENTS",
+        format!("error when unmarshaling the request for topic {topic} pubsub {pubsub}: {why}"),
+    )
+    .with_meta("appID", app_id)
+}
+
+/// A bulk entry whose event does not fit its content type.
+pub fn marshal_envelope(pubsub: &str, topic: &str, app_id: &str, why: &str) -> DaprError {
+    events_ser(
+        pubsub,
+        "DAPR_PUBSUB_MARSHAL_ENVELOPE",
+        format!(
+            "error when marshalling cloud event envelope for topic {topic} pubsub {pubsub}: {why}"
+        ),
+    )
+    .with_meta("appID", app_id)
+    .with_meta("error", why)
+}
+
+/// A bulk entry without an id, or with one already used.
+pub fn marshal_events(pubsub: &str, topic: &str, app_id: &str) -> DaprError {
+    let why = "entryId is duplicated or not present for entry";
+    events_ser(
+        pubsub,
+        "DAPR_PUBSUB_MARSHAL_EVENTS",
+        format!("error marshaling events to bytes for topic {topic} pubsub {pubsub}. error: {why}"),
+    )
+    .with_meta("appID", app_id)
+    .with_meta("error", why)
+}

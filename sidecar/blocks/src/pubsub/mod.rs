@@ -3,6 +3,7 @@
 //! through as the caller's own CloudEvent, or sent raw with `metadata.rawPayload=true`),
 //! and the subscriptions that deliver to the app ([`subscriptions`]).
 
+pub mod bulk;
 mod envelope;
 pub mod errors;
 pub mod scopes;
@@ -47,17 +48,17 @@ pub struct Broker {
     pub api: Arc<dyn PubSub>,
     pub scopes: TopicScopes,
     /// Whether the broker keeps message TTLs itself.
-    has_ttl: bool,
+    pub(crate) has_ttl: bool,
 }
 
 /// The loaded brokers by component name, and the app they publish for.
 pub struct PubSubBlock {
     brokers: Table<Arc<Broker>>,
-    app_id: String,
+    pub(crate) app_id: String,
 }
 
 /// `rawPayload` as Dapr reads it from request metadata: a Go boolean, or an error.
-fn raw_payload(md: &HashMap<String, String>) -> Result<bool, String> {
+pub(crate) fn raw_payload(md: &HashMap<String, String>) -> Result<bool, String> {
     let Some((_, v)) = md
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("rawPayload"))
@@ -122,7 +123,7 @@ impl PubSubBlock {
     }
 
     /// Finds the broker a request names, with Dapr's errors in Dapr's order.
-    fn target(&self, pubsub: &str, topic: &str) -> Result<Arc<Broker>, DaprError> {
+    pub(crate) fn target(&self, pubsub: &str, topic: &str) -> Result<Arc<Broker>, DaprError> {
         if self.brokers.load().is_empty() {
             return Err(errors::not_configured(pubsub));
         }
@@ -137,6 +138,11 @@ impl PubSubBlock {
             return Err(errors::topic_empty(pubsub));
         }
         Ok(broker)
+    }
+
+    /// Checks that a request names a loaded pub/sub and a topic, with Dapr's errors.
+    pub fn check_target(&self, pubsub: &str, topic: &str) -> Result<(), DaprError> {
+        self.target(pubsub, topic).map(|_| ())
     }
 
     /// Publishes one message; the errors are Dapr's.
