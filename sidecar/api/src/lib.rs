@@ -18,6 +18,8 @@ pub struct Api {
     pub state: Arc<StateBlock>,
     pub pubsub: Arc<blocks::pubsub::PubSubBlock>,
     pub subscriber: Arc<blocks::pubsub::subscriptions::Subscriber>,
+    pub bindings: Arc<blocks::bindings::BindingsBlock>,
+    pub inputs: Arc<blocks::bindings::inputs::Inputs>,
     pub invoke: blocks::invoke::InvokeBlock,
     pub metadata: Arc<MetadataBlock>,
     pub health: Arc<Health>,

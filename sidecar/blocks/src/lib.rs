@@ -5,6 +5,7 @@
 //! [`DaprError`]: crate::errors::DaprError
 
 pub mod access;
+pub mod bindings;
 mod code;
 pub mod errors;
 pub mod health;

@@ -5,6 +5,7 @@ use dapr::dapr::proto::common::v1::{HttpExtension, InvokeRequest};
 use dapr::dapr::proto::runtime::v1::app_callback_client::AppCallbackClient;
 use dapr::dapr::proto::runtime::v1::app_callback_health_check_client::AppCallbackHealthCheckClient;
 use dapr::dapr::proto::runtime::v1::{
+    BindingEventRequest, BindingEventResponse, ListInputBindingsResponse,
     ListTopicSubscriptionsResponse, TopicEventRequest, TopicEventResponse,
 };
 use http::{HeaderMap, StatusCode};
@@ -221,6 +222,36 @@ impl GrpcChannel {
         let lease = self.pool.lease();
         self.client(&lease)
             .on_topic_event(request)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(|s| GrpcStatus::from(&s))
+    }
+
+    /// The input bindings the app takes events from; none when it does not say.
+    pub async fn list_input_bindings(&self) -> Result<ListInputBindingsResponse, GrpcStatus> {
+        let mut request = tonic::Request::new(());
+        *request.metadata_mut() = self.metadata(&HeaderMap::new());
+        let lease = self.pool.lease();
+        match self.client(&lease).list_input_bindings(request).await {
+            Ok(resp) => Ok(resp.into_inner()),
+            Err(s) if s.code() == tonic::Code::Unimplemented => {
+                Ok(ListInputBindingsResponse::default())
+            }
+            Err(s) => Err(GrpcStatus::from(&s)),
+        }
+    }
+
+    /// Delivers one input binding event.
+    pub async fn on_binding_event(
+        &self,
+        event: BindingEventRequest,
+        headers: &HeaderMap,
+    ) -> Result<BindingEventResponse, GrpcStatus> {
+        let mut request = tonic::Request::new(event);
+        *request.metadata_mut() = self.metadata(headers);
+        let lease = self.pool.lease();
+        self.client(&lease)
+            .on_binding_event(request)
             .await
             .map(tonic::Response::into_inner)
             .map_err(|s| GrpcStatus::from(&s))

@@ -8,6 +8,7 @@
 
 mod component;
 mod error;
+pub mod bindings;
 pub mod family;
 pub mod nameresolution;
 pub mod properties;

@@ -24,6 +24,7 @@ fn registry() -> Registry {
     components_rabbitmq::register(&mut registry);
     components_nats::register(&mut registry);
     components_kafka::register(&mut registry);
+    components_http::register(&mut registry);
     registry
 }
 

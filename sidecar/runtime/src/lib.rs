@@ -225,6 +225,12 @@ pub async fn start(
             .any(|e| e.trim() == "subscribe"),
     ));
     lifecycle.set_subscriber(subscriber.clone());
+    let inputs = Arc::new(blocks::bindings::inputs::Inputs::new(
+        lifecycle.bindings(),
+        state.clone(),
+        invocation.app.clone(),
+    ));
+    lifecycle.set_inputs(inputs.clone());
     lifecycle.set_subscriptions(&docs_subscriptions).await;
     let (shutdown_tx, _) = watch::channel(false);
     let health = Arc::new(Health::with_app(invocation.app_health.clone()));
@@ -232,6 +238,8 @@ pub async fn start(
         state,
         pubsub: lifecycle.pubsub(),
         subscriber: subscriber.clone(),
+        bindings: lifecycle.bindings(),
+        inputs: inputs.clone(),
         invoke: invocation.block,
         metadata,
         health: health.clone(),
@@ -282,6 +290,7 @@ pub async fn start(
     }
     // Subscriptions deliver to the app from the moment it is there, as in Dapr.
     subscriber.start_app().await;
+    inputs.start_app().await;
     health.set_ready(true);
     tracing::info!(
         "dapr initialized. Status: Running. Init Elapsed {}ms",
@@ -324,7 +333,14 @@ impl Running {
         {
             bail!("API servers did not stop within {}s", self.grace.as_secs());
         }
-        // Subscriptions stop before their brokers close; messages in flight finish.
+        // Subscriptions and input bindings stop before their components close; messages
+        // in flight finish.
+        if tokio::time::timeout_at(deadline, self.api.inputs.stop_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("input bindings did not stop within the grace period");
+        }
         if tokio::time::timeout_at(deadline, self.api.subscriber.stop_all())
             .await
             .is_err()

@@ -1,6 +1,7 @@
 //! Dapr's gRPC API (`dapr.proto.runtime.v1.Dapr`) on `--dapr-grpc-port`, using the
 //! message and service types of the official `dapr` crate so every SDK's stubs match.
 
+mod bindings;
 mod invoke;
 mod metadata;
 pub mod proxy;

@@ -119,6 +119,13 @@ dapr_service! {
             self.bulk_publish_impl(r.into_inner()).await.map(Response::new)
         }
 
+        async fn invoke_binding(
+            &self,
+            r: Request<pb::InvokeBindingRequest>,
+        ) -> Result<Response<pb::InvokeBindingResponse>, Status> {
+            self.invoke_binding_impl(r.into_inner()).await.map(Response::new)
+        }
+
         async fn shutdown(&self, r: Request<pb::ShutdownRequest>) -> Result<Response<()>, Status> {
             let value = r.metadata().get(crate::FORCE_SHUTDOWN).map(|v| v.as_bytes());
             if crate::forces_shutdown(value) {
@@ -175,7 +182,6 @@ dapr_service! {
         }
     }
     not_yet {
-        invoke_binding(pb::InvokeBindingRequest) -> pb::InvokeBindingResponse;
         get_secret(pb::GetSecretRequest) -> pb::GetSecretResponse;
         get_bulk_secret(pb::GetBulkSecretRequest) -> pb::GetBulkSecretResponse;
         register_actor_timer(pb::RegisterActorTimerRequest) -> ();

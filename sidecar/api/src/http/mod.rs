@@ -3,6 +3,7 @@
 //! CORS (preflights are answered before any token is asked for), the request's span,
 //! API-token check and request logging (one middleware), then the body-size limit.
 
+mod bindings;
 mod body;
 mod compact;
 mod cors;
@@ -69,6 +70,10 @@ pub fn router(api: Arc<Api>) -> Router {
         .route(
             "/v1.0-alpha1/publish/bulk/{pubsub}/{*topic}",
             post(pubsub::bulk_publish),
+        )
+        .route(
+            "/v1.0/bindings/{name}",
+            post(bindings::invoke).put(bindings::invoke),
         )
         .route("/v1.0/metadata", get(metadata::get))
         .route("/v1.0/metadata/{key}", put(metadata::put))

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use std::sync::OnceLock;
 
+use blocks::bindings::inputs::Inputs;
+use blocks::bindings::{BindingEntry, BindingsBlock};
 use blocks::pubsub::PubSubBlock;
 use blocks::pubsub::scopes::TopicScopes;
 use blocks::pubsub::subscriptions::Subscriber;
 use blocks::secrets::SecretsBlock;
 use blocks::state::{KeyPrefixError, StateBlock, StoreEntry};
+use components_core::bindings::Bindings;
 use components_core::pubsub::PubSubs;
 use components_core::secretstores::SecretStores;
 use components_core::state::State;
@@ -160,15 +163,70 @@ impl Host for PubSubHost {
     }
 }
 
+/// Set once the app channel exists.
+pub type InputsSlot = Arc<OnceLock<Arc<Inputs>>>;
+
+/// Bindings, with the route and direction their metadata gives; an input binding that
+/// changes is restarted.
+pub struct BindingsHost {
+    pub block: Arc<BindingsBlock>,
+    pub inputs: InputsSlot,
+}
+
+impl BindingsHost {
+    fn reload(&self, name: &str) {
+        if let Some(i) = self.inputs.get() {
+            let (i, name) = (i.clone(), name.to_string());
+            tokio::spawn(async move { i.reload(&name).await });
+        }
+    }
+}
+
+impl Host for BindingsHost {
+    fn family(&self) -> &'static str {
+        Bindings::NAME
+    }
+
+    fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), HostError> {
+        let direction = props
+            .get("direction")
+            .map(|d| {
+                d.split(',')
+                    .map(|x| x.trim().to_ascii_lowercase())
+                    .filter(|x| !x.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.block.upsert(
+            name,
+            BindingEntry {
+                api: api_of::<Bindings>(live)?,
+                route: props.get("route").unwrap_or(name).to_string(),
+                direction,
+            },
+        );
+        self.reload(name);
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> bool {
+        let removed = self.block.remove(name);
+        self.reload(name);
+        removed
+    }
+}
+
 /// Every building block that hosts components.
 pub fn hosts(
     state: Arc<StateBlock>,
     secrets: Arc<SecretsBlock>,
     pubsub: PubSubHost,
+    bindings: BindingsHost,
 ) -> Vec<Box<dyn Host>> {
     vec![
         Box::new(StateHost { block: state }),
         Box::new(SecretsHost { block: secrets }),
         Box::new(pubsub),
+        Box::new(bindings),
     ]
 }

@@ -91,6 +91,10 @@ pub struct Lifecycle {
     pubsub: Arc<PubSubBlock>,
     /// The subscriptions on them, once the app channel exists.
     subscriber: hosts::SubscriberSlot,
+    /// The bindings, for the bindings API.
+    bindings: Arc<blocks::bindings::BindingsBlock>,
+    /// The input bindings delivering to the app, once the app channel exists.
+    inputs: hosts::InputsSlot,
     metadata: Arc<MetadataBlock>,
     /// Changes are rare and must not interleave: one at a time.
     loaded: Mutex<Loaded>,
@@ -132,6 +136,8 @@ impl Lifecycle {
         let secrets = Arc::new(SecretsBlock::default());
         let pubsub = Arc::new(PubSubBlock::new(app_id));
         let subscriber = hosts::SubscriberSlot::default();
+        let bindings = Arc::new(blocks::bindings::BindingsBlock::default());
+        let inputs = hosts::InputsSlot::default();
         Self {
             registry,
             app_id: app_id.to_string(),
@@ -145,7 +151,13 @@ impl Lifecycle {
                     namespace: namespace.to_string(),
                     subscriber: subscriber.clone(),
                 },
+                hosts::BindingsHost {
+                    block: bindings.clone(),
+                    inputs: inputs.clone(),
+                },
             ),
+            bindings,
+            inputs,
             subscriber,
             secrets,
             pubsub,
@@ -157,6 +169,17 @@ impl Lifecycle {
     /// The pub/sub building block this lifecycle fills.
     pub fn pubsub(&self) -> Arc<PubSubBlock> {
         self.pubsub.clone()
+    }
+
+    /// The bindings building block this lifecycle fills.
+    pub fn bindings(&self) -> Arc<blocks::bindings::BindingsBlock> {
+        self.bindings.clone()
+    }
+
+    /// Hands over the input bindings' manager: from now on a binding that changes is
+    /// restarted.
+    pub fn set_inputs(&self, inputs: Arc<blocks::bindings::inputs::Inputs>) {
+        let _ = self.inputs.set(inputs);
     }
 
     /// Hands over the subscriptions' manager: from now on a broker that changes has its
