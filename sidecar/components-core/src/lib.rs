@@ -6,9 +6,9 @@
 //! backends live in their own crates (`components-memory`, `components-redis`, ...) and
 //! depend on this one, never the other way round.
 
+pub mod bindings;
 mod component;
 mod error;
-pub mod bindings;
 pub mod family;
 pub mod nameresolution;
 pub mod properties;

@@ -115,7 +115,8 @@ impl Inputs {
         let binding = name.to_string();
         let route = entry.route.clone();
         let handler: ReadHandler = Arc::new(move |event: ReadEvent| {
-            let (me, app, binding, route) = (me.clone(), app.clone(), binding.clone(), route.clone());
+            let (me, app, binding, route) =
+                (me.clone(), app.clone(), binding.clone(), route.clone());
             Box::pin(async move { me.deliver(&app, &binding, &route, event).await })
         });
         match entry.api.read(handler).await {
@@ -186,7 +187,10 @@ impl Inputs {
         event: ReadEvent,
     ) -> Result<Bytes, String> {
         let headers = json_headers(&event.metadata);
-        let grpc = app.grpc().await.map_err(|e| format!("error invoking app: {e}"))?;
+        let grpc = app
+            .grpc()
+            .await
+            .map_err(|e| format!("error invoking app: {e}"))?;
         if let Some(grpc) = grpc {
             let resp = grpc
                 .on_binding_event(
@@ -207,8 +211,11 @@ impl Inputs {
                     .into_iter()
                     .map(|s| StateJson {
                         key: s.key,
-                        value: serde_json::from_slice(&s.value)
-                            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&s.value).into_owned())),
+                        value: serde_json::from_slice(&s.value).unwrap_or_else(|_| {
+                            serde_json::Value::String(
+                                String::from_utf8_lossy(&s.value).into_owned(),
+                            )
+                        }),
                         metadata: s.metadata,
                     })
                     .collect(),
@@ -298,7 +305,10 @@ impl Inputs {
 fn json_headers(metadata: &HashMap<String, String>) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(metadata.len() + 1);
     for (k, v) in metadata {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             headers.insert(name, value);
         }
     }

@@ -56,16 +56,23 @@ impl BindingsBlock {
     }
 
     /// Runs one operation on an output binding, with Dapr's checks and messages.
-    pub async fn invoke(&self, name: &str, req: InvokeRequest) -> Result<InvokeResponse, DaprError> {
+    pub async fn invoke(
+        &self,
+        name: &str,
+        req: InvokeRequest,
+    ) -> Result<InvokeResponse, DaprError> {
         if req.operation.is_empty() {
-            return Err(invoke_error(name, "operation field is missing from request"));
+            return Err(invoke_error(
+                name,
+                "operation field is missing from request",
+            ));
         }
         let entry = self
             .get(name)
             .filter(|e| !e.api.operations().is_empty())
             .ok_or_else(|| invoke_error(name, &format!("couldn't find output binding {name}")))?;
         let ops = entry.api.operations();
-        if !ops.iter().any(|o| *o == req.operation) {
+        if !ops.contains(&req.operation) {
             return Err(invoke_error(
                 name,
                 &format!(

@@ -51,14 +51,26 @@ fn req(op: &str) -> InvokeRequest {
 #[tokio::test]
 async fn operations_run_and_refusals_are_daprs() {
     let b = block();
-    assert_eq!(b.invoke("echo", req("create")).await.unwrap().data, &b"x"[..]);
+    assert_eq!(
+        b.invoke("echo", req("create")).await.unwrap().data,
+        &b"x"[..]
+    );
     let e = b.invoke("echo", req("")).await.unwrap_err();
     assert_eq!(e.code, "ERR_INVOKE_OUTPUT_BINDING");
-    assert_eq!(e.message, "error invoking output binding echo: operation field is missing from request");
+    assert_eq!(
+        e.message,
+        "error invoking output binding echo: operation field is missing from request"
+    );
     let e = b.invoke("nope", req("create")).await.unwrap_err();
-    assert_eq!(e.message, "error invoking output binding nope: couldn't find output binding nope");
+    assert_eq!(
+        e.message,
+        "error invoking output binding nope: couldn't find output binding nope"
+    );
     let e = b.invoke("echo", req("delete")).await.unwrap_err();
-    assert!(e.message.ends_with("does not support operation delete. supported operations:create get"));
+    assert!(
+        e.message
+            .ends_with("does not support operation delete. supported operations:create get")
+    );
     let e = b.invoke("echo", req("get")).await.unwrap_err();
     assert_eq!(e.http, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(e.message.ends_with("nothing there"));
