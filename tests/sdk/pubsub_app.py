@@ -84,6 +84,33 @@ def missing_dead():
     return "", 200
 
 
+_seen_once = set()
+
+
+# On `retrying`, whose inbound Resiliency policy retries: RETRY the first delivery of
+# each event, SUCCESS the next.
+@dapr_app.subscribe(pubsub="retrying", topic="once", route="/retry-once")
+def retry_once():
+    _record("once")
+    event_id = json.loads(request.data)["id"]
+    with _lock:
+        first = event_id not in _seen_once
+        _seen_once.add(event_id)
+    return jsonify({"status": "RETRY" if first else "SUCCESS"})
+
+
+@dapr_app.subscribe(pubsub="retrying", topic="never", route="/retry-never", dead_letter_topic="never-dead")
+def retry_never():
+    _record("never")
+    return jsonify({"status": "RETRY"})
+
+
+@dapr_app.subscribe(pubsub="retrying", topic="never-dead", route="/dead/never")
+def never_dead():
+    _record("never-dead")
+    return "", 200
+
+
 # Routes of the declarative Subscriptions (resources folder).
 @app.route("/widgets/big", methods=["POST"])
 def widgets_big():

@@ -88,6 +88,26 @@ spec:
 """
 
 
+RESILIENCY = """\
+apiVersion: dapr.io/v1alpha1
+kind: Resiliency
+metadata:
+  name: pubsub-retries
+spec:
+  policies:
+    retries:
+      three:
+        policy: constant
+        duration: 50ms
+        maxRetries: 3
+  targets:
+    components:
+      retrying:
+        inbound:
+          retry: three
+"""
+
+
 @pytest.fixture(scope="module")
 def http_subscriber(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("daprd-pubsub-http")
@@ -101,6 +121,8 @@ def http_subscriber(tmp_path_factory):
         # The scoped Subscription names the app id the sidecar will get.
         app_id = f"sdk-pubsub-http-{conftest._RUN_ID}"
         (resources / "subscriptions.yaml").write_text(DECLARATIVE.format(app_id=app_id))
+        (resources / "retrying.yaml").write_text(_component_yaml("retrying", "pubsub.in-memory", {}))
+        (resources / "resiliency.yaml").write_text(RESILIENCY)
         (resources / "scoped.yaml").write_text(
             _component_yaml(
                 "scoped",
@@ -417,3 +439,19 @@ def test_bad_raw_payload_flag_is_refused(http_subscriber):
     assert r.status_code == 400
     assert r.json()["errorCode"] == "ERR_PUBSUB_REQUEST_METADATA"
     assert "rawPayload value must be a valid boolean: actual is 'maybe'" in r.json()["message"]
+
+
+def test_inbound_resiliency_retries_then_success(http_subscriber):
+    client, _, app_url = http_subscriber
+    client.publish_event("retrying", "once", json.dumps({"x": 1}), data_content_type="application/json")
+    got = _eventually(lambda: _received(app_url, "once"), lambda r: len(r) >= 2, "RETRY then SUCCESS")
+    assert got[0]["event"]["id"] == got[1]["event"]["id"], "the same event delivered again"
+    time.sleep(0.3)
+    assert len(_received(app_url, "once")) == 2, "no more after SUCCESS"
+
+
+def test_inbound_retries_run_out_then_dead_letter(http_subscriber):
+    client, _, app_url = http_subscriber
+    client.publish_event("retrying", "never", "doomed")
+    _eventually(lambda: _received(app_url, "never-dead"), lambda r: len(r) >= 1, "dead-lettered after retries")
+    assert len(_received(app_url, "never")) == 4, "one delivery and three retries"

@@ -51,6 +51,10 @@ pub struct Policy {
 #[derive(Debug)]
 pub struct Policies {
     pub apps: HashMap<String, Arc<Policy>>,
+    /// Component name → policy for its deliveries to the app (pub/sub, input bindings).
+    pub component_inbound: HashMap<String, Arc<Policy>>,
+    /// Component name → policy for calls to it (publishing, output bindings).
+    pub component_outbound: HashMap<String, Arc<Policy>>,
     /// Dapr's built-in retries, for apps no Resiliency targets.
     builtin: Arc<Policy>,
 }
@@ -63,6 +67,8 @@ impl Default for Policies {
         };
         Self {
             apps: HashMap::new(),
+            component_inbound: HashMap::new(),
+            component_outbound: HashMap::new(),
             builtin: Arc::new(builtin),
         }
     }
@@ -73,6 +79,19 @@ impl Policies {
     /// targets the app, Dapr's built-in retries.
     pub fn app(&self, app_id: &str) -> Arc<Policy> {
         self.apps.get(app_id).unwrap_or(&self.builtin).clone()
+    }
+}
+
+impl Policies {
+    /// The policy for a component's deliveries to the app, if a Resiliency sets one
+    /// (components have no built-in retries).
+    pub fn component_inbound(&self, name: &str) -> Option<Arc<Policy>> {
+        self.component_inbound.get(name).cloned()
+    }
+
+    /// The policy for calls to a component, if a Resiliency sets one.
+    pub fn component_outbound(&self, name: &str) -> Option<Arc<Policy>> {
+        self.component_outbound.get(name).cloned()
     }
 }
 

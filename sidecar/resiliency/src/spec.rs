@@ -146,6 +146,58 @@ fn breaker(name: &str, spec: &CircuitBreaker) -> Result<BreakerSettings, Resilie
     })
 }
 
+/// One target's policy from the names it gives (timeout, retry, circuit breaker); `app`
+/// names the target in errors.
+fn target_policy(
+    p: &crds::resiliency::Policies,
+    (timeout, retry_name, breaker_name): (&String, &String, &String),
+    app: &str,
+) -> Result<Policy, ResiliencyError> {
+    let timeout = match set(timeout) {
+        None => None,
+        Some(t) => Some(match p.timeouts.get(t) {
+            Some(d) => duration(d, || format!("timeout {t}"))?,
+            // A duration written in place, as Dapr also allows.
+            None => {
+                kit::duration::resiliency(t).map_err(|source| ResiliencyError::UnknownTimeout {
+                    app: app.to_string(),
+                    name: t.to_string(),
+                    source,
+                })?
+            }
+        }),
+    };
+    let retry = match set(retry_name) {
+        None => None,
+        Some(r) => Some(retry(
+            r,
+            p.retries
+                .get(r)
+                .ok_or_else(|| ResiliencyError::UnknownRetry {
+                    app: app.to_string(),
+                    name: r.to_string(),
+                })?,
+        )?),
+    };
+    let breaker = match set(breaker_name) {
+        None => None,
+        Some(b) => Some(Arc::new(Breaker::new(breaker(
+            b,
+            p.circuit_breakers
+                .get(b)
+                .ok_or_else(|| ResiliencyError::UnknownBreaker {
+                    app: app.to_string(),
+                    name: b.to_string(),
+                })?,
+        )?))),
+    };
+    Ok(Policy {
+        timeout,
+        retry,
+        breaker,
+    })
+}
+
 /// Builds the policies of every resource, validating each reference. Each app target gets
 /// its own breaker instance.
 pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, ResiliencyError> {
@@ -163,52 +215,29 @@ pub fn parse_resiliency(specs: &[ResiliencySpec]) -> Result<Policies, Resiliency
             breaker(name, b)?;
         }
         for (app, target) in &spec.targets.apps {
-            let timeout = match set(&target.timeout) {
-                None => None,
-                Some(t) => Some(match p.timeouts.get(t) {
-                    Some(d) => duration(d, || format!("timeout {t}"))?,
-                    // A duration written in place, as Dapr also allows.
-                    None => kit::duration::resiliency(t).map_err(|source| {
-                        ResiliencyError::UnknownTimeout {
-                            app: app.clone(),
-                            name: t.to_string(),
-                            source,
-                        }
-                    })?,
-                }),
-            };
-            let retry = match set(&target.retry) {
-                None => None,
-                Some(r) => Some(retry(
-                    r,
-                    p.retries
-                        .get(r)
-                        .ok_or_else(|| ResiliencyError::UnknownRetry {
-                            app: app.clone(),
-                            name: r.to_string(),
-                        })?,
-                )?),
-            };
-            let breaker = match set(&target.circuit_breaker) {
-                None => None,
-                Some(b) => Some(Arc::new(Breaker::new(breaker(
-                    b,
-                    p.circuit_breakers
-                        .get(b)
-                        .ok_or_else(|| ResiliencyError::UnknownBreaker {
-                            app: app.clone(),
-                            name: b.to_string(),
-                        })?,
-                )?))),
-            };
-            policies.apps.insert(
-                app.clone(),
-                Arc::new(Policy {
-                    timeout,
-                    retry,
-                    breaker,
-                }),
-            );
+            let names = (&target.timeout, &target.retry, &target.circuit_breaker);
+            policies
+                .apps
+                .insert(app.clone(), Arc::new(target_policy(p, names, app)?));
+        }
+        for (component, target) in &spec.targets.components {
+            let label = format!("component {component}");
+            let i = &target.inbound;
+            if i != &Default::default() {
+                let names = (&i.timeout, &i.retry, &i.circuit_breaker);
+                policies.component_inbound.insert(
+                    component.clone(),
+                    Arc::new(target_policy(p, names, &format!("{label} inbound"))?),
+                );
+            }
+            let o = &target.outbound;
+            if o != &Default::default() {
+                let names = (&o.timeout, &o.retry, &o.circuit_breaker);
+                policies.component_outbound.insert(
+                    component.clone(),
+                    Arc::new(target_policy(p, names, &format!("{label} outbound"))?),
+                );
+            }
         }
     }
     Ok(policies)

@@ -160,6 +160,11 @@ pub async fn start(
         &flags.app_id,
     )?)?;
     let max_body_size = flags.max_body_bytes()?;
+    // Components get policies of their own (and breakers of their own).
+    let component_policies = Arc::new(
+        resiliency::parse_resiliency(&resiliency)
+            .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?,
+    );
     let policies = resiliency::parse_resiliency(&resiliency)
         .map_err(|e| anyhow::anyhow!("invalid Resiliency: {e}"))?;
 
@@ -193,6 +198,7 @@ pub async fn start(
         metadata.clone(),
     ));
     let docs_subscriptions = docs.subscriptions;
+    lifecycle.pubsub().set_policies(component_policies.clone());
     lifecycle.load(docs.components).await?;
     if let Some(m) = &metrics {
         lifecycle

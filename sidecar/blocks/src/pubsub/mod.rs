@@ -55,6 +55,8 @@ pub struct Broker {
 pub struct PubSubBlock {
     brokers: Table<Arc<Broker>>,
     pub(crate) app_id: String,
+    /// The Resiliency policies for components, once read.
+    policies: std::sync::OnceLock<Arc<resiliency::Policies>>,
 }
 
 /// `rawPayload` as Dapr reads it from request metadata: a Go boolean, or an error.
@@ -80,7 +82,23 @@ impl PubSubBlock {
         Self {
             brokers: Table::default(),
             app_id: app_id.to_string(),
+            policies: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The Resiliency policies publishing (outbound) and deliveries (inbound) run under.
+    pub fn set_policies(&self, policies: Arc<resiliency::Policies>) {
+        let _ = self.policies.set(policies);
+    }
+
+    /// The inbound policy of pub/sub `name`, if a Resiliency sets one.
+    pub fn inbound_policy(&self, name: &str) -> Option<Arc<resiliency::Policy>> {
+        self.policies.get()?.component_inbound(name)
+    }
+
+    /// The outbound policy of pub/sub `name`, if a Resiliency sets one.
+    pub(crate) fn outbound_policy(&self, name: &str) -> Option<Arc<resiliency::Policy>> {
+        self.policies.get()?.component_outbound(name)
     }
 
     pub fn app_id(&self) -> &str {
@@ -166,16 +184,27 @@ impl PubSubBlock {
                 Some(CLOUDEVENT_CONTENT_TYPE.to_string()),
             )
         };
-        broker
-            .api
-            .publish(Publish {
-                topic: req.topic.clone(),
-                data,
-                content_type,
-                metadata: req.metadata.clone(),
-            })
-            .await
-            .map_err(|e| errors::publish_failed(&req, &e.to_string()))
+        let message = Publish {
+            topic: req.topic.clone(),
+            data,
+            content_type,
+            metadata: req.metadata.clone(),
+        };
+        let result = match self.outbound_policy(&req.pubsub) {
+            None => broker.api.publish(message).await.map_err(|e| e.to_string()),
+            Some(policy) => policy
+                .run(
+                    || broker.api.publish(message.clone()),
+                    |r| match r {
+                        Ok(()) => resiliency::Outcome::Success,
+                        Err(_) => resiliency::Outcome::Failure,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string())),
+        };
+        result.map_err(|why| errors::publish_failed(&req, &why))
     }
 
     /// The CloudEvent Dapr publishes for `req` at `now`.

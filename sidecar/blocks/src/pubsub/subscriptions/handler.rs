@@ -32,6 +32,9 @@ pub struct TopicHandler {
     pub postman: Arc<dyn Postman>,
     /// The broker the subscription is open on, which dead letters go to.
     pub broker: Arc<dyn PubSub>,
+    /// The pub/sub's inbound Resiliency policy: retries of a delivery the subscriber
+    /// did not take, before it is dead-lettered or left to the broker.
+    pub policy: Option<Arc<resiliency::Policy>>,
 }
 
 /// `rawPayload` as Dapr reads it: absent is false, anything but a Go boolean is an error.
@@ -146,7 +149,22 @@ impl TopicHandler {
             metadata,
             path,
         };
-        match self.postman.deliver(&sm).await {
+        let delivered = match &self.policy {
+            None => self.postman.deliver(&sm).await,
+            Some(policy) => policy
+                .run(
+                    || async { Ok::<_, ()>(self.postman.deliver(&sm).await) },
+                    |d| match d {
+                        Ok(Delivered::Retry(_)) | Err(()) => resiliency::Outcome::Failure,
+                        Ok(_) => resiliency::Outcome::Success,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|()| String::new()))
+                .unwrap_or_else(Delivered::Retry),
+        };
+        match delivered {
             Delivered::Success => Delivery::Success,
             Delivered::Drop => {
                 if !self.dead_letter_topic.is_empty() && !self.dead_letter(&msg).await {

@@ -343,6 +343,7 @@ impl Subscriber {
                 .map(|(_, v)| v.clone()),
             postman,
             broker: broker.clone(),
+            policy: self.brokers.inbound_policy(&sub.pubsub),
         });
         let on_message: Handler = Arc::new(move |msg| {
             let handler = handler.clone();

@@ -79,6 +79,7 @@ fn fixture(
             raw_payload: raw.map(str::to_string),
             postman: postman.clone(),
             broker: broker.clone(),
+            policy: None,
         },
         postman,
         broker,
