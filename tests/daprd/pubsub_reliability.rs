@@ -37,9 +37,9 @@ async fn start_app(topic: String, seen: Arc<Seen>) -> u16 {
             post(|State(s): State<Arc<Seen>>, body: Bytes| async move {
                 let ce: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                 if let Some(n) = ce["data"]["n"].as_u64() {
-                    s.ids.lock().unwrap().insert(n);
+                    s.ids.lock().expect("lock").insert(n);
                 }
-                *s.deliveries.lock().unwrap() += 1;
+                *s.deliveries.lock().expect("lock") += 1;
                 axum::http::StatusCode::OK
             }),
         )
@@ -126,7 +126,7 @@ async fn redis_streams_deliver_every_message_across_a_sigkilled_subscriber() {
     assert_eq!(failures, 0, "every publish answered 204");
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let got = seen.ids.lock().unwrap().len();
+        let got = seen.ids.lock().expect("lock").len();
         if got == MESSAGES {
             break;
         }
@@ -137,7 +137,7 @@ async fn redis_streams_deliver_every_message_across_a_sigkilled_subscriber() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let deliveries = *seen.deliveries.lock().unwrap();
+    let deliveries = *seen.deliveries.lock().expect("lock");
     println!(
         "{MESSAGES} messages, {deliveries} deliveries ({} redelivered) in {:.1}s across a SIGKILL",
         deliveries - MESSAGES as u64,
