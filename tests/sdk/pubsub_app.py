@@ -111,6 +111,12 @@ def never_dead():
     return "", 200
 
 
+@dapr_app.subscribe(pubsub="pubsub", topic="outbox-orders", route="/outbox")
+def outbox():
+    _record("outbox-orders")
+    return "", 200
+
+
 # Routes of the declarative Subscriptions (resources folder).
 @app.route("/widgets/big", methods=["POST"])
 def widgets_big():

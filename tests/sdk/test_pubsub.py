@@ -121,6 +121,11 @@ def http_subscriber(tmp_path_factory):
         # The scoped Subscription names the app id the sidecar will get.
         app_id = f"sdk-pubsub-http-{conftest._RUN_ID}"
         (resources / "subscriptions.yaml").write_text(DECLARATIVE.format(app_id=app_id))
+        (resources / "outboxstore.yaml").write_text(
+            _component_yaml(
+                "outboxstore", "state.in-memory", {"outboxPublishPubsub": "pubsub", "outboxPublishTopic": "outbox-orders"}
+            )
+        )
         (resources / "retrying.yaml").write_text(_component_yaml("retrying", "pubsub.in-memory", {}))
         (resources / "resiliency.yaml").write_text(RESILIENCY)
         (resources / "scoped.yaml").write_text(
@@ -455,3 +460,42 @@ def test_inbound_retries_run_out_then_dead_letter(http_subscriber):
     client.publish_event("retrying", "never", "doomed")
     _eventually(lambda: _received(app_url, "never-dead"), lambda r: len(r) >= 1, "dead-lettered after retries")
     assert len(_received(app_url, "never")) == 4, "one delivery and three retries"
+
+
+def test_outbox_publishes_committed_transactions_only(http_subscriber):
+    from dapr.clients.grpc._request import TransactionalStateOperation, TransactionOperationType
+
+    client, _, app_url = http_subscriber
+    client.execute_state_transaction(
+        "outboxstore",
+        [TransactionalStateOperation(key="order-1", data=json.dumps({"total": 5}), operation_type=TransactionOperationType.upsert,
+                                     metadata={"contentType": "application/json"})],
+    )
+    got = _eventually(lambda: _received(app_url, "outbox-orders"), lambda r: len(r) >= 1, "outbox message")
+    ev = got[0]["event"]
+    assert ev["data"] == {"total": 5}
+    assert ev["topic"] == "outbox-orders" and ev["pubsubname"] == "pubsub"
+    assert json.loads(client.get_state("outboxstore", "order-1").data) == {"total": 5}
+
+    # A projection: the one value is stored, the other published.
+    client.execute_state_transaction(
+        "outboxstore",
+        [
+            TransactionalStateOperation(key="order-2", data="stored value", operation_type=TransactionOperationType.upsert),
+            TransactionalStateOperation(key="order-2", data="published value", operation_type=TransactionOperationType.upsert,
+                                        metadata={"outbox.projection": "true"}),
+        ],
+    )
+    got = _eventually(lambda: _received(app_url, "outbox-orders"), lambda r: len(r) >= 2, "projected message")
+    assert got[1]["event"]["data"] == "published value"
+    assert client.get_state("outboxstore", "order-2").data == b"stored value"
+
+    # A transaction that fails publishes nothing and stores nothing.
+    with pytest.raises(Exception):
+        client.execute_state_transaction(
+            "outboxstore",
+            [TransactionalStateOperation(key="order-3", data="never", etag="999", operation_type=TransactionOperationType.upsert)],
+        )
+    time.sleep(2.5)
+    assert len(_received(app_url, "outbox-orders")) == 2, "no message for a failed transaction"
+    assert client.get_state("outboxstore", "order-3").data in (b"", None)

@@ -12,6 +12,7 @@ pub mod health;
 pub mod invoke;
 pub mod invoke_stream;
 pub mod metadata;
+pub mod outbox;
 pub mod protostruct;
 pub mod pubsub;
 pub mod secrets;

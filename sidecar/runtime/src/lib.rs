@@ -199,7 +199,14 @@ pub async fn start(
     ));
     let docs_subscriptions = docs.subscriptions;
     lifecycle.pubsub().set_policies(component_policies.clone());
+    let outbox = Arc::new(blocks::outbox::Outbox::new(
+        lifecycle.pubsub(),
+        &flags.app_id,
+        env.namespace_var.as_deref().unwrap_or_default(),
+    ));
+    state.set_outbox(outbox.clone());
     lifecycle.load(docs.components).await?;
+    outbox.start(state.clone()).await;
     if let Some(m) = &metrics {
         lifecycle
             .names()
@@ -346,6 +353,9 @@ impl Running {
             .is_err()
         {
             tracing::warn!("input bindings did not stop within the grace period");
+        }
+        if let Some(outbox) = self.api.state.outbox() {
+            let _ = tokio::time::timeout_at(deadline, outbox.stop()).await;
         }
         if tokio::time::timeout_at(deadline, self.api.subscriber.stop_all())
             .await

@@ -157,6 +157,8 @@ pub struct StateBlock {
     /// Swapped whole when a component is added, changed or removed at runtime, so the hot
     /// path reads without a lock.
     stores: Table<Arc<StoreEntry>>,
+    /// The transactional outbox, for stores configured with one.
+    outbox: std::sync::OnceLock<Arc<crate::outbox::Outbox>>,
 }
 
 /// Empty strings mean "no etag" in Dapr.
@@ -199,6 +201,7 @@ impl StateBlock {
             app_id,
             namespace,
             stores: Table::new(stores),
+            outbox: std::sync::OnceLock::new(),
         }
     }
 
@@ -377,7 +380,34 @@ impl StateBlock {
 
     /// Runs all operations atomically, or none. Stores without transactions are refused
     /// before anything is written.
+    /// Hands over the outbox: from now on transactions on outbox-enabled stores publish.
+    pub fn set_outbox(&self, outbox: Arc<crate::outbox::Outbox>) {
+        let _ = self.outbox.set(outbox);
+    }
+
+    pub fn outbox(&self) -> Option<&Arc<crate::outbox::Outbox>> {
+        self.outbox.get()
+    }
+
+    /// Runs a transaction; on a store with an outbox, its upserts are published once it
+    /// commits (and not at all if it does not).
     pub async fn transact(&self, store: &str, ops: Vec<TxOp>) -> Result<(), DaprError> {
+        if let Some(outbox) = self.outbox.get().filter(|o| o.enabled(store)) {
+            let entry = self.entry(store)?;
+            if !entry.store.features().transactional {
+                return Err(errors::transactions_not_supported(store));
+            }
+            if ops.is_empty() {
+                return Ok(());
+            }
+            let ops = outbox.prepare(store, ops, "").await?;
+            return self.transact_plain(store, ops).await;
+        }
+        self.transact_plain(store, ops).await
+    }
+
+    /// A transaction without the outbox.
+    pub async fn transact_plain(&self, store: &str, ops: Vec<TxOp>) -> Result<(), DaprError> {
         let entry = self.entry(store)?;
         if !entry.store.features().transactional {
             return Err(errors::transactions_not_supported(store));

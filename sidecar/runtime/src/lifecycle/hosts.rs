@@ -81,12 +81,18 @@ impl Host for StateHost {
     fn insert(&self, name: &str, live: &Live, props: &Properties) -> Result<(), HostError> {
         let prefix = self.block.prefix(props, name)?;
         let store = api_of::<State>(live)?;
+        if let Some(outbox) = self.block.outbox() {
+            outbox.configure(name, |k| props.get(k).map(str::to_string));
+        }
         self.block
             .upsert(name, StoreEntry::new(name, store, prefix));
         Ok(())
     }
 
     fn remove(&self, name: &str) -> bool {
+        if let Some(outbox) = self.block.outbox() {
+            outbox.remove(name);
+        }
         self.block.remove(name)
     }
 }
