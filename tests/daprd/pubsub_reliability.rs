@@ -88,6 +88,9 @@ async fn redis_streams_deliver_every_message_across_a_sigkilled_subscriber() {
     let t0 = Instant::now();
     let mut sub = subscriber.clone().start().await;
     eprintln!("subscriber up after {:?}", t0.elapsed());
+    if t0.elapsed() > Duration::from_secs(3) {
+        eprintln!("slow start; log:\n{}", sub.log());
+    }
     let publisher = daprd()
         .app_id("reliable-publisher")
         .resources(dir.path())
@@ -145,4 +148,77 @@ async fn redis_streams_deliver_every_message_across_a_sigkilled_subscriber() {
     );
     assert!(killed);
     eprintln!("done after {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_a_topic_and_other_apps_get_everything() {
+    const N: usize = 400;
+    let redis = format!(
+        "127.0.0.1:{}",
+        std::env::var("REDIS_PORT").expect("REDIS_PORT (scripts/services.sh)")
+    );
+    let topic = format!("groups-{}", uuid::Uuid::new_v4().simple());
+    let broker = component("redis-pubsub", "pubsub.redis", &[("redisHost", &redis)]);
+    let dir = resources(&[("redis.yaml", &broker)]);
+    // Two replicas of "orders" (one consumer group), one "audit" (a group of its own).
+    let (r1, r2, audit) = (
+        Arc::new(Seen::default()),
+        Arc::new(Seen::default()),
+        Arc::new(Seen::default()),
+    );
+    let mut sidecars = Vec::new();
+    for (app_id, seen) in [("orders", &r1), ("orders", &r2), ("audit", &audit)] {
+        let port = start_app(topic.clone(), seen.clone()).await;
+        sidecars.push(
+            daprd()
+                .app_id(app_id)
+                .resources(dir.path())
+                .args(["--app-port", &port.to_string()])
+                .start()
+                .await,
+        );
+    }
+    let publisher = daprd()
+        .app_id("groups-publisher")
+        .resources(dir.path())
+        .start()
+        .await;
+    let http = reqwest::Client::new();
+    for n in 0..N {
+        let r = http
+            .post(publisher.url(&format!("/v1.0/publish/redis-pubsub/{topic}")))
+            .json(&serde_json::json!({"n": n}))
+            .send()
+            .await
+            .expect("publish");
+        assert_eq!(r.status().as_u16(), 204);
+    }
+    let count = |s: &Arc<Seen>| s.ids.lock().expect("lock").len();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (count(&audit) < N || count(&r1) + count(&r2) < N) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&audit), N, "another app gets every message");
+    let union: HashSet<u64> = r1
+        .ids
+        .lock()
+        .expect("lock")
+        .union(&r2.ids.lock().expect("lock"))
+        .copied()
+        .collect();
+    assert_eq!(
+        union.len(),
+        N,
+        "the replicas between them get every message"
+    );
+    assert!(
+        count(&r1) > 0 && count(&r2) > 0,
+        "both replicas take a share"
+    );
+    assert_eq!(
+        count(&r1) + count(&r2),
+        N,
+        "each message to one replica only"
+    );
+    drop(sidecars);
 }
