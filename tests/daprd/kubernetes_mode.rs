@@ -22,6 +22,9 @@ struct StandIn {
     components: Mutex<Vec<Value>>,
     endpoints: Vec<Value>,
     changes: broadcast::Sender<Value>,
+    subscriptions: Vec<Value>,
+    /// Subscription changes: the document and whether it was deleted.
+    subscription_changes: broadcast::Sender<(Value, bool)>,
 }
 
 fn docs(values: &[Value]) -> Vec<Vec<u8>> {
@@ -106,14 +109,37 @@ impl Operator for StandIn {
         &self,
         _: Request<pb::ListSubscriptionsRequest>,
     ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
-        Ok(Response::new(pb::ListSubscriptionsResponse::default()))
+        Ok(Response::new(pb::ListSubscriptionsResponse {
+            subscriptions: docs(&self.subscriptions),
+        }))
     }
 
     async fn subscription_update(
         &self,
         _: Request<pb::SubscriptionUpdateRequest>,
     ) -> Result<Response<Self::SubscriptionUpdateStream>, Status> {
-        Ok(Response::new(never()))
+        // Like Dapr's: no headers until the first change.
+        let mut rx = self.subscription_changes.subscribe();
+        let first = rx
+            .recv()
+            .await
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        let event = |(s, deleted): (Value, bool)| pb::SubscriptionUpdateEvent {
+            subscription: s.to_string().into_bytes(),
+            r#type: if deleted {
+                pb::ResourceEventType::Deleted as i32
+            } else {
+                pb::ResourceEventType::Created as i32
+            },
+        };
+        let rest = futures::stream::unfold(rx, move |mut rx| async move {
+            let c = rx.recv().await.ok()?;
+            Some((Ok(event(c)), rx))
+        });
+        let first = futures::stream::once(async move { Ok(event(first)) });
+        Ok(Response::new(Box::pin(futures::StreamExt::chain(
+            first, rest,
+        ))))
     }
 
     async fn list_http_endpoints(
@@ -176,7 +202,59 @@ fn standin(components: Vec<Value>, endpoints: Vec<Value>) -> Arc<StandIn> {
         components: Mutex::new(components),
         endpoints,
         changes: broadcast::channel(16).0,
+        subscriptions: Vec::new(),
+        subscription_changes: broadcast::channel(16).0,
     })
+}
+
+fn subscription(name: &str, topic: &str) -> Value {
+    json!({
+        "apiVersion": "dapr.io/v2alpha1",
+        "kind": "Subscription",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"pubsubname": "pubsub", "topic": topic, "routes": {"default": format!("/{topic}")}}
+    })
+}
+
+fn subscribed_topics(meta: &Value) -> Vec<String> {
+    let mut topics: Vec<String> = meta["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["topic"].as_str().map(str::to_string))
+        .collect();
+    topics.sort();
+    topics
+}
+
+/// Declarative Subscriptions come from the operator at start and follow its changes.
+#[tokio::test]
+async fn subscriptions_follow_the_operator() {
+    let operator = Arc::new(StandIn {
+        subscriptions: vec![subscription("first", "t1")],
+        ..Arc::into_inner(standin(vec![in_memory("statestore")], vec![])).expect("fresh")
+    });
+    let port = serve(operator.clone()).await;
+    let sidecar = kubernetes(port).start().await;
+    assert_eq!(subscribed_topics(&metadata_at(sidecar.http).await), ["t1"]);
+    let _ = operator
+        .subscription_changes
+        .send((subscription("second", "t2"), false));
+    test_support::eventually(
+        Duration::from_secs(10),
+        "a created subscription is listed",
+        || async { subscribed_topics(&metadata_at(sidecar.http).await) == ["t1", "t2"] },
+    )
+    .await;
+    let _ = operator
+        .subscription_changes
+        .send((subscription("first", "t1"), true));
+    test_support::eventually(
+        Duration::from_secs(10),
+        "a deleted subscription is gone",
+        || async { subscribed_topics(&metadata_at(sidecar.http).await) == ["t2"] },
+    )
+    .await;
 }
 
 fn kubernetes(operator: u16) -> test_support::daprd::Builder {

@@ -48,10 +48,115 @@ pub struct ComponentFollower {
     /// The update stream being opened. Dapr's operator sends the stream's response
     /// headers only with the first change, so nothing may wait for them but the follower.
     opening: Opening,
+    /// The subscription stream being opened, and the subscriptions listed at start.
+    subscriptions: Option<(
+        SubscriptionsOpening,
+        std::collections::BTreeMap<String, Declared>,
+    )>,
 }
 
 type Updates = tonic::Streaming<pb::ComponentUpdateEvent>;
 type Opening = tokio::task::JoinHandle<Result<Updates, tonic::Status>>;
+type SubscriptionUpdates = tonic::Streaming<pb::SubscriptionUpdateEvent>;
+type SubscriptionsOpening = tokio::task::JoinHandle<Result<SubscriptionUpdates, tonic::Status>>;
+
+/// Asks for the subscription update stream in the background (as for components).
+fn open_subscription_updates(
+    client: &OperatorClient<Channel>,
+    namespace: &str,
+) -> SubscriptionsOpening {
+    let mut client = client.clone();
+    let request = pb::SubscriptionUpdateRequest {
+        namespace: namespace.to_string(),
+    };
+    tokio::spawn(async move {
+        client
+            .subscription_update(request)
+            .await
+            .map(tonic::Response::into_inner)
+    })
+}
+
+/// The namespace's subscriptions from the operator, by name.
+async fn list_subscriptions(
+    client: &mut OperatorClient<Channel>,
+    namespace: &str,
+) -> Result<std::collections::BTreeMap<String, Declared>> {
+    Ok(client
+        .list_subscriptions_v2(pb::ListSubscriptionsRequest {
+            namespace: namespace.to_string(),
+        })
+        .await
+        .context("listing subscriptions")?
+        .into_inner()
+        .subscriptions
+        .iter()
+        .filter_map(|bytes| match crate::subscriptions::decode_operator(bytes) {
+            Ok(s) => Some((s.name().to_string(), s)),
+            Err(e) => {
+                tracing::warn!("skipping a subscription from the operator: {e}");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Follows the operator's Subscription changes for as long as the sidecar runs, and
+/// hands each new set to the lifecycle.
+async fn follow_subscriptions(
+    mut client: OperatorClient<Channel>,
+    namespace: String,
+    mut opening: SubscriptionsOpening,
+    mut known: std::collections::BTreeMap<String, Declared>,
+    lifecycle: Arc<Lifecycle>,
+) {
+    loop {
+        match (&mut opening).await {
+            Ok(Ok(mut updates)) => {
+                while let Ok(Some(event)) = updates.message().await {
+                    let s = match crate::subscriptions::decode_operator(&event.subscription) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!("ignoring a malformed subscription update: {e}");
+                            continue;
+                        }
+                    };
+                    match pb::ResourceEventType::try_from(event.r#type) {
+                        Ok(pb::ResourceEventType::Deleted) => {
+                            known.remove(s.name());
+                        }
+                        _ => {
+                            known.insert(s.name().to_string(), s);
+                        }
+                    }
+                    let all: Vec<Declared> = known.values().cloned().collect();
+                    lifecycle.set_subscriptions(&all).await;
+                }
+                tracing::warn!("the operator's subscription stream ended; reconnecting");
+            }
+            Ok(Err(status)) => {
+                tracing::warn!("following subscriptions failed: {status}; reconnecting")
+            }
+            Err(e) => tracing::warn!("following subscriptions stopped: {e}; reconnecting"),
+        }
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            opening = open_subscription_updates(&client, &namespace);
+            match list_subscriptions(&mut client, &namespace).await {
+                Ok(listed) => {
+                    known = listed;
+                    let all: Vec<Declared> = known.values().cloned().collect();
+                    lifecycle.set_subscriptions(&all).await;
+                    break;
+                }
+                Err(e) => {
+                    opening.abort();
+                    tracing::warn!("reconnecting to the operator: {e:#}");
+                }
+            }
+        }
+    }
+}
 
 /// Asks for the component update stream in the background.
 fn open_updates(client: &OperatorClient<Channel>, namespace: &str) -> Opening {
@@ -201,23 +306,9 @@ pub async fn load(
             .into_inner()
             .http_endpoints,
     );
-    let subscriptions: Vec<Declared> = client
-        .list_subscriptions_v2(pb::ListSubscriptionsRequest {
-            namespace: namespace.clone(),
-        })
-        .await
-        .context("listing subscriptions")?
-        .into_inner()
-        .subscriptions
-        .iter()
-        .filter_map(|bytes| match crate::subscriptions::decode_operator(bytes) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("skipping a subscription from the operator: {e}");
-                None
-            }
-        })
-        .collect();
+    let subscriptions_opening = open_subscription_updates(&client, &namespace);
+    let known = list_subscriptions(&mut client, &namespace).await?;
+    let subscriptions: Vec<Declared> = known.values().cloned().collect();
     tracing::info!(
         namespace = %namespace,
         "loaded {} component(s), {} resiliency polic(ies), {} HTTP endpoint(s) from the operator",
@@ -235,6 +326,7 @@ pub async fn load(
             client,
             namespace,
             opening,
+            subscriptions: Some((subscriptions_opening, known)),
         },
     })
 }
@@ -274,6 +366,15 @@ impl ComponentFollower {
 
     /// Applies component changes for as long as the sidecar runs.
     pub async fn run(mut self, lifecycle: Arc<Lifecycle>) {
+        if let Some((opening, known)) = self.subscriptions.take() {
+            tokio::spawn(follow_subscriptions(
+                self.client.clone(),
+                self.namespace.clone(),
+                opening,
+                known,
+                lifecycle.clone(),
+            ));
+        }
         loop {
             match (&mut self.opening).await {
                 Ok(Ok(mut updates)) => {
